@@ -1,0 +1,470 @@
+"""Typed messages between the window and the worker, and their pickle-free wire codec.
+
+Commands (window -> worker) are imperative; events (worker -> window) are nouns or past tense.
+Every message is a frozen dataclass whose fields are JSON values (str, int, float, bool, None,
+lists and dicts of those) or numpy arrays.
+
+Wire format of one message (one ``Connection.send_bytes`` frame)::
+
+    b"LSM1" | uint32 little-endian header length | header (UTF-8 JSON) | raw array bytes ...
+
+The header is ``{"type": "Decode", "fields": {...}, "arrays": [{"field", "dtype", "shape"}]}``;
+array bytes follow in that order, C-contiguous, little-endian. Only numeric and bool dtypes are
+accepted, so no object arrays and no pickle can cross the boundary in either direction. The same
+codec works over a local pipe and over TCP (``multiprocessing.connection`` with an authkey).
+
+This module imports numpy and the standard library only: the window uses it without torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import struct
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from engines.errors import ProtocolError
+
+MAGIC = b"LSM1"
+_ALLOWED_DTYPES = {"bool", "uint8", "int8", "int16", "int32", "int64", "uint16", "uint32", "float16", "float32", "float64"}
+#: Largest frame either side accepts, in bytes (a 64-image 64x64 RGB float32 grid is 3 MB).
+MAX_FRAME_BYTES = 512 * 1024 * 1024
+
+_REGISTRY: dict[str, type[Message]] = {}
+
+
+class Message:
+    """Base of commands and events; subclasses are frozen dataclasses registered by name."""
+
+    kind: ClassVar[str] = "message"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _REGISTRY[cls.__name__] = cls
+
+
+class Command(Message):
+    """A request from the window to the worker."""
+
+    kind = "command"
+
+
+class Event(Message):
+    """A report from the worker to the window."""
+
+    kind = "event"
+
+
+def _arr(default: Any = None) -> Any:
+    return field(default=default, compare=False)
+
+
+# --------------------------------------------------------------------------------------------
+# Commands
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Configure(Command):
+    """Load a data set and build a fresh model; the worker answers :class:`Ready` or :class:`Error`.
+
+    Attributes
+    ----------
+    data : str
+        Data spec (``"shapes"``, ``"digits"``, ``"idx:PATH"``, ...).
+    model : str
+        Registry name (``"vae"``, ``"beta-vae"``, ...).
+    image_size : int or None
+        Side in pixels images are resized to; None for the data set's own size.
+    latent_dim : int
+        Width of z.
+    seed : int
+        Seed for weights, batches and the fixed z of the sample grid.
+    batch_size : int
+    options : dict
+        Further config overrides of the model (``{"arch": "mlp", "beta": 4.0, "lr": 1e-3}``).
+    """
+
+    data: str = "shapes"
+    model: str = "beta-vae"
+    image_size: int | None = None
+    latent_dim: int = 10
+    seed: int = 0
+    batch_size: int = 64
+    options: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Train(Command):
+    """Start training the configured model; ``steps`` None trains until :class:`Stop`."""
+
+    steps: int | None = None
+
+
+@dataclass(frozen=True)
+class Pause(Command):
+    """Pause training after the current step."""
+
+
+@dataclass(frozen=True)
+class Resume(Command):
+    """Resume paused training."""
+
+
+@dataclass(frozen=True)
+class Stop(Command):
+    """Stop training; the model stays loaded and can still decode, encode and sample."""
+
+
+@dataclass(frozen=True)
+class SetHyperparameter(Command):
+    """Change a live hyperparameter (``beta``, ``lr``, ...); answered by :class:`HyperparameterChanged`."""
+
+    name: str = ""
+    value: float = 0.0
+
+
+@dataclass(frozen=True)
+class Decode(Command):
+    """Decode latents for a view. Only the newest pending Decode of each ``view`` is served.
+
+    Attributes
+    ----------
+    request_id : int
+        Echoed in :class:`Decoded`.
+    view : str
+        Which view asked ("explore", ...); older pending requests of the same view are dropped.
+    z : ndarray
+        (N, D) float32 latents.
+    """
+
+    request_id: int = 0
+    view: str = "explore"
+    z: np.ndarray | None = _arr()
+
+
+@dataclass(frozen=True)
+class Encode(Command):
+    """Encode images (given, or data-set examples by index) to posterior means; answered by :class:`Encoded`.
+
+    Attributes
+    ----------
+    images : ndarray or None
+        (N, C, H, W) float32 in [0, 1], of the model's data shape.
+    indices : list of int or None
+        Indices into the data set's split ``split`` instead of images.
+    split : {"train", "test"}
+    """
+
+    request_id: int = 0
+    view: str = "explore"
+    images: np.ndarray | None = _arr()
+    indices: list | None = None
+    split: str = "test"
+
+
+@dataclass(frozen=True)
+class Sample(Command):
+    """Draw ``n`` samples with a seed; answered by :class:`Samples` with the same request id."""
+
+    request_id: int = 0
+    n: int = 64
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class GetExamples(Command):
+    """Ask for data-set examples by position in a split; answered by :class:`Examples`."""
+
+    request_id: int = 0
+    indices: list = field(default_factory=list)
+    split: str = "test"
+
+
+@dataclass(frozen=True)
+class SaveCheckpoint(Command):
+    """Save weights and manifest to ``path`` (a ``.safetensors`` file); answered by :class:`CheckpointSaved`."""
+
+    path: str = ""
+
+
+@dataclass(frozen=True)
+class LoadCheckpoint(Command):
+    """Load a checkpoint (file or run folder), its data set and model; answered by :class:`Ready`."""
+
+    path: str = ""
+
+
+@dataclass(frozen=True)
+class Shutdown(Command):
+    """Stop training, close the connection and exit the worker process."""
+
+
+# --------------------------------------------------------------------------------------------
+# Events
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Started(Event):
+    """Sent once when the worker connects: its process id, device and the models it can build."""
+
+    pid: int = 0
+    device: str = "cpu"
+    threads: int = 1
+    torch_version: str = ""
+    models: list = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Ready(Event):
+    """A model is configured (or loaded) and can train, decode and encode.
+
+    Attributes
+    ----------
+    data : dict
+        :meth:`DataInfo.to_json` of the data set.
+    latent : list
+        :meth:`LatentSpec.to_json`.
+    hyper : list
+        :meth:`HyperParam.to_json` of each live hyperparameter.
+    config : dict
+        The model's full config.
+    has_encoder : bool
+    """
+
+    device: str = "cpu"
+    model: str = ""
+    family: str = ""
+    data: dict = field(default_factory=dict)
+    data_summary: str = ""
+    latent: list = field(default_factory=list)
+    hyper: list = field(default_factory=list)
+    config: dict = field(default_factory=dict)
+    step: int = 0
+    has_encoder: bool = False
+    checkpoint: str | None = None
+
+
+@dataclass(frozen=True)
+class TrainingState(Event):
+    """Training state changed: ``state`` is "training", "paused" or "idle"."""
+
+    state: str = "idle"
+    step: int = 0
+
+
+@dataclass(frozen=True)
+class StepMetrics(Event):
+    """Loss terms of a run of consecutive steps (batched so the pipe carries few messages).
+
+    Attributes
+    ----------
+    steps : ndarray
+        (K,) int64 step numbers.
+    names : list of str
+        Names of the T loss terms.
+    values : ndarray
+        (K, T) float32 loss values; NaN where a step did not log a term.
+    steps_per_sec, images_per_sec : float
+        Training speed over the last second.
+    latent_kl : ndarray or None
+        (D,) float32 KL per latent dimension in nats (averaged over the batch), where the family has it.
+    """
+
+    steps: np.ndarray | None = _arr()
+    names: list = field(default_factory=list)
+    values: np.ndarray | None = _arr()
+    steps_per_sec: float = 0.0
+    images_per_sec: float = 0.0
+    latent_kl: np.ndarray | None = _arr()
+
+
+@dataclass(frozen=True)
+class Samples(Event):
+    """Samples: from the fixed z of the sample grid (``request_id`` -1) or for a :class:`Sample`.
+
+    ``images`` is (N, C, H, W) float32 in [0, 1], or (N, 2) points.
+    """
+
+    request_id: int = -1
+    step: int = 0
+    images: np.ndarray | None = _arr()
+
+
+@dataclass(frozen=True)
+class Decoded(Event):
+    """Answer to :class:`Decode`: ``images`` (N, C, H, W) float32 in [0, 1] or (N, 2) points."""
+
+    request_id: int = 0
+    view: str = "explore"
+    step: int = 0
+    images: np.ndarray | None = _arr()
+
+
+@dataclass(frozen=True)
+class Encoded(Event):
+    """Answer to :class:`Encode`: ``z`` (N, D) float32 posterior means and the ``images`` encoded."""
+
+    request_id: int = 0
+    view: str = "explore"
+    z: np.ndarray | None = _arr()
+    images: np.ndarray | None = _arr()
+
+
+@dataclass(frozen=True)
+class Examples(Event):
+    """Answer to :class:`GetExamples`: ``images`` (N, C, H, W) float32 and ``labels`` (N,) int64 or None."""
+
+    request_id: int = 0
+    indices: list = field(default_factory=list)
+    images: np.ndarray | None = _arr()
+    labels: np.ndarray | None = _arr()
+
+
+@dataclass(frozen=True)
+class HyperparameterChanged(Event):
+    """A live hyperparameter took a new value at ``step``."""
+
+    name: str = ""
+    value: float = 0.0
+    step: int = 0
+
+
+@dataclass(frozen=True)
+class CheckpointSaved(Event):
+    """A checkpoint was written to ``path`` at ``step`` (``autosave`` True for the worker's own saves)."""
+
+    path: str = ""
+    step: int = 0
+    autosave: bool = False
+
+
+@dataclass(frozen=True)
+class Progress(Event):
+    """Progress of a long task: ``done`` of ``total`` units (total 0 when unknown)."""
+
+    task: str = ""
+    done: int = 0
+    total: int = 0
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Error(Event):
+    """A command failed: a message for the user, the traceback for a bug report, the command's type."""
+
+    message: str = ""
+    traceback: str = ""
+    command: str = ""
+
+
+@dataclass(frozen=True)
+class Stopped(Event):
+    """Training ended at ``step``: ``reason`` is "finished", "stopped" or "error"."""
+
+    step: int = 0
+    reason: str = "stopped"
+
+
+# --------------------------------------------------------------------------------------------
+# Codec
+# --------------------------------------------------------------------------------------------
+
+
+def message_types() -> dict[str, type[Message]]:
+    """Every registered message class by name."""
+    return dict(_REGISTRY)
+
+
+def encode(message: Message) -> bytes:
+    """Encode a message to one frame (see the module docstring).
+
+    Raises
+    ------
+    ProtocolError
+        If a field is neither JSON-able nor a numeric numpy array.
+    """
+    if not dataclasses.is_dataclass(message) or type(message).__name__ not in _REGISTRY:
+        raise ProtocolError(f"not a protocol message: {type(message).__name__}")
+    fields_json: dict[str, Any] = {}
+    arrays: list[dict[str, Any]] = []
+    buffers: list[bytes] = []
+    for f in dataclasses.fields(message):
+        value = getattr(message, f.name)
+        if isinstance(value, np.ndarray):
+            if value.dtype.name not in _ALLOWED_DTYPES:
+                raise ProtocolError(f"{type(message).__name__}.{f.name}: dtype {value.dtype} cannot be sent")
+            a = np.ascontiguousarray(value, dtype=value.dtype.newbyteorder("<"))
+            arrays.append({"field": f.name, "dtype": a.dtype.name, "shape": list(a.shape)})
+            buffers.append(a.tobytes())
+        else:
+            fields_json[f.name] = value
+    try:
+        header = json.dumps(
+            {"type": type(message).__name__, "fields": fields_json, "arrays": arrays},
+            allow_nan=True, separators=(",", ":"),
+        ).encode("utf-8")
+    except (TypeError, ValueError) as exc:
+        raise ProtocolError(f"{type(message).__name__}: a field is not JSON-able ({exc})") from None
+    return b"".join([MAGIC, struct.pack("<I", len(header)), header, *buffers])
+
+
+def decode(frame: bytes | bytearray | memoryview) -> Message:
+    """Decode one frame made by :func:`encode`.
+
+    Raises
+    ------
+    ProtocolError
+        On a pickle stream, a wrong magic number, a truncated or oversized frame, an unknown
+        message type or field, or an array whose dtype or size does not match its bytes.
+    """
+    buf = memoryview(frame).cast("B")
+    if len(buf) > MAX_FRAME_BYTES:
+        raise ProtocolError(f"frame of {len(buf)} bytes exceeds the {MAX_FRAME_BYTES}-byte limit")
+    if len(buf) >= 1 and buf[0] == 0x80:
+        raise ProtocolError("refusing a pickle stream: the protocol only accepts JSON + raw arrays")
+    if len(buf) < 8 or bytes(buf[:4]) != MAGIC:
+        raise ProtocolError("not a Latent Studio frame (bad magic number)")
+    (hlen,) = struct.unpack("<I", buf[4:8])
+    if 8 + hlen > len(buf):
+        raise ProtocolError(f"truncated frame: header of {hlen} bytes but only {len(buf) - 8} follow")
+    try:
+        header = json.loads(bytes(buf[8 : 8 + hlen]).decode("utf-8"))
+        type_name = header["type"]
+        fields_json = dict(header["fields"])
+        arrays = list(header["arrays"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ProtocolError(f"malformed frame header ({exc})") from None
+    cls = _REGISTRY.get(type_name)
+    if cls is None:
+        raise ProtocolError(f"unknown message type {type_name!r}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    offset = 8 + hlen
+    for spec in arrays:
+        try:
+            name, dtype_name, shape = spec["field"], spec["dtype"], tuple(int(s) for s in spec["shape"])
+        except (KeyError, TypeError, ValueError):
+            raise ProtocolError(f"{type_name}: malformed array description {spec!r}") from None
+        if dtype_name not in _ALLOWED_DTYPES or any(s < 0 for s in shape):
+            raise ProtocolError(f"{type_name}.{name}: refusing dtype {dtype_name!r} or shape {shape}")
+        dtype = np.dtype(dtype_name).newbyteorder("<")
+        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        if offset + nbytes > len(buf):
+            raise ProtocolError(f"{type_name}.{name}: array of {nbytes} bytes but the frame is truncated")
+        fields_json[name] = np.frombuffer(buf[offset : offset + nbytes], dtype=dtype).reshape(shape).astype(
+            dtype.newbyteorder("="), copy=True
+        )
+        offset += nbytes
+    if offset != len(buf):
+        raise ProtocolError(f"{type_name}: {len(buf) - offset} trailing bytes after the last array")
+    unknown = set(fields_json) - names
+    if unknown:
+        raise ProtocolError(f"{type_name}: unknown fields {sorted(unknown)}")
+    try:
+        return cls(**fields_json)
+    except TypeError as exc:
+        raise ProtocolError(f"{type_name}: {exc}") from None

@@ -1,0 +1,1 @@
+"""Latent Studio's window: PySide6 and pyqtgraph panels that drive the worker. Never imports torch."""

@@ -1,0 +1,7 @@
+"""Test set-up: Qt offscreen, and small shared fixtures."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
