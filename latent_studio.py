@@ -1,0 +1,74 @@
+"""The ``latent-studio`` command: opens the studio, or runs a headless command.
+
+This module sits outside both packages on purpose: it dispatches to :mod:`studio` (the window,
+never torch) or :mod:`engines.cli` (torch, never Qt), so neither package imports the other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full command-line parser (cheap: imports neither torch nor Qt)."""
+    from engines.cli import add_commands
+
+    parser = argparse.ArgumentParser(
+        prog="latent-studio",
+        description="Latent Studio: train deep generative models visually, explore their latent space, export images. "
+        "With no command, opens the studio window.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    p = sub.add_parser("studio", help="open the studio window (the default)")
+    p.add_argument("--data", default="shapes", help="data spec to start with (default %(default)s)")
+    p.add_argument("--model", default="beta-vae", help="model to start with (default %(default)s)")
+    p.set_defaults(func=_studio)
+    p = sub.add_parser(
+        "snapshot",
+        help="open the real window offscreen, train N steps through the real worker, save a screenshot, exit",
+    )
+    p.add_argument("--out", required=True, help="PNG file to write")
+    p.add_argument("--data", default="digits", help="data spec (default %(default)s)")
+    p.add_argument("--model", default="beta-vae", help="model (default %(default)s)")
+    p.add_argument("--steps", type=int, default=300, help="training steps before the screenshot (default %(default)s)")
+    p.set_defaults(func=_snapshot)
+    add_commands(sub)
+    return parser
+
+
+def _studio(args: argparse.Namespace) -> int:
+    from studio.app import main as studio_main
+
+    return studio_main(data=args.data, model=args.model)
+
+
+def _snapshot(args: argparse.Namespace) -> int:
+    import os
+
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from studio.snapshot import run_snapshot
+
+    return run_snapshot(args.out, data=args.data, model=args.model, steps=args.steps)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``latent-studio`` console script; returns the exit code."""
+    from engines.errors import LatentStudioError
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
+        argv = ["studio", *argv]
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except LatentStudioError as exc:
+        print(f"latent-studio {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
