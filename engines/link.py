@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 import subprocess
 import sys
 import threading
@@ -22,6 +23,20 @@ from engines.errors import ProtocolError
 
 #: Environment variable through which the worker receives the authkey (hex), never the command line.
 AUTHKEY_ENV = "LATENT_STUDIO_AUTHKEY"
+
+
+def set_nodelay(conn: Connection) -> None:
+    """Turn off Nagle's algorithm on a TCP connection (both ends call this).
+
+    ``Connection.send_bytes`` writes the length and the payload of a frame over 16 KiB in two
+    writes; with Nagle on, the tail then waits for the peer's delayed ACK (about 40 ms), which
+    turns a 2 ms 64x64 decode round trip into 45 ms. A pipe or a closed connection: nothing to do.
+    """
+    try:
+        with socket.fromfd(conn.fileno(), socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except (OSError, ValueError):
+        pass
 
 
 class WorkerDied(ConnectionError):
@@ -91,6 +106,7 @@ class WorkerLink:
             raise WorkerDied(f"the worker process {why}")
         listener.close()
         self.conn = accepted[0]
+        set_nodelay(self.conn)
 
     def is_alive(self) -> bool:
         """Whether the process is still running."""

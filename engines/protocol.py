@@ -376,8 +376,8 @@ class Stopped(Event):
 
 
 def message_types() -> dict[str, type[Message]]:
-    """Every registered message class by name."""
-    return dict(_REGISTRY)
+    """Every concrete (dataclass) message class by name."""
+    return {name: cls for name, cls in _REGISTRY.items() if dataclasses.is_dataclass(cls)}
 
 
 def encode(message: Message) -> bytes:
@@ -399,7 +399,8 @@ def encode(message: Message) -> bytes:
             if value.dtype.name not in _ALLOWED_DTYPES:
                 raise ProtocolError(f"{type(message).__name__}.{f.name}: dtype {value.dtype} cannot be sent")
             a = np.ascontiguousarray(value, dtype=value.dtype.newbyteorder("<"))
-            arrays.append({"field": f.name, "dtype": a.dtype.name, "shape": list(a.shape)})
+            # value.shape, not a.shape: ascontiguousarray turns a 0-d array into shape (1,)
+            arrays.append({"field": f.name, "dtype": a.dtype.name, "shape": list(value.shape)})
             buffers.append(a.tobytes())
         else:
             fields_json[f.name] = value
@@ -439,8 +440,8 @@ def decode(frame: bytes | bytearray | memoryview) -> Message:
         arrays = list(header["arrays"])
     except (ValueError, KeyError, TypeError) as exc:
         raise ProtocolError(f"malformed frame header ({exc})") from None
-    cls = _REGISTRY.get(type_name)
-    if cls is None:
+    cls = _REGISTRY.get(type_name) if isinstance(type_name, str) else None
+    if cls is None or not dataclasses.is_dataclass(cls):  # the bases Command and Event are not messages
         raise ProtocolError(f"unknown message type {type_name!r}")
     names = {f.name for f in dataclasses.fields(cls)}
     offset = 8 + hlen

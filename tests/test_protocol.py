@@ -1,0 +1,244 @@
+"""The wire codec of engines.protocol: every message round-trips, and malformed frames are refused."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import pickle
+import struct
+
+import numpy as np
+import pytest
+
+from engines import protocol as P
+from engines.errors import ProtocolError
+
+RNG = np.random.default_rng(0)
+
+
+def _images(n: int = 3, c: int = 1, s: int = 4) -> np.ndarray:
+    return RNG.random((n, c, s, s), dtype=np.float32)
+
+
+#: One fully populated example of every message type (non-default values in every field).
+EXAMPLES: list[P.Message] = [
+    P.Configure(data="digits", model="vae", image_size=16, latent_dim=4, seed=7, batch_size=32,
+                options={"arch": "mlp", "beta": 4.0, "lr": 1e-3, "nested": {"a": [1, 2, None]}}),
+    P.Train(steps=12),
+    P.Train(steps=None),
+    P.Pause(),
+    P.Resume(),
+    P.Stop(),
+    P.SetHyperparameter(name="beta", value=2.5),
+    P.Decode(request_id=41, view="interpolate", z=RNG.standard_normal((5, 10)).astype(np.float32)),
+    P.Encode(request_id=3, view="morph", images=_images(), indices=None, split="train"),
+    P.Encode(request_id=4, view="explore", images=None, indices=[0, 5, 9], split="test"),
+    P.Sample(request_id=8, n=16, seed=99),
+    P.GetExamples(request_id=9, indices=[1, 2, 3], split="train"),
+    P.SaveCheckpoint(path="/tmp/run/model.safetensors"),
+    P.LoadCheckpoint(path="/tmp/run"),
+    P.Shutdown(),
+    P.Started(pid=1234, device="cuda:0", threads=7, torch_version="2.13.0", models=["vae", "beta-vae"]),
+    P.Ready(device="mps", model="beta-vae", family="vae",
+            data={"spec": "digits", "kind": "image", "shape": [1, 8, 8], "size": 1797, "class_names": None},
+            data_summary="digits: 1797 x 1x8x8", latent=[{"name": "z0", "kind": "gaussian", "low": -3.0, "high": 3.0}],
+            hyper=[{"name": "beta", "value": 4.0, "low": 0.0, "high": 100.0, "log": False}],
+            config={"latent_dim": 1, "seed": 0}, step=250, has_encoder=True, checkpoint="/tmp/x.safetensors"),
+    P.TrainingState(state="paused", step=17),
+    P.StepMetrics(steps=np.arange(100, 104, dtype=np.int64), names=["recon", "kl", "kl/z0"],
+                  values=np.array([[1.0, 2.0, np.nan]] * 4, dtype=np.float32), steps_per_sec=123.5,
+                  images_per_sec=7904.0, latent_kl=np.array([0.5, 0.0, 3.25], dtype=np.float32)),
+    P.StepMetrics(steps=np.zeros(0, np.int64), names=[], values=np.zeros((0, 0), np.float32), latent_kl=None),
+    P.Samples(request_id=-1, step=300, images=_images(64, 3, 8)),
+    P.Samples(request_id=2, step=0, images=RNG.standard_normal((50, 2)).astype(np.float32)),
+    P.Decoded(request_id=41, view="explore", step=12, images=_images(1, 1, 64)),
+    P.Encoded(request_id=3, view="morph", z=RNG.standard_normal((3, 10)).astype(np.float32), images=_images()),
+    P.Examples(request_id=9, indices=[1, 2, 3], images=_images(), labels=np.array([4, 0, 9], dtype=np.int64)),
+    P.Examples(request_id=10, indices=[0], images=_images(1), labels=None),
+    P.HyperparameterChanged(name="lr", value=3e-4, step=88),
+    P.CheckpointSaved(path="/home/u/.latent-studio/autosave/model.safetensors", step=5000, autosave=True),
+    P.Progress(task="data", done=3, total=10, message="Loading \u00e9l\u00e8ves \u2713"),
+    P.Error(message="digits: no such data set", traceback="Traceback ...\n  line 1", command="Configure"),
+    P.Stopped(step=3, reason="finished"),
+]
+
+
+def _assert_same(a: P.Message, b: P.Message) -> None:
+    assert type(a) is type(b)
+    for f in dataclasses.fields(a):
+        va, vb = getattr(a, f.name), getattr(b, f.name)
+        if isinstance(va, np.ndarray):
+            assert isinstance(vb, np.ndarray), f.name
+            assert vb.dtype == va.dtype and vb.shape == va.shape, f.name
+            np.testing.assert_array_equal(vb, va, err_msg=f.name)
+            assert vb.flags.writeable and vb.flags.c_contiguous
+        elif isinstance(va, float) and math.isnan(va):
+            assert isinstance(vb, float) and math.isnan(vb), f.name
+        else:
+            assert vb == va and type(vb) is type(va), f.name
+
+
+def test_examples_cover_every_message_type():
+    covered = {type(m).__name__ for m in EXAMPLES}
+    assert covered == set(P.message_types()), "add an example for each new message type"
+
+
+@pytest.mark.parametrize("message", EXAMPLES, ids=lambda m: type(m).__name__)
+def test_round_trip(message):
+    frame = P.encode(message)
+    assert isinstance(frame, bytes) and frame[:4] == P.MAGIC
+    _assert_same(message, P.decode(frame))
+    # decode also accepts bytearray and memoryview (what recv_bytes_into would give)
+    _assert_same(message, P.decode(bytearray(frame)))
+    _assert_same(message, P.decode(memoryview(frame)))
+
+
+def test_default_instances_round_trip():
+    for cls in P.message_types().values():
+        message = cls()
+        _assert_same(message, P.decode(P.encode(message)))
+
+
+@pytest.mark.parametrize(
+    "dtype", ["bool", "uint8", "int8", "int16", "uint16", "int32", "uint32", "int64", "float16", "float32", "float64"]
+)
+def test_array_dtypes_round_trip(dtype):
+    a = (RNG.standard_normal((2, 3, 4)) * 50).astype(dtype)
+    out = P.decode(P.encode(P.Decode(request_id=1, z=a)))
+    assert out.z.dtype == np.dtype(dtype) and out.z.shape == (2, 3, 4)
+    np.testing.assert_array_equal(out.z, a)
+
+
+def test_array_edge_cases_round_trip():
+    big_endian = np.arange(6, dtype=">f4").reshape(2, 3)
+    out = P.decode(P.encode(P.Decode(z=big_endian)))
+    assert out.z.dtype == np.float32 and out.z.dtype.isnative
+    np.testing.assert_array_equal(out.z, big_endian)
+
+    strided = np.arange(24, dtype=np.float32).reshape(4, 6).T  # not C-contiguous
+    out = P.decode(P.encode(P.Decode(z=strided)))
+    np.testing.assert_array_equal(out.z, strided)
+
+    scalar = np.array(2.5, dtype=np.float64)  # 0-d
+    out = P.decode(P.encode(P.Decode(z=scalar)))
+    assert out.z.shape == () and out.z == 2.5
+
+    empty = np.zeros((0, 10), np.float32)
+    out = P.decode(P.encode(P.Decode(z=empty)))
+    assert out.z.shape == (0, 10)
+
+    nan_inf = np.array([np.nan, np.inf, -np.inf, -0.0], np.float32)
+    out = P.decode(P.encode(P.Decode(z=nan_inf)))
+    np.testing.assert_array_equal(out.z, nan_inf)
+
+
+def test_several_arrays_keep_their_order_and_none_arrays_stay_none():
+    m = P.Encoded(request_id=5, z=np.ones((2, 3), np.float64), images=None)
+    out = P.decode(P.encode(m))
+    assert out.images is None and out.z.dtype == np.float64
+    m = P.Examples(images=np.full((1, 1, 2, 2), 0.25, np.float32), labels=np.array([7], np.int64))
+    out = P.decode(P.encode(m))
+    assert out.images.dtype == np.float32 and out.labels.dtype == np.int64 and out.labels[0] == 7
+
+
+def test_nan_and_inf_floats_round_trip():
+    out = P.decode(P.encode(P.StepMetrics(steps_per_sec=float("nan"), images_per_sec=float("inf"))))
+    assert math.isnan(out.steps_per_sec) and out.images_per_sec == math.inf
+    out = P.decode(P.encode(P.SetHyperparameter(name="beta", value=float("-inf"))))
+    assert out.value == -math.inf
+
+
+# -- refusals ------------------------------------------------------------------------------------
+
+
+def _frame(header: dict, payload: bytes = b"") -> bytes:
+    h = json.dumps(header).encode()
+    return P.MAGIC + struct.pack("<I", len(h)) + h + payload
+
+
+def test_encode_refuses_object_arrays_and_non_json_fields():
+    with pytest.raises(ProtocolError, match="dtype"):
+        P.encode(P.Decode(z=np.array([object(), 1], dtype=object)))
+    with pytest.raises(ProtocolError, match="dtype"):
+        P.encode(P.Decode(z=np.array(["a", "b"])))
+    with pytest.raises(ProtocolError, match="JSON"):
+        P.encode(P.Configure(options={"f": object()}))
+    with pytest.raises(ProtocolError):
+        P.encode(object())  # type: ignore[arg-type]
+
+
+def test_decode_refuses_pickle():
+    for message in (P.Shutdown(), {"type": "Shutdown"}):
+        with pytest.raises(ProtocolError, match="pickle"):
+            P.decode(pickle.dumps(message))
+
+
+def test_decode_refuses_bad_magic_and_short_frames():
+    frame = P.encode(P.Train(steps=3))
+    with pytest.raises(ProtocolError, match="magic"):
+        P.decode(b"LSM2" + frame[4:])
+    with pytest.raises(ProtocolError, match="magic"):
+        P.decode(b"")
+    with pytest.raises(ProtocolError, match="magic"):
+        P.decode(frame[:6])
+
+
+def test_decode_refuses_truncated_frames():
+    frame = P.encode(P.Decode(request_id=1, z=np.ones((4, 10), np.float32)))
+    with pytest.raises(ProtocolError, match="truncated"):
+        P.decode(frame[:-1])  # array bytes cut
+    with pytest.raises(ProtocolError, match="truncated"):
+        P.decode(frame[:20])  # header cut
+    for cut in range(8, len(frame) - 1, 37):  # no cut point decodes or raises anything else
+        with pytest.raises(ProtocolError):
+            P.decode(frame[:cut])
+
+
+def test_decode_refuses_trailing_bytes():
+    with pytest.raises(ProtocolError, match="trailing"):
+        P.decode(P.encode(P.Stop()) + b"\x00")
+    with pytest.raises(ProtocolError, match="trailing"):
+        P.decode(P.encode(P.Decode(z=np.ones(3, np.float32))) + b"xyz")
+
+
+def test_decode_refuses_unknown_types_and_fields():
+    with pytest.raises(ProtocolError, match="unknown message type"):
+        P.decode(_frame({"type": "RunShellCommand", "fields": {}, "arrays": []}))
+    with pytest.raises(ProtocolError, match="unknown message type"):
+        P.decode(_frame({"type": "Message", "fields": {}, "arrays": []}))
+    with pytest.raises(ProtocolError, match="unknown fields"):
+        P.decode(_frame({"type": "Train", "fields": {"steps": 3, "evil": 1}, "arrays": []}))
+    with pytest.raises(ProtocolError, match="unknown fields"):
+        P.decode(_frame({"type": "Stop", "fields": {}, "arrays": [{"field": "z", "dtype": "uint8", "shape": [1]}]},
+                        b"\x01"))
+
+
+def test_decode_refuses_object_and_unknown_dtypes():
+    for dtype in ("object", "O", "|O", "<U3", "V8", "complex128", "datetime64[s]"):
+        header = {"type": "Decode", "fields": {}, "arrays": [{"field": "z", "dtype": dtype, "shape": [1]}]}
+        with pytest.raises(ProtocolError, match="dtype"):
+            P.decode(_frame(header, b"\x00" * 16))
+
+
+def test_decode_refuses_malformed_headers():
+    bad = [
+        b"LSM1" + struct.pack("<I", 5) + b"{oops",
+        b"LSM1" + struct.pack("<I", 2) + b"\xff\xfe",
+        _frame({"fields": {}, "arrays": []}),  # no type
+        _frame({"type": "Stop", "arrays": []}),  # no fields
+        _frame({"type": "Decode", "fields": {}, "arrays": [{"field": "z", "dtype": "float32", "shape": [-1]}]}),
+        _frame({"type": "Decode", "fields": {}, "arrays": [{"field": "z", "dtype": "float32"}]}),
+        _frame({"type": "Decode", "fields": {}, "arrays": [{"field": "z", "dtype": "float32", "shape": ["x"]}]}),
+        _frame(["not", "a", "dict"]),  # type: ignore[arg-type]
+    ]
+    for frame in bad:
+        with pytest.raises(ProtocolError):
+            P.decode(frame)
+
+
+def test_decode_refuses_oversized_frames(monkeypatch):
+    frame = P.encode(P.Decode(z=np.ones(100, np.float32)))
+    monkeypatch.setattr(P, "MAX_FRAME_BYTES", len(frame) - 1)
+    with pytest.raises(ProtocolError, match="exceeds"):
+        P.decode(frame)

@@ -1,0 +1,334 @@
+"""The real worker process, spawned through WorkerLink on the CPU with one thread.
+
+One worker serves the whole module (a module-scoped fixture); the tests below run in file order
+and build on each other's state (the model trained by ``test_train_three_steps`` is the one the
+later tests decode, save and reload). Two extra short-lived workers check that a killed worker is
+detected and that a worker whose window went away exits.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engines import protocol as P
+from engines.link import WorkerDied, WorkerLink
+from engines.trainloop import MetricsBuffer
+
+LATENT = 4
+SIZE = 16
+
+
+def collect(link: WorkerLink, until, timeout: float = 30.0) -> list[P.Event]:
+    """Events received until ``until(event)`` is true (that event last); TimeoutError otherwise."""
+    events: list[P.Event] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"gave up after {timeout} s; got {[type(e).__name__ for e in events]}")
+        event = link.recv(left)
+        if event is None:
+            continue
+        events.append(event)
+        if until(event):
+            return events
+
+
+def of(events: list[P.Event], cls: type) -> list:
+    return [e for e in events if isinstance(e, cls)]
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("studio-home")
+
+
+@pytest.fixture(scope="module")
+def worker(home):
+    """A configured worker: digits at 16x16, a 4-dim VAE, batch 32; yields (link, Started, Ready, events)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LATENT_STUDIO_HOME", str(home))
+        link = WorkerLink(threads=1, device="cpu", connect_timeout=60)
+        link.start()
+    try:
+        started = link.wait_for(P.Started, timeout=60)
+        link.send(P.Configure(data="digits", model="vae", image_size=SIZE, latent_dim=LATENT, seed=3, batch_size=32))
+        events = collect(link, lambda e: isinstance(e, (P.Ready, P.Error)), timeout=60)
+        yield link, started, events[-1], events
+    finally:
+        link.kill()
+
+
+def test_started_and_ready(worker):
+    link, started, ready, events = worker
+    assert started.pid == link.pid and started.device == "cpu" and started.threads == 1
+    assert started.torch_version and {"vae", "beta-vae"} <= set(started.models)
+    assert isinstance(ready, P.Ready), getattr(ready, "message", ready)
+    assert ready.model == "vae" and ready.family == "vae" and ready.device == "cpu" and ready.step == 0
+    assert ready.data["shape"] == [1, SIZE, SIZE] and ready.data["spec"] == "digits"
+    assert "digits" in ready.data_summary
+    assert [d["name"] for d in ready.latent] == [f"z{i}" for i in range(LATENT)]
+    assert {"beta", "lr"} <= {h["name"] for h in ready.hyper}
+    assert ready.config["latent_dim"] == LATENT and ready.config["seed"] == 3
+    assert ready.has_encoder is True and ready.checkpoint is None
+    progress = of(events, P.Progress)
+    assert progress and progress[-1].done == progress[-1].total
+
+
+def test_train_three_steps(worker, home):
+    link, *_ = worker
+    link.send(P.Train(steps=3))
+    events = collect(link, lambda e: isinstance(e, (P.Stopped, P.Error)))
+    assert not of(events, P.Error), of(events, P.Error)
+    assert isinstance(events[0], P.TrainingState) and events[0].state == "training" and events[0].step == 0
+    stopped = events[-1]
+    assert stopped.reason == "finished" and stopped.step == 3
+    metrics = of(events, P.StepMetrics)
+    steps = np.concatenate([m.steps for m in metrics])
+    assert steps.tolist() == [0, 1, 2]
+    for m in metrics:
+        assert m.values.shape == (len(m.steps), len(m.names)) and m.values.dtype == np.float32
+        for name in ("recon", "kl"):
+            assert np.isfinite(m.values[:, m.names.index(name)]).all()
+        assert m.latent_kl is not None and m.latent_kl.shape == (LATENT,)
+        assert m.images_per_sec >= 0 and m.steps_per_sec >= 0
+    saved = of(events, P.CheckpointSaved)
+    assert len(saved) == 1 and saved[0].autosave and saved[0].step == 3
+    assert Path(saved[0].path) == home / "autosave" / "model.safetensors" and Path(saved[0].path).is_file()
+    # the sample grid decoded from the fixed z after the last step (it may follow Stopped)
+    grids = [e for e in events if isinstance(e, P.Samples) and e.step == 3]
+    if not grids:
+        grids = of(collect(link, lambda e: isinstance(e, P.Samples) and e.step == 3, timeout=10), P.Samples)
+    assert grids[-1].request_id == -1 and grids[-1].images.shape == (64, 1, SIZE, SIZE)
+
+
+def test_decode_after_training(worker):
+    link, *_ = worker
+    z = np.random.default_rng(0).standard_normal((5, LATENT)).astype(np.float32)
+    link.send(P.Decode(request_id=7, view="explore", z=z))
+    decoded = collect(link, lambda e: isinstance(e, (P.Decoded, P.Error)))[-1]
+    assert isinstance(decoded, P.Decoded), decoded
+    assert decoded.request_id == 7 and decoded.view == "explore" and decoded.step == 3
+    assert decoded.images.shape == (5, 1, SIZE, SIZE) and decoded.images.dtype == np.float32
+    assert 0.0 <= decoded.images.min() and decoded.images.max() <= 1.0
+
+
+def test_latest_decode_wins(worker):
+    link, *_ = worker
+    # keep the host busy with a large decode, then flood two views; only the newest of each must be served
+    link.send(P.Decode(request_id=1000, view="blocker", z=np.zeros((4096, LATENT), np.float32)))
+    n = 40
+    for i in range(n):
+        z = np.full((1, LATENT), i / n, np.float32)
+        link.send(P.Decode(request_id=2000 + i, view="a", z=z))
+        link.send(P.Decode(request_id=3000 + i, view="b", z=z))
+    last = {"a": 2000 + n - 1, "b": 3000 + n - 1}
+    seen: dict[str, list[int]] = {"a": [], "b": [], "blocker": []}
+
+    def done(e: P.Event) -> bool:
+        if isinstance(e, P.Decoded):
+            seen[e.view].append(e.request_id)
+        return all(seen[v] and seen[v][-1] == last[v] for v in last)
+
+    collect(link, done)
+    assert seen["blocker"] == [1000]
+    for view in ("a", "b"):
+        ids = seen[view]
+        assert ids == sorted(ids) and ids[-1] == last[view]
+        assert len(ids) < n, f"view {view}: every one of {n} pending decodes was served"
+
+
+def test_set_hyperparameter_and_bad_values(worker):
+    link, *_ = worker
+    link.send(P.SetHyperparameter(name="beta", value=2.5))
+    changed = collect(link, lambda e: isinstance(e, (P.HyperparameterChanged, P.Error)))[-1]
+    assert isinstance(changed, P.HyperparameterChanged), changed
+    assert changed.name == "beta" and changed.value == 2.5 and changed.step == 3
+    for name, value in (("beta", -1.0), ("beta", float("nan")), ("no-such-knob", 1.0)):
+        link.send(P.SetHyperparameter(name=name, value=value))
+        err = collect(link, lambda e: isinstance(e, (P.HyperparameterChanged, P.Error)))[-1]
+        assert isinstance(err, P.Error) and err.command == "SetHyperparameter" and name in err.message
+
+
+def test_pause_resume_stop_while_training(worker):
+    link, *_ = worker
+    link.send(P.Train(steps=None))
+    collect(link, lambda e: isinstance(e, P.StepMetrics))
+    link.send(P.SetHyperparameter(name="beta", value=1.5))  # applied between two steps
+    changed = collect(link, lambda e: isinstance(e, (P.HyperparameterChanged, P.Error)))[-1]
+    assert isinstance(changed, P.HyperparameterChanged) and changed.value == 1.5 and changed.step > 3
+    link.send(P.Pause())
+    paused = collect(link, lambda e: isinstance(e, P.TrainingState) and e.state == "paused")[-1]
+    quiet = []
+    while (e := link.recv(0.3)) is not None:  # nothing more is trained while paused
+        quiet.append(e)
+    assert not of(quiet, P.StepMetrics) and not of(quiet, P.Stopped)
+    link.send(P.Resume())
+    resumed = collect(link, lambda e: isinstance(e, P.TrainingState))[-1]
+    assert resumed.state == "training" and resumed.step == paused.step
+    collect(link, lambda e: isinstance(e, P.StepMetrics) and e.steps.min() >= paused.step)
+    link.send(P.Stop())
+    stopped = collect(link, lambda e: isinstance(e, (P.Stopped, P.Error)))[-1]
+    assert isinstance(stopped, P.Stopped) and stopped.reason == "stopped" and stopped.step > paused.step
+    link.send(P.Stop())  # nothing to stop
+    idle = collect(link, lambda e: isinstance(e, P.TrainingState))[-1]
+    assert idle.state == "idle" and idle.step == stopped.step
+
+
+def test_errors_do_not_stop_the_worker(worker):
+    link, *_ = worker
+    link.send(P.Configure(data="no-such-data", model="vae"))
+    err = collect(link, lambda e: isinstance(e, (P.Error, P.Ready)))[-1]
+    assert isinstance(err, P.Error) and err.command == "Configure" and "no-such-data" in err.message
+    link.send(P.Configure(data="digits", model="no-such-model"))
+    err = collect(link, lambda e: isinstance(e, (P.Error, P.Ready)))[-1]
+    assert isinstance(err, P.Error) and "no-such-model" in err.message
+    link.send(P.Decode(request_id=11, z=np.zeros((2, LATENT + 1), np.float32)))
+    err = collect(link, lambda e: isinstance(e, (P.Error, P.Decoded)))[-1]
+    assert isinstance(err, P.Error) and err.command == "Decode" and f"(N, {LATENT})" in err.message
+    link.conn.send_bytes(b"\x80\x04garbage")  # a pickle stream, refused
+    err = collect(link, lambda e: isinstance(e, P.Error))[-1]
+    assert err.command == "frame" and "pickle" in err.message
+    link.conn.send_bytes(P.encode(P.Stopped()))  # an event where a command belongs
+    assert collect(link, lambda e: isinstance(e, P.Error))[-1].command == "frame"
+    link.send(P.Train(steps=0))
+    assert collect(link, lambda e: isinstance(e, P.Error))[-1].command == "Train"
+    # the old model is still hosted and answers
+    link.send(P.Decode(request_id=12, z=np.zeros((1, LATENT), np.float32)))
+    ok = collect(link, lambda e: isinstance(e, (P.Error, P.Decoded)))[-1]
+    assert isinstance(ok, P.Decoded) and ok.request_id == 12
+
+
+def test_encode_examples_and_sample(worker):
+    link, *_ = worker
+    link.send(P.Encode(request_id=21, view="morph", indices=[0, 4, 9], split="test"))
+    enc = collect(link, lambda e: isinstance(e, (P.Encoded, P.Error)))[-1]
+    assert isinstance(enc, P.Encoded), enc
+    assert enc.request_id == 21 and enc.view == "morph"
+    assert enc.z.shape == (3, LATENT) and enc.images.shape == (3, 1, SIZE, SIZE)
+    link.send(P.GetExamples(request_id=22, indices=[0, 4, 9], split="test"))
+    ex = collect(link, lambda e: isinstance(e, (P.Examples, P.Error)))[-1]
+    assert isinstance(ex, P.Examples) and ex.indices == [0, 4, 9]
+    np.testing.assert_array_equal(ex.images, enc.images)
+    assert ex.labels.dtype == np.int64 and ex.labels.shape == (3,) and ex.labels.max() <= 9
+    link.send(P.Encode(request_id=23, images=ex.images))  # given images encode to the same z
+    again = collect(link, lambda e: isinstance(e, (P.Encoded, P.Error)))[-1]
+    np.testing.assert_allclose(again.z, enc.z, rtol=1e-5, atol=1e-6)
+    link.send(P.Encode(request_id=24, indices=[10**6]))
+    err = collect(link, lambda e: isinstance(e, (P.Encoded, P.Error)))[-1]
+    assert isinstance(err, P.Error) and err.command == "Encode" and "test split" in err.message
+    images = []
+    for rid in (25, 26):
+        link.send(P.Sample(request_id=rid, n=8, seed=5))
+        s = collect(link, lambda e: isinstance(e, (P.Error, P.Samples)) and getattr(e, "request_id", None) == rid)[-1]
+        assert isinstance(s, P.Samples) and s.images.shape == (8, 1, SIZE, SIZE)
+        images.append(s.images)
+    np.testing.assert_array_equal(images[0], images[1])  # same seed, same samples
+
+
+def test_save_and_load_checkpoint(worker, tmp_path):
+    link, *_ = worker
+    path = tmp_path / "run" / "model.safetensors"
+    link.send(P.SaveCheckpoint(path=str(path)))
+    saved = collect(link, lambda e: isinstance(e, (P.CheckpointSaved, P.Error)))[-1]
+    assert isinstance(saved, P.CheckpointSaved), saved
+    assert saved.path == str(path) and not saved.autosave and path.is_file()
+    z = np.random.default_rng(1).standard_normal((3, LATENT)).astype(np.float32)
+    link.send(P.Decode(request_id=31, z=z))
+    before = collect(link, lambda e: isinstance(e, P.Decoded) and e.request_id == 31)[-1].images
+    link.send(P.Train(steps=5))  # move the weights away from the checkpoint
+    collect(link, lambda e: isinstance(e, P.Stopped))
+    link.send(P.Decode(request_id=32, z=z))
+    moved = collect(link, lambda e: isinstance(e, P.Decoded) and e.request_id == 32)[-1].images
+    assert not np.allclose(moved, before)
+    link.send(P.LoadCheckpoint(path=str(path)))
+    ready = collect(link, lambda e: isinstance(e, (P.Ready, P.Error)))[-1]
+    assert isinstance(ready, P.Ready), ready
+    assert ready.checkpoint == str(path) and ready.step == saved.step and ready.model == "vae"
+    assert "digits" in ready.data_summary and "unavailable" not in ready.data_summary
+    assert next(h for h in ready.hyper if h["name"] == "beta")["value"] == 1.5
+    link.send(P.Decode(request_id=33, z=z))
+    after = collect(link, lambda e: isinstance(e, P.Decoded) and e.request_id == 33)[-1]
+    assert after.step == saved.step
+    np.testing.assert_allclose(after.images, before, atol=1e-6)
+    link.send(P.LoadCheckpoint(path=str(tmp_path / "missing.safetensors")))
+    err = collect(link, lambda e: isinstance(e, (P.Ready, P.Error)))[-1]
+    assert isinstance(err, P.Error) and err.command == "LoadCheckpoint" and "missing.safetensors" in err.message
+
+
+def test_checkpoint_without_its_data_still_decodes(worker, tmp_path):
+    link, *_ = worker
+    npz = tmp_path / "tiny.npz"
+    rng = np.random.default_rng(2)
+    np.savez(npz, x=(rng.random((40, 8, 8)) > 0.5).astype(np.uint8) * 255)
+    link.send(P.Configure(data=f"npz:{npz}", model="vae", latent_dim=2, batch_size=8))
+    ready = collect(link, lambda e: isinstance(e, (P.Ready, P.Error)))[-1]
+    assert isinstance(ready, P.Ready), ready
+    ckpt = tmp_path / "tiny.safetensors"
+    link.send(P.SaveCheckpoint(path=str(ckpt)))
+    assert isinstance(collect(link, lambda e: isinstance(e, (P.CheckpointSaved, P.Error)))[-1], P.CheckpointSaved)
+    npz.unlink()
+    link.send(P.LoadCheckpoint(path=str(ckpt)))
+    ready = collect(link, lambda e: isinstance(e, (P.Ready, P.Error)))[-1]
+    assert isinstance(ready, P.Ready), ready
+    assert "unavailable" in ready.data_summary and ready.data["shape"] == [1, 8, 8]
+    link.send(P.Decode(request_id=41, z=np.zeros((2, 2), np.float32)))
+    dec = collect(link, lambda e: isinstance(e, (P.Decoded, P.Error)))[-1]
+    assert isinstance(dec, P.Decoded) and dec.images.shape == (2, 1, 8, 8)
+    link.send(P.Train(steps=1))
+    err = collect(link, lambda e: isinstance(e, (P.Error, P.TrainingState)))[-1]
+    assert isinstance(err, P.Error) and err.command == "Train"
+    link.send(P.GetExamples(request_id=42, indices=[0]))
+    err = collect(link, lambda e: isinstance(e, (P.Error, P.Examples)))[-1]
+    assert isinstance(err, P.Error) and err.command == "GetExamples"
+
+
+def test_shutdown_ends_the_process(worker):
+    link, *_ = worker
+    link.send(P.Shutdown())
+    assert link.process.wait(20) == 0
+
+
+def test_killed_worker_is_detected():
+    link = WorkerLink(threads=1, device="cpu", connect_timeout=60)
+    link.start()
+    try:
+        link.wait_for(P.Started, timeout=60)
+        os.kill(link.pid, signal.SIGKILL)
+        with pytest.raises(WorkerDied):
+            for _ in range(100):
+                link.recv(0.1)
+    finally:
+        link.kill()
+
+
+def test_worker_exits_when_the_window_goes_away():
+    link = WorkerLink(threads=1, device="cpu", connect_timeout=60)
+    link.start()
+    try:
+        link.wait_for(P.Started, timeout=60)
+        link.conn.close()  # the window vanished without a goodbye
+        link.conn = None
+        assert link.process.wait(20) == 0
+    finally:
+        link.kill()
+
+
+def test_metrics_buffer_fills_missing_terms_with_nan():
+    buf = MetricsBuffer()
+    buf.add(10, {"recon": 1.0, "kl": 2.0})
+    buf.add(11, {"recon": 0.5, "d_loss": 3.0})
+    steps, names, values = buf.take()
+    assert steps.dtype == np.int64 and steps.tolist() == [10, 11]
+    assert names == ["recon", "kl", "d_loss"]
+    assert values.dtype == np.float32 and values.shape == (2, 3)
+    assert values[0].tolist()[:2] == [1.0, 2.0] and math.isnan(values[0, 2])
+    assert math.isnan(values[1, 1]) and values[1, 2] == 3.0
+    assert len(buf) == 0 and buf.take()[2].shape == (0, 0)
