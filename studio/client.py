@@ -1,0 +1,346 @@
+"""The window's side of the worker: a QObject that turns protocol events into Qt signals.
+
+:class:`WorkerClient` owns an :class:`engines.link.WorkerLink`. Starting the worker (which imports
+torch for a few seconds), sending commands and reading events all happen on plain Python threads;
+events come back to the GUI thread through a queued Qt signal, so the GUI thread never waits on the
+worker. Interactive decodes follow napari's asynchronous slicer: every request has an id, at most
+one is in flight per view, the newest pending request replaces older ones, and stale replies are
+dropped.
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal, Slot
+
+from engines import protocol
+from engines.errors import ProtocolError
+from engines.link import WorkerDied, WorkerLink
+
+#: Client states, as the status bar shows them.
+STATES = ("stopped", "starting", "idle", "configuring", "ready", "training", "paused", "died")
+
+#: Seconds after which an unanswered decode no longer blocks the next one.
+DECODE_TIMEOUT = 2.0
+
+
+@dataclass(frozen=True)
+class _Died:
+    """Marker passed from a link thread to the GUI thread: the worker is gone."""
+
+    message: str
+
+
+class WorkerClient(QObject):
+    """A worker process seen as Qt signals; every method returns at once.
+
+    Parameters
+    ----------
+    threads : int or None
+        Torch threads of the worker (None: the worker chooses).
+    device : str or None
+        Force "cpu", "cuda" or "mps" (None: the worker picks).
+    connect_timeout : float
+        Seconds the worker may take to start and connect.
+
+    Signals
+    -------
+    event_received(object)
+        Every event, after the typed signal below.
+    started(Started), ready(Ready), metrics(StepMetrics), samples(Samples), decoded(Decoded),
+    encoded(Encoded), examples(Examples), hyper_changed(HyperparameterChanged),
+    checkpoint_saved(CheckpointSaved), progress(Progress), stopped(Stopped), error(Error)
+        One per event type. ``decoded`` only carries answers newer than the last one delivered.
+    state_changed(str)
+        One of :data:`STATES`.
+    worker_died(str)
+        The worker process exited or its connection broke (not emitted for :meth:`shutdown`).
+    """
+
+    event_received = Signal(object)
+    started = Signal(object)
+    ready = Signal(object)
+    metrics = Signal(object)
+    samples = Signal(object)
+    decoded = Signal(object)
+    encoded = Signal(object)
+    examples = Signal(object)
+    hyper_changed = Signal(object)
+    checkpoint_saved = Signal(object)
+    progress = Signal(object)
+    stopped = Signal(object)
+    error = Signal(object)
+    state_changed = Signal(str)
+    worker_died = Signal(str)
+    _incoming = Signal(int, object)  # (generation, event or _Died), queued from the link threads
+
+    _TYPED = {
+        protocol.Started: "started", protocol.Ready: "ready", protocol.StepMetrics: "metrics",
+        protocol.Samples: "samples", protocol.Decoded: "decoded", protocol.Encoded: "encoded",
+        protocol.Examples: "examples", protocol.HyperparameterChanged: "hyper_changed",
+        protocol.CheckpointSaved: "checkpoint_saved", protocol.Progress: "progress",
+        protocol.Stopped: "stopped", protocol.Error: "error",
+    }
+
+    def __init__(
+        self, threads: int | None = None, device: str | None = None, connect_timeout: float = 120.0,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.threads, self.device, self.connect_timeout = threads, device, connect_timeout
+        self._incoming.connect(self._dispatch)
+        self._gen = 0
+        self._link: WorkerLink | None = None
+        self._outbox: queue.Queue | None = None
+        self._state = "stopped"
+        self._has_model = self._model_before = self._configuring = False
+        self._ids = itertools.count(1)
+        self._inflight: dict[str, tuple[int, float]] = {}
+        self._pending: dict[str, protocol.Decode] = {}
+        self._delivered: dict[str, int] = {}
+        self._requested: dict[str, int] = {}
+        #: Decode bookkeeping: requests made, Decode commands sent, answers delivered, stale answers dropped.
+        self.decode_stats = {"requested": 0, "sent": 0, "delivered": 0, "dropped": 0}
+        self.info: protocol.Started | None = None
+        self.last_ready: protocol.Ready | None = None
+        self.last_configure: protocol.Configure | None = None
+        self.last_checkpoint: str | None = None
+        self.step = 0
+
+    # -- state -----------------------------------------------------------------------------------
+    @property
+    def state(self) -> str:
+        """The current state, one of :data:`STATES`."""
+        return self._state
+
+    @property
+    def pid(self) -> int | None:
+        """Process id of the current worker, or None."""
+        return None if self._link is None else self._link.pid
+
+    def is_running(self) -> bool:
+        """Whether a worker is starting or connected."""
+        return self._state not in ("stopped", "died")
+
+    def _set_state(self, state: str) -> None:
+        if state != self._state:
+            self._state = state
+            self.state_changed.emit(state)
+
+    # -- life cycle ------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start a worker on a background thread; commands sent meanwhile wait until it connects."""
+        if self.is_running():
+            return
+        self._gen += 1
+        gen, link, outbox = self._gen, WorkerLink(self.threads, self.device, self.connect_timeout), queue.Queue()
+        self._link, self._outbox = link, outbox
+        self._has_model = self._configuring = False
+        self._inflight.clear()
+        self._pending.clear()
+        self._delivered.clear()
+        self._requested.clear()
+        self._set_state("starting")
+        threading.Thread(target=self._run, args=(gen, link, outbox), name=f"worker-link-{gen}", daemon=True).start()
+
+    def shutdown(self, timeout: float = 3.0) -> None:
+        """Ask the worker to exit and wait at most ``timeout`` seconds before killing it.
+
+        No ``worker_died`` follows; events still in flight are dropped.
+        """
+        link, outbox = self._link, self._outbox
+        self._gen += 1
+        self._link = self._outbox = None
+        if outbox is not None:
+            outbox.put(None)
+        if link is not None:
+            if link.conn is None:  # still starting (importing torch): nothing to say goodbye to
+                link.kill()
+            else:
+                link.close(timeout)
+        self._has_model = False
+        self._set_state("stopped")
+
+    def restart(self) -> None:
+        """Replace the worker by a fresh one and bring it back to where it was.
+
+        The new worker loads the last saved checkpoint (the worker's autosave or the user's save)
+        if there is one, else repeats the last :class:`Configure`.
+        """
+        old = self._link
+        self._gen += 1
+        self._link = None
+        if self._outbox is not None:
+            self._outbox.put(None)
+        if old is not None:
+            threading.Thread(target=old.kill, name="worker-kill", daemon=True).start()
+        self._state = "stopped"
+        self.start()
+        if self.last_checkpoint:
+            self.send(protocol.LoadCheckpoint(path=self.last_checkpoint))
+        elif self.last_configure is not None:
+            self.send(self.last_configure)
+
+    # -- commands --------------------------------------------------------------------------------
+    def send(self, command: protocol.Command) -> bool:
+        """Queue a command for the worker; False (and nothing sent) when no worker is running."""
+        if self._outbox is None or not self.is_running():
+            return False
+        if isinstance(command, protocol.Configure):
+            self.last_configure = command
+        if isinstance(command, (protocol.Configure, protocol.LoadCheckpoint)):
+            self._model_before, self._has_model, self._configuring = self._has_model, False, True
+            if self._state != "starting":
+                self._set_state("configuring")
+        self._outbox.put(command)
+        return True
+
+    def request_decode(self, z: np.ndarray, view: str = "explore") -> int:
+        """Ask for the images of latents ``z`` (N, D) for ``view``; latest request wins.
+
+        Returns the request id. At most one decode per view is in flight; a newer request replaces
+        the pending one and goes out when the answer to the in-flight one arrives.
+        """
+        rid = next(self._ids)
+        self._requested[view] = rid
+        self.decode_stats["requested"] += 1
+        self._pending[view] = protocol.Decode(request_id=rid, view=view, z=np.asarray(z, np.float32).reshape(-1, np.shape(z)[-1]))
+        self._pump(view)
+        return rid
+
+    def last_delivered(self, view: str = "explore") -> int:
+        """Request id of the newest Decoded delivered for ``view`` (0 before the first)."""
+        return self._delivered.get(view, 0)
+
+    def last_requested(self, view: str = "explore") -> int:
+        """Request id of the newest :meth:`request_decode` for ``view`` (0 before the first)."""
+        return self._requested.get(view, 0)
+
+    def request_encode(self, indices: list[int], view: str = "explore", split: str = "test") -> int:
+        """Ask for the posterior means of data-set examples; returns the request id."""
+        rid = next(self._ids)
+        self.send(protocol.Encode(request_id=rid, view=view, indices=[int(i) for i in indices], split=split))
+        return rid
+
+    def _pump(self, view: str) -> None:
+        inflight = self._inflight.get(view)
+        if inflight is not None and time.monotonic() - inflight[1] < DECODE_TIMEOUT:
+            return
+        cmd = self._pending.pop(view, None)
+        if cmd is not None and self._has_model and self.send(cmd):
+            self._inflight[view] = (cmd.request_id, time.monotonic())
+            self.decode_stats["sent"] += 1
+        elif cmd is not None:
+            self._pending[view] = cmd  # no model yet: keep it for when Ready arrives
+
+    # -- link threads ----------------------------------------------------------------------------
+    def _run(self, gen: int, link: WorkerLink, outbox: queue.Queue) -> None:
+        try:
+            link.start()
+        except WorkerDied as exc:
+            self._incoming.emit(gen, _Died(str(exc)))
+            return
+        except Exception as exc:  # noqa: BLE001 - e.g. the interpreter cannot be spawned; reported, not raised
+            link.kill()
+            self._incoming.emit(gen, _Died(f"the worker could not be started ({type(exc).__name__}: {exc})"))
+            return
+        if gen != self._gen:  # shut down or replaced while starting
+            link.kill()
+            return
+        threading.Thread(target=self._send_loop, args=(gen, link, outbox), name=f"worker-send-{gen}", daemon=True).start()
+        while gen == self._gen:
+            try:
+                event = link.recv(timeout=0.25)
+            except WorkerDied as exc:
+                self._incoming.emit(gen, _Died(str(exc)))
+                return
+            except ProtocolError as exc:
+                self._incoming.emit(gen, protocol.Error(message=f"unreadable message from the worker: {exc}"))
+                continue
+            if event is not None:
+                self._incoming.emit(gen, event)
+            elif not link.is_alive():
+                self._incoming.emit(gen, _Died(f"the worker process exited (code {link.process.poll()})"))
+                return
+
+    def _send_loop(self, gen: int, link: WorkerLink, outbox: queue.Queue) -> None:
+        while True:
+            command = outbox.get()
+            if command is None or gen != self._gen:
+                return
+            try:
+                link.send(command)
+            except WorkerDied as exc:
+                self._incoming.emit(gen, _Died(str(exc)))
+                return
+            except ProtocolError as exc:
+                self._incoming.emit(gen, protocol.Error(message=str(exc), command=type(command).__name__))
+
+    # -- GUI thread ------------------------------------------------------------------------------
+    @Slot(int, object)
+    def _dispatch(self, gen: int, item: object) -> None:
+        if gen != self._gen:
+            return  # from a worker that was shut down or replaced
+        if isinstance(item, _Died):
+            self._has_model = self._configuring = False
+            self._inflight.clear()
+            self._set_state("died")
+            self.worker_died.emit(item.message)
+            return
+        event = item
+        if isinstance(event, protocol.Started):
+            self.info = event
+            self._set_state("configuring" if self._configuring else "idle")
+        elif isinstance(event, protocol.Ready):
+            self.last_ready, self.step, self._has_model, self._configuring = event, event.step, True, False
+            for view, (rid, _t) in self._inflight.items():  # answers from the old model are stale now
+                self._delivered[view] = max(self._delivered.get(view, 0), rid)
+            self._inflight.clear()  # the worker drops requests pending for the old model
+            if event.checkpoint:
+                self.last_checkpoint = event.checkpoint
+            self._set_state("ready")
+        elif isinstance(event, protocol.TrainingState):
+            self.step = event.step
+            if self._has_model:
+                self._set_state({"training": "training", "paused": "paused"}.get(event.state, "ready"))
+        elif isinstance(event, protocol.Stopped):
+            self.step = event.step
+            if self._has_model:
+                self._set_state("ready")
+        elif isinstance(event, protocol.StepMetrics) and event.steps is not None and len(event.steps):
+            self.step = int(event.steps[-1]) + 1  # steps done
+        elif isinstance(event, protocol.CheckpointSaved):
+            self.last_checkpoint = event.path
+        elif isinstance(event, protocol.Decoded):
+            inflight = self._inflight.get(event.view)
+            if inflight is not None and event.request_id >= inflight[0]:
+                del self._inflight[event.view]
+            stale = event.request_id <= self._delivered.get(event.view, 0)
+            self._pump(event.view)
+            if stale:
+                self.decode_stats["dropped"] += 1
+                return
+            self._delivered[event.view] = event.request_id
+            self.decode_stats["delivered"] += 1
+        elif isinstance(event, protocol.Error):
+            if event.command == "Decode":
+                self._inflight.clear()
+                for view in list(self._pending):
+                    self._pump(view)
+            if event.command in ("Configure", "LoadCheckpoint") and self._state == "configuring":
+                self._configuring = False
+                self._has_model = self._model_before  # the worker keeps the model it had
+                self._set_state("ready" if self._has_model else "idle")
+        if isinstance(event, protocol.Ready):
+            for view in list(self._pending):
+                self._pump(view)
+        name = self._TYPED.get(type(event))
+        if name is not None:
+            getattr(self, name).emit(event)
+        self.event_received.emit(event)

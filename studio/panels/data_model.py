@@ -1,0 +1,198 @@
+"""The Data & Model panel: pick a data set and a model, set its size, and build it (a Configure command)."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget,
+)
+
+from engines import protocol
+from engines.data import BUILTIN_SPECS
+from engines.registry import MODELS
+
+TOOLTIP = Qt.ItemDataRole.ToolTipRole
+
+#: Spin-box value that stands for "the data set's own image size".
+NATIVE_SIZE = 7
+
+
+def builtin_specs() -> list[tuple[str, str]]:
+    """The built-in data sets as (spec, description) pairs, from :data:`engines.data.BUILTIN_SPECS`."""
+    return [(str(s), str(d)) for s, d in BUILTIN_SPECS]
+
+
+def spec_for_file(path: str) -> str:
+    """The data spec of a user file: ``npz:PATH`` for .npz, ``idx:PATH`` otherwise (raw or .gz IDX)."""
+    return f"npz:{path}" if path.lower().endswith(".npz") else f"idx:{path}"
+
+
+class DataModelPanel(QWidget):
+    """Data set, model, architecture and sizes; "Build model" emits the :class:`Configure` to send.
+
+    Signals
+    -------
+    build_requested(Configure)
+        The user pressed "Build model".
+    """
+
+    build_requested = Signal(object)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.data_combo = QComboBox()
+        for spec, description in builtin_specs():
+            self.data_combo.addItem(spec, spec)
+            self.data_combo.setItemData(self.data_combo.count() - 1, description, TOOLTIP)
+        self.open_file_button = QPushButton("Open file...")
+        self.open_file_button.setToolTip("An MNIST-style IDX file (raw or .gz) or an .npz with x (and y)")
+        self.open_folder_button = QPushButton("Open folder...")
+        self.open_folder_button.setToolTip("A folder of PNG/JPEG images (grey or RGB, resized)")
+        self.model_combo = QComboBox()
+        for name, entry in MODELS.items():
+            self.model_combo.addItem(name, name)
+            self.model_combo.setItemData(self.model_combo.count() - 1, entry.description, TOOLTIP)
+        self.arch_combo = QComboBox()
+        self.arch_combo.addItems(["auto", "conv", "mlp"])
+        self.arch_combo.setToolTip(
+            "Encoder/decoder networks: convolutional or fully connected (auto: conv for images, mlp for 2-D points)"
+        )
+        self.latent_spin = QSpinBox()
+        self.latent_spin.setRange(1, 256)
+        self.latent_spin.setValue(10)
+        self.latent_spin.setToolTip("Width of z (latent dimensions)")
+        self.size_spin = QSpinBox()
+        self.size_spin.setRange(NATIVE_SIZE, 64)
+        self.size_spin.setSpecialValueText("native")
+        self.size_spin.setSuffix(" px")
+        self.size_spin.setToolTip("Side images are resized to (8-64 px), or the data set's own size")
+        self.batch_spin = QSpinBox()
+        self.batch_spin.setRange(1, 4096)
+        self.batch_spin.setValue(64)
+        self.seed_spin = QSpinBox()
+        self.seed_spin.setRange(0, 2**31 - 1)
+        self.build_button = QPushButton("Build model")
+        self.build_button.setToolTip("Load the data set and build a fresh model in the worker")
+        self.summary = QLabel("No model yet.")
+        self.summary.setWordWrap(True)
+        self.summary.setStyleSheet("color: #a0a0a0")
+
+        files = QHBoxLayout()
+        files.addWidget(self.open_file_button)
+        files.addWidget(self.open_folder_button)
+        form = QFormLayout()
+        form.addRow("Data", self.data_combo)
+        form.addRow("", files)
+        form.addRow("Model", self.model_combo)
+        form.addRow("Architecture", self.arch_combo)
+        form.addRow("Latent dims", self.latent_spin)
+        form.addRow("Image size", self.size_spin)
+        form.addRow("Batch size", self.batch_spin)
+        form.addRow("Seed", self.seed_spin)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.build_button)
+        layout.addWidget(self.summary)
+        layout.addStretch(1)
+
+        self.open_file_button.clicked.connect(self.open_file_dialog)
+        self.open_folder_button.clicked.connect(self.open_folder_dialog)
+        self.model_combo.currentIndexChanged.connect(self._model_changed)
+        self.build_button.clicked.connect(lambda: self.build_requested.emit(self.configure_command()))
+        self._model_changed()
+
+    # -- values ----------------------------------------------------------------------------------
+    def data_spec(self) -> str:
+        """The selected data spec (e.g. ``"digits"`` or ``"idx:/data/train-images.gz"``)."""
+        return str(self.data_combo.currentData())
+
+    def set_data_spec(self, spec: str) -> None:
+        """Select a data spec, adding it to the list if new (what "Open file..." does after its dialog)."""
+        index = self.data_combo.findData(spec)
+        if index < 0:
+            label = spec if len(spec) < 48 else spec.split(":", 1)[0] + ":..." + spec[-40:]
+            self.data_combo.addItem(label, spec)
+            index = self.data_combo.count() - 1
+            self.data_combo.setItemData(index, spec, TOOLTIP)
+        self.data_combo.setCurrentIndex(index)
+
+    def set_model(self, name: str) -> None:
+        """Select a registry model by name.
+
+        Raises
+        ------
+        KeyError
+            If the registry has no such model.
+        """
+        index = self.model_combo.findData(name)
+        if index < 0:
+            raise KeyError(f"unknown model {name!r}; known: {', '.join(MODELS)}")
+        self.model_combo.setCurrentIndex(index)
+
+    def set_values(
+        self, *, latent_dim: int | None = None, image_size: int | None = None, batch_size: int | None = None,
+        seed: int | None = None, arch: str | None = None,
+    ) -> None:
+        """Set the build options (None leaves one unchanged; ``image_size`` 0 means native)."""
+        if latent_dim is not None:
+            self.latent_spin.setValue(latent_dim)
+        if image_size is not None:
+            self.size_spin.setValue(image_size if image_size >= 8 else NATIVE_SIZE)
+        if batch_size is not None:
+            self.batch_spin.setValue(batch_size)
+        if seed is not None:
+            self.seed_spin.setValue(seed)
+        if arch is not None:
+            self.arch_combo.setCurrentText(arch)
+
+    def configure_command(self) -> protocol.Configure:
+        """The :class:`Configure` these controls describe."""
+        model = str(self.model_combo.currentData())
+        arch = self.arch_combo.currentText()
+        options = {"arch": arch} if self.arch_combo.isEnabled() and arch != "auto" else {}
+        size = self.size_spin.value()
+        return protocol.Configure(
+            data=self.data_spec(), model=model, image_size=None if size == NATIVE_SIZE else size,
+            latent_dim=self.latent_spin.value(), seed=self.seed_spin.value(), batch_size=self.batch_spin.value(),
+            options=options,
+        )
+
+    # -- worker state ----------------------------------------------------------------------------
+    def set_can_build(self, can: bool, why: str = "") -> None:
+        """Enable "Build model"; ``why`` is the tooltip that explains a disabled button."""
+        self.build_button.setEnabled(can)
+        self.build_button.setToolTip(why or "Load the data set and build a fresh model in the worker")
+
+    def set_ready(self, ready: protocol.Ready) -> None:
+        """Show the data summary and the model of a :class:`Ready`."""
+        config = ready.config or {}
+        arch = f", {config['arch']}" if "arch" in config else ""
+        source = f"<br>from {ready.checkpoint}" if ready.checkpoint else ""
+        self.summary.setText(
+            f"<b>{ready.model}</b> ({ready.family}{arch}), {len(ready.latent)} latent dims, on {ready.device}"
+            f"<br>{ready.data_summary}{source}"
+        )
+        if self.model_combo.findData(ready.model) >= 0:
+            self.model_combo.blockSignals(True)
+            self.model_combo.setCurrentIndex(self.model_combo.findData(ready.model))
+            self.model_combo.blockSignals(False)
+
+    def _model_changed(self) -> None:
+        entry = MODELS.get(str(self.model_combo.currentData()))
+        self.arch_combo.setEnabled(entry is not None and entry.family == "vae")
+        self.model_combo.setToolTip(entry.description if entry else "")
+
+    # -- dialogs ---------------------------------------------------------------------------------
+    def open_file_dialog(self) -> None:
+        """Ask for an IDX (raw or .gz) or .npz file and select it as the data spec."""
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open a data file", "", "Data files (*.gz *.idx *ubyte* *.npz);;All files (*)"
+        )
+        if path:
+            self.set_data_spec(spec_for_file(path))
+
+    def open_folder_dialog(self) -> None:
+        """Ask for a folder of images and select it as the data spec."""
+        path = QFileDialog.getExistingDirectory(self, "Open a folder of images")
+        if path:
+            self.set_data_spec(f"folder:{path}")

@@ -1,0 +1,288 @@
+"""The Explore panel: one slider per latent dimension, ordered by KL, plus random, reset and encode."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QHBoxLayout, QLabel, QPushButton, QScrollArea, QSizePolicy, QSpinBox, QVBoxLayout, QWidget,
+)
+from superqt import QLabeledDoubleSlider
+
+from engines.spec import LatentDim, LatentSpec
+from studio.state import COLLAPSED_KL, kl_order
+from studio.widgets import BACKGROUND
+
+#: Seconds between re-orderings of the sliders (rows never jump while one is dragged).
+REORDER_INTERVAL_MS = 1500
+#: Milliseconds between redraws of the KL bar chart.
+BARS_INTERVAL_MS = 400
+
+
+class LatentRow(QWidget):
+    """One latent dimension: its name, a labelled slider over the dimension's range, and its KL."""
+
+    def __init__(self, index: int, dim: LatentDim, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.index, self.dim = index, dim
+        self.name = QLabel(dim.name)
+        self.name.setMinimumWidth(34)
+        self.slider = QLabeledDoubleSlider(Qt.Orientation.Horizontal)
+        self.slider.setDecimals(2)
+        self.slider.setRange(dim.low, dim.high)
+        self.slider.setSingleStep((dim.high - dim.low) / 100)
+        self.slider.setValue(self.default())
+        self.slider.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.kl = QLabel("")
+        self.kl.setMinimumWidth(62)
+        self.kl.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.name)
+        layout.addWidget(self.slider, 1)
+        layout.addWidget(self.kl)
+        self.collapsed = False
+
+    def default(self) -> float:
+        """The prior's centre: 0 for a Gaussian (clipped to the range), the middle otherwise."""
+        if self.dim.kind == "gaussian":
+            return float(np.clip(0.0, self.dim.low, self.dim.high))
+        return 0.5 * (self.dim.low + self.dim.high)
+
+    def set_kl(self, kl: float | None) -> None:
+        """Show the dimension's KL in nats; grey the row out when it is collapsed."""
+        if kl is None or not np.isfinite(kl):
+            self.kl.setText("")
+            self.collapsed = False
+        else:
+            self.collapsed = kl < COLLAPSED_KL
+            self.kl.setText(f"{kl:.2f}" + (" \u2715" if self.collapsed else ""))
+        tip = "" if kl is None else f"KL {kl:.3f} nats" + (
+            " - collapsed: the decoder ignores this dimension" if self.collapsed else ""
+        )
+        grey = "color: #707070" if self.collapsed else ""
+        self.name.setStyleSheet(grey)
+        self.kl.setStyleSheet(grey)
+        self.setToolTip(tip)
+
+
+class ExplorePanel(QWidget):
+    """Sliders over the latent space, most informative dimension first.
+
+    Rows show and are sorted by the KL per dimension in nats (``StepMetrics.latent_kl``), updated
+    at most every :data:`REORDER_INTERVAL_MS` and never while a slider is held; the bar chart below
+    them follows every :data:`BARS_INTERVAL_MS`. Dimensions with KL below
+    :data:`studio.state.COLLAPSED_KL` nats are greyed and marked with a cross.
+
+    Signals
+    -------
+    z_changed(ndarray)
+        The latent vector, (D,) float32, after any change (slider, random, reset, encode).
+    encode_requested(int)
+        "Set from image" pressed: the held-out example index to encode.
+    """
+
+    z_changed = Signal(object)
+    encode_requested = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.spec = LatentSpec(())
+        self.rows: list[LatentRow] = []
+        self.order = np.zeros(0, np.int64)
+        self.latent_kl: np.ndarray | None = None
+        self._ordered_once = False
+        self._rng = np.random.default_rng()
+        self.header = QLabel("Build a model to explore its latent space.")
+        self.header.setWordWrap(True)
+        self.header.setStyleSheet("color: #a0a0a0")
+        self.rows_widget = QWidget()
+        self.rows_layout = QVBoxLayout(self.rows_widget)
+        self.rows_layout.setContentsMargins(0, 0, 0, 0)
+        self.rows_layout.setSpacing(2)
+        self.rows_layout.addStretch(1)
+        self.columns = QLabel("<small>dimension &nbsp;&middot;&nbsp; value &nbsp;&middot;&nbsp; KL (nats)</small>")
+        self.columns.setStyleSheet("color: #8a8a8a")
+        self.kl_plot = pg.PlotWidget(background=BACKGROUND)
+        self.kl_plot.setFixedHeight(120)
+        self.kl_plot.setMouseEnabled(False, False)
+        self.kl_plot.setMenuEnabled(False)
+        self.kl_plot.hideButtons()
+        self.kl_plot.setLabel("left", "KL")
+        self.kl_plot.showGrid(y=True, alpha=0.15)
+        self.kl_bars = pg.BarGraphItem(x=[], height=[], width=0.7)
+        self.kl_plot.addItem(self.kl_bars)
+        self.kl_plot.addItem(pg.InfiniteLine(
+            pos=COLLAPSED_KL, angle=0, pen=pg.mkPen("#9e9e9e", style=Qt.PenStyle.DashLine),
+        ))
+        self.kl_plot.setToolTip(f"KL per latent dimension (nats); grey bars are below {COLLAPSED_KL} nats: collapsed")
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self.rows_widget)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.random_button = QPushButton("Random z")
+        self.reset_button = QPushButton("Reset")
+        self.index_spin = QSpinBox()
+        self.index_spin.setPrefix("held-out #")
+        self.index_spin.setToolTip("Index of an example in the held-out split")
+        self.encode_button = QPushButton("Set from image")
+        self.encode_button.setToolTip("Encode the held-out example and move the sliders to its posterior mean")
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.random_button)
+        buttons.addWidget(self.reset_button)
+        encode = QHBoxLayout()
+        encode.addWidget(self.index_spin, 1)
+        encode.addWidget(self.encode_button)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.header)
+        layout.addWidget(self.columns)
+        layout.addWidget(scroll, 1)
+        layout.addWidget(self.kl_plot)
+        layout.addLayout(buttons)
+        layout.addLayout(encode)
+        self.random_button.clicked.connect(lambda: self.random_z())
+        self.reset_button.clicked.connect(self.reset)
+        self.encode_button.clicked.connect(lambda: self.encode_requested.emit(self.index_spin.value()))
+        self._reorder_timer = QTimer(self)
+        self._reorder_timer.setSingleShot(True)
+        self._reorder_timer.timeout.connect(self._apply_order)
+        self._bars_timer = QTimer(self)  # the bar chart redraws at most this often
+        self._bars_timer.setSingleShot(True)
+        self._bars_timer.setInterval(BARS_INTERVAL_MS)
+        self._bars_timer.timeout.connect(self._update_bars)
+        self.set_encoder(False, 0)
+
+    # -- latent space ----------------------------------------------------------------------------
+    @property
+    def dim(self) -> int:
+        """D, the number of latent dimensions (sliders)."""
+        return self.spec.dim
+
+    def set_latent(self, spec: LatentSpec) -> None:
+        """Build one row per dimension of ``spec`` (kept, with their values, if the spec is unchanged)."""
+        if spec == self.spec and self.rows:
+            return
+        for row in self.rows:
+            self.rows_layout.removeWidget(row)
+            row.deleteLater()
+        self.spec, self.latent_kl, self._ordered_once = spec, None, False
+        self.rows = [LatentRow(i, d) for i, d in enumerate(spec.dims)]
+        for i, row in enumerate(self.rows):
+            self.rows_layout.insertWidget(i, row)
+            row.slider.valueChanged.connect(self._slider_moved)
+        self.order = np.arange(spec.dim, dtype=np.int64)
+        self.header.setText(f"{spec.dim} latent dimensions, most informative (highest KL) first")
+        self.kl_bars.setOpts(x=np.arange(spec.dim), height=np.zeros(spec.dim), brushes=None)
+        ticks = [(i, d.name) for i, d in enumerate(spec.dims)]
+        step = max(1, spec.dim // 12)
+        self.kl_plot.getAxis("bottom").setTicks([ticks[::step]])
+
+    def set_latent_kl(self, latent_kl: np.ndarray | None) -> None:
+        """Update each row's KL (nats) and schedule a re-ordering by decreasing KL."""
+        if latent_kl is None or len(latent_kl) != self.dim:
+            return
+        self.latent_kl = np.asarray(latent_kl, np.float64)
+        if not self._bars_timer.isActive():
+            self._bars_timer.start()
+        if not self._reorder_timer.isActive():
+            self._reorder_timer.start(REORDER_INTERVAL_MS if self._ordered_once else 0)
+
+    def _update_bars(self) -> None:
+        if self.latent_kl is None or len(self.latent_kl) != self.dim:
+            return
+        _, collapsed = kl_order(self.latent_kl, self.dim)
+        brushes = [pg.mkBrush("#6b6b6b" if c else "#4fc3f7") for c in collapsed]
+        self.kl_bars.setOpts(x=np.arange(self.dim), height=np.nan_to_num(self.latent_kl), brushes=brushes)
+
+    def apply_order(self) -> None:
+        """Show the latest KL per row and sort the rows by it now (normally done on a timer)."""
+        self._reorder_timer.stop()
+        self._bars_timer.stop()
+        self._update_bars()
+        self._apply_order()
+
+    def _apply_order(self) -> None:
+        if any(row.slider.isSliderDown() for row in self.rows):
+            self._reorder_timer.start(REORDER_INTERVAL_MS)
+            return
+        if self.latent_kl is None:
+            return
+        for row, kl in zip(self.rows, self.latent_kl):  # labels change with the order, so they always agree
+            row.set_kl(float(kl))
+        order, _ = kl_order(self.latent_kl, self.dim)
+        self._ordered_once = True
+        if np.array_equal(order, self.order):
+            return
+        self.order = order
+        for position, index in enumerate(order):
+            row = self.rows[int(index)]
+            self.rows_layout.removeWidget(row)
+            self.rows_layout.insertWidget(position, row)
+
+    def collapsed(self) -> np.ndarray:
+        """(D,) bool: which dimensions are currently marked collapsed."""
+        return np.array([row.collapsed for row in self.rows], bool)
+
+    # -- z ---------------------------------------------------------------------------------------
+    def z(self) -> np.ndarray:
+        """The latent vector the sliders show: (D,) float32."""
+        return np.array([row.slider.value() for row in self.rows], np.float32)
+
+    def set_z(self, z: np.ndarray, emit: bool = True) -> None:
+        """Move every slider (clipped to its range) and emit ``z_changed`` once."""
+        z = np.asarray(z, np.float64).reshape(-1)
+        if len(z) != self.dim:
+            raise ValueError(f"z has {len(z)} values but the latent space has {self.dim} dimensions")
+        for row, v in zip(self.rows, z):
+            row.slider.blockSignals(True)
+            row.slider.setValue(float(np.clip(v, row.dim.low, row.dim.high)))
+            row.slider.blockSignals(False)
+        if emit:
+            self.z_changed.emit(self.z())
+
+    def set_value(self, index: int, value: float) -> None:
+        """Move the slider of dimension ``index`` as a user would (emits ``z_changed``)."""
+        self.rows[index].slider.setValue(float(value))
+
+    def random_z(self, seed: int | None = None) -> np.ndarray:
+        """Draw z from the prior (Gaussian clipped to the slider range, uniform, one-hot per categorical group)."""
+        rng = self._rng if seed is None else np.random.default_rng(seed)
+        z = np.zeros(self.dim)
+        groups: dict[str, list[int]] = {}
+        for i, d in enumerate(self.spec.dims):
+            if d.kind == "categorical":
+                groups.setdefault(d.group or d.name, []).append(i)
+            elif d.kind == "uniform":
+                z[i] = rng.uniform(d.low, d.high)
+            else:
+                z[i] = rng.standard_normal()
+        for members in groups.values():
+            z[members] = 0.0
+            z[members[int(rng.integers(len(members)))]] = 1.0
+        self.set_z(z)
+        return self.z()
+
+    def reset(self) -> None:
+        """Every slider back to its prior's centre (first class of each categorical group)."""
+        z = np.array([row.default() for row in self.rows])
+        seen: set[str] = set()
+        for i, d in enumerate(self.spec.dims):
+            if d.kind == "categorical":
+                group = d.group or d.name
+                z[i] = 0.0 if group in seen else 1.0
+                seen.add(group)
+        self.set_z(z)
+
+    def _slider_moved(self, _value: float) -> None:
+        self.z_changed.emit(self.z())
+
+    # -- encoder ---------------------------------------------------------------------------------
+    def set_encoder(self, has_encoder: bool, n_test: int) -> None:
+        """Enable "Set from image" for a model with an encoder and a held-out split of ``n_test`` examples."""
+        ok = has_encoder and n_test > 0
+        self.index_spin.setRange(0, max(0, n_test - 1))
+        self.index_spin.setEnabled(ok)
+        self.encode_button.setEnabled(ok)
+        if not has_encoder:
+            self.encode_button.setToolTip("This model has no encoder")

@@ -1,0 +1,228 @@
+"""The loss plot: one pyqtgraph curve per loss term, redrawn on a timer from a :class:`LossHistory`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
+
+from engines import protocol
+from studio.state import LossHistory
+from studio.widgets import BACKGROUND, FpsCounter
+
+#: Curve colours in order of first appearance (Tableau 10, brightened for a dark background).
+PALETTE = ["#4fc3f7", "#ffb74d", "#e57373", "#81c784", "#ba68c8", "#a1887f", "#f06292", "#bdbdbd", "#dce775", "#4dd0e1"]
+
+
+#: Terms hidden until the user ticks them: ``elbo`` is -(recon + kl), the same information mirrored
+#: below zero, and would squash the other curves into a flat band.
+HIDDEN_BY_DEFAULT = {"elbo"}
+
+
+def shown_by_default(name: str) -> bool:
+    """Main terms (``recon``, ``kl``, ``loss``) are shown; per-dimension terms (``kl/z3``) and ``elbo`` are not."""
+    return "/" not in name and name not in HIDDEN_BY_DEFAULT
+
+
+def on_right_axis(name: str) -> bool:
+    """KL terms (``kl``, ``kl/z3``) are drawn against the right axis: they are orders of magnitude below the loss."""
+    return name == "kl" or name.startswith("kl/")
+
+
+class LossPlotPanel(QWidget):
+    """Live loss curves with smoothing, log scale, term selection and hyperparameter-change markers.
+
+    Each curve is created once, the first time its term appears, and updated with ``setData`` by a
+    timer (``refresh_hz``) only when the history changed, with peak downsampling and clipping to
+    the view (pyqtgraph's ``PlotSpeedTest`` and ``scrollingPlots`` examples).
+
+    Parameters
+    ----------
+    history : LossHistory, optional
+        The model drawn; a new one by default.
+    refresh_hz : float
+        Redraws per second at most.
+    fps : FpsCounter, optional
+        Ticked on every redraw.
+    """
+
+    def __init__(
+        self, history: LossHistory | None = None, refresh_hz: float = 10.0, fps: FpsCounter | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.history = history if history is not None else LossHistory()
+        self.fps = fps
+        self.plot = pg.PlotWidget(background=BACKGROUND)
+        self.plot.showGrid(y=True, alpha=0.15)  # an x grid too costs ~40% more per redraw (software raster)
+        self.plot.setLabel("bottom", "step")
+        self.plot.setLabel("left", "loss")
+        self.right = pg.ViewBox()  # second y axis for the KL terms (pyqtgraph's MultiplePlotAxes example)
+        item = self.plot.getPlotItem()
+        item.showAxis("right")
+        item.scene().addItem(self.right)
+        item.getAxis("right").linkToView(self.right)
+        item.getAxis("right").setLabel("KL (nats)")
+        self.right.setXLink(item)
+        item.vb.sigResized.connect(self._sync_right)
+        self.smooth_check = QCheckBox("Smooth (EMA)")
+        self.log_check = QCheckBox("Log y")
+        self.terms = QListWidget()
+        self.terms.setMaximumWidth(150)
+        self.terms.setToolTip("Loss terms to plot, in their curve's colour (KL terms use the right axis)")
+        self.curves: dict[str, pg.PlotDataItem] = {}
+        self.markers: list[tuple[int, pg.InfiniteLine]] = []
+        self._drawn_version = -1
+        self._items: dict[str, QListWidgetItem] = {}
+
+        controls = QHBoxLayout()
+        controls.addWidget(self.smooth_check)
+        controls.addWidget(self.log_check)
+        controls.addStretch(1)
+        self.last_label = QLabel("")
+        self.last_label.setStyleSheet("color: #a0a0a0")
+        controls.addWidget(self.last_label)
+        side = QVBoxLayout()
+        side.addWidget(QLabel("Terms"))
+        side.addWidget(self.terms, 1)
+        body = QHBoxLayout()
+        body.addWidget(self.plot, 1)
+        body.addLayout(side)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(controls)
+        layout.addLayout(body, 1)
+
+        self.smooth_check.toggled.connect(lambda _: self.refresh(force=True))
+        self.log_check.toggled.connect(self._set_log)
+        self.terms.itemChanged.connect(self._term_toggled)
+        self.timer = QTimer(self)
+        self.timer.timeout.connect(self.refresh)
+        self.timer.start(max(1, int(1000 / refresh_hz)))
+
+    def _sync_right(self) -> None:
+        vb = self.plot.getPlotItem().vb
+        self.right.setGeometry(vb.sceneBoundingRect())
+        self.right.linkedViewChanged(vb, self.right.XAxis)
+
+    # -- input -----------------------------------------------------------------------------------
+    def add_metrics(self, event: protocol.StepMetrics) -> None:
+        """Record a :class:`StepMetrics` batch (drawn at the next timer tick)."""
+        if event.steps is None or event.values is None or not len(event.steps):
+            return
+        self.history.append(event.steps, event.names, event.values)
+
+    def add_marker(self, step: int, text: str) -> None:
+        """A dashed vertical line with a label at ``step`` (a hyperparameter changed there)."""
+        line = pg.InfiniteLine(
+            pos=step, angle=90, movable=False, pen=pg.mkPen("#9e9e9e", width=1, style=Qt.PenStyle.DashLine),
+            label=text, labelOpts={"position": 0.92, "color": "#e0e0e0", "fill": (40, 40, 40, 200), "movable": False},
+        )
+        self.plot.addItem(line, ignoreBounds=True)
+        self.markers.append((int(step), line))
+
+    def clear(self) -> None:
+        """Forget the history, the curves and the markers (a new model was built)."""
+        self.history.clear()
+        for name, curve in self.curves.items():
+            (self.right if on_right_axis(name) else self.plot).removeItem(curve)
+        self.curves.clear()
+        self._items.clear()
+        self.terms.clear()
+        self.truncate(-1)
+        self.refresh(force=True)
+
+    def truncate(self, step: int) -> None:
+        """Drop history and markers after ``step`` (a checkpoint from that step was restored)."""
+        self.history.truncate(step)
+        for s, line in [m for m in self.markers if m[0] > step]:
+            self.plot.removeItem(line)
+        self.markers = [m for m in self.markers if m[0] <= step]
+
+    # -- terms -----------------------------------------------------------------------------------
+    def set_term_visible(self, name: str, visible: bool) -> None:
+        """Show or hide one loss term.
+
+        Raises
+        ------
+        KeyError
+            If the term has not been seen yet.
+        """
+        self._items[name].setCheckState(Qt.CheckState.Checked if visible else Qt.CheckState.Unchecked)
+
+    def visible_terms(self) -> list[str]:
+        """Names of the terms currently drawn."""
+        return [n for n, c in self.curves.items() if c.isVisible()]
+
+    def curve_data(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """The (x, y) arrays a curve currently draws (empty before the first redraw)."""
+        curve = self.curves.get(name)
+        if curve is None or curve.xData is None:
+            return np.zeros(0), np.zeros(0)
+        return curve.xData, curve.yData
+
+    def _ensure_curve(self, name: str) -> pg.PlotDataItem:
+        curve = self.curves.get(name)
+        if curve is not None:
+            return curve
+        colour = PALETTE[len(self.curves) % len(PALETTE)]
+        curve = pg.PlotDataItem(pen=pg.mkPen(colour, width=1), name=name, connect="finite", antialias=True)  # width > 1 with AA is 10x slower
+        curve.setDownsampling(auto=True, method="peak")
+        curve.setClipToView(True)
+        if on_right_axis(name):
+            self.right.addItem(curve)
+            curve.setLogMode(False, self.log_check.isChecked())
+        else:
+            self.plot.addItem(curve)
+        self.curves[name] = curve
+        item = QListWidgetItem(name)
+        item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+        item.setForeground(pg.mkColor(colour))
+        visible = shown_by_default(name)
+        self.terms.blockSignals(True)
+        item.setCheckState(Qt.CheckState.Checked if visible else Qt.CheckState.Unchecked)
+        self.terms.addItem(item)
+        self.terms.blockSignals(False)
+        self._items[name] = item
+        if not visible:
+            curve.hide()
+        return curve
+
+    def _term_toggled(self, item: QListWidgetItem) -> None:
+        name = item.text()
+        curve = self.curves[name]
+        visible = item.checkState() == Qt.CheckState.Checked
+        if visible == curve.isVisible():
+            return
+        curve.setVisible(visible)
+        self.refresh(force=True)
+
+    def _set_log(self, on: bool) -> None:
+        self.plot.setLogMode(y=on)
+        self.plot.getPlotItem().getAxis("right").setLogMode(False, on)
+        for name, curve in self.curves.items():
+            if on_right_axis(name):
+                curve.setLogMode(False, on)
+        self.refresh(force=True)
+
+    # -- drawing ---------------------------------------------------------------------------------
+    def refresh(self, force: bool = False) -> None:
+        """Push new history to the visible curves (cheap when nothing changed)."""
+        if not force and self._drawn_version == self.history.version:
+            return
+        self._drawn_version = self.history.version
+        smooth = self.smooth_check.isChecked()
+        for name in self.history.names:
+            curve = self._ensure_curve(name)
+            if curve.isVisible():
+                x, y = self.history.series(name, smooth=smooth)
+                curve.setData(x, y)
+        shown = [n for n in self.history.names if self.curves[n].isVisible()]
+        if len(self.history):
+            parts = [f"{n} {self.history.last(n):.4g}" for n in shown[:4]]
+            self.last_label.setText(f"step {self.history.last_step:,}: " + ", ".join(parts))
+        else:
+            self.last_label.setText("")
+        if self.fps is not None:
+            self.fps.tick()

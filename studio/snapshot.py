@@ -1,0 +1,189 @@
+"""A screenshot of the real studio: open the window, train through the real worker, grab it to PNG.
+
+``latent-studio snapshot --out docs/screenshot.png`` makes the README's picture this way (offscreen
+with ``QT_QPA_PLATFORM=offscreen``). Nothing is staged: the worker trains, the sample grid and the
+loss plot update live, and a held-out example is encoded so the Explore view shows an input beside
+its reconstruction.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from PySide6.QtCore import QEventLoop, QObject, QTimer, qInstallMessageHandler
+
+from engines import protocol
+from studio.app import create_application
+from studio.window import MainWindow
+
+#: Held-out example encoded for the Explore view.
+EXAMPLE_INDEX = 3
+
+
+class _Script(QObject):
+    """Drives one window through start -> build -> train -> encode and records what has happened."""
+
+    def __init__(self, window: MainWindow, steps: int, loop: QEventLoop) -> None:
+        super().__init__(window)
+        self.window, self.steps, self.loop = window, steps, loop
+        self.failure: str | None = None
+        self.final_step = -1
+        self.grid_step = -1
+        self.encoded = False
+        self.decoded_after_encode = False
+        self.done = False
+        c = window.client
+        c.started.connect(lambda _e: window.configure())
+        c.ready.connect(self._ready)
+        c.samples.connect(self._samples)
+        c.stopped.connect(self._stopped)
+        c.encoded.connect(self._encoded)
+        c.decoded.connect(self._decoded)
+        c.error.connect(self._error)
+        c.worker_died.connect(lambda msg: self._fail(f"the worker died: {msg}"))
+        self._poll = QTimer(self)
+        self._poll.timeout.connect(self._check)
+        self._poll.start(100)
+
+    def _ready(self, ready: protocol.Ready) -> None:
+        if self.final_step < 0 and ready.step == 0:
+            self.window.train(self.steps)
+
+    def _samples(self, event: protocol.Samples) -> None:
+        if event.request_id == -1:
+            self.grid_step = max(self.grid_step, event.step)
+
+    def _stopped(self, event: protocol.Stopped) -> None:
+        if event.reason == "error":
+            self._fail(f"training ended with an error at step {event.step}")
+            return
+        self.final_step = event.step
+        ready = self.window.ready_event
+        if ready is not None and ready.has_encoder and self.window.info and self.window.info.n_test > EXAMPLE_INDEX:
+            self.window.explore_panel.index_spin.setValue(EXAMPLE_INDEX)
+            self.window.encode_example(EXAMPLE_INDEX)
+        else:
+            self.encoded = True
+            self.window.explore_panel.random_z(seed=1)
+
+    def _encoded(self, _event: protocol.Encoded) -> None:
+        self.encoded = True
+
+    def _decoded(self, _event: protocol.Decoded) -> None:
+        if self.encoded:
+            self.decoded_after_encode = True
+
+    def _error(self, event: protocol.Error) -> None:
+        if event.command in ("Configure", "Train", "Encode", "LoadCheckpoint"):
+            self._fail(f"{event.command} failed: {event.message}")
+
+    def _fail(self, message: str) -> None:
+        if self.failure is None:
+            self.failure = message
+        self.loop.quit()
+
+    def _check(self) -> None:
+        if self.done or self.final_step < 0:
+            return
+        if self.grid_step >= self.final_step and self.decoded_after_encode and len(self.window.history):
+            self.done = True
+            self._poll.stop()
+            QTimer.singleShot(600, self.loop.quit)  # a few plot refreshes and one FPS update
+
+
+def _quiet_handler(_mode: object, _context: object, message: str) -> None:
+    """Qt messages to stderr, minus the offscreen plugin's harmless "does not support propagateSizeHints()"."""
+    if "propagateSizeHints" not in message:
+        print(message, file=sys.stderr)
+
+
+def run_snapshot(
+    out: str, data: str = "digits", model: str = "beta-vae", steps: int = 200,
+    size: tuple[int, int] = (1400, 900), timeout: float = 300.0,
+) -> int:
+    """Open the real window, train ``steps`` steps through the real worker and save a screenshot.
+
+    Parameters
+    ----------
+    out : str
+        PNG file to write (its folder is created).
+    data, model : str
+        Data spec and registry model to build.
+    steps : int
+        Training steps before the picture.
+    size : (int, int)
+        Window width and height in pixels.
+    timeout : float
+        Seconds before giving up.
+
+    Returns
+    -------
+    int
+        0 on success; 1 (with a message on stderr) on a failure or a timeout.
+
+    Notes
+    -----
+    Unless ``LATENT_STUDIO_HOME`` is set, the worker autosaves into a temporary folder, so a
+    snapshot never replaces the user's own autosave.
+    """
+    previous = qInstallMessageHandler(_quiet_handler)
+    home = None
+    if not os.environ.get("LATENT_STUDIO_HOME"):
+        home = tempfile.TemporaryDirectory(prefix="latent-studio-snapshot-")
+        os.environ["LATENT_STUDIO_HOME"] = home.name
+    try:
+        return _run(out, data, model, steps, size, timeout)
+    finally:
+        if home is not None:
+            del os.environ["LATENT_STUDIO_HOME"]
+            home.cleanup()
+        qInstallMessageHandler(previous)
+
+
+def _run(out: str, data: str, model: str, steps: int, size: tuple[int, int], timeout: float) -> int:
+    app = create_application()
+    window = MainWindow()
+    try:
+        window.set_data_spec(data)
+        window.data_panel.set_model(model)
+    except KeyError as exc:
+        print(f"latent-studio snapshot: {exc.args[0]}", file=sys.stderr)
+        window.close()
+        return 1
+    window.resize(*size)
+    window.show()
+    loop = QEventLoop()
+    script = _Script(window, steps, loop)
+    deadline = QTimer()
+    deadline.setSingleShot(True)
+    deadline.timeout.connect(lambda: script._fail(f"timed out after {timeout:.0f} s"))
+    deadline.start(int(timeout * 1000))
+    t0 = time.monotonic()
+    window.start_worker()
+    loop.exec()
+    deadline.stop()
+    code = 0
+    if script.failure is None:
+        window.explore_panel.apply_order()
+        window.statusBar().clearMessage()  # transient messages (the autosave's temporary path) are noise here
+        app.processEvents()
+        path = Path(out)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not window.grab().save(str(path), "PNG"):
+            script.failure = f"could not write {path}"
+    if script.failure is not None:
+        print(f"latent-studio snapshot: {script.failure}", file=sys.stderr)
+        code = 1
+    else:
+        import resource
+
+        cpu = resource.getrusage(resource.RUSAGE_SELF)
+        print(f"wrote {out} after {script.final_step} steps in {time.monotonic() - t0:.1f} s "
+              f"(window process CPU {cpu.ru_utime + cpu.ru_stime:.1f} s)")
+    window.close()
+    app.processEvents()
+    return code

@@ -1,0 +1,227 @@
+"""Small reusable widgets: image and point views, a log-scale spin box, an FPS counter, a banner, a log.
+
+None of them knows about the worker; panels compose them.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import time
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QPainter, QValidator
+from PySide6.QtWidgets import (
+    QDoubleSpinBox, QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget,
+)
+
+from studio.images import to_display
+
+BACKGROUND = "#1e1f22"
+
+
+class ImageView(QWidget):
+    """A titled image shown large with square, nearest-neighbour pixels (pyqtgraph ``ImageItem``, row-major).
+
+    Parameters
+    ----------
+    title : str
+        Caption above the image.
+    """
+
+    def __init__(self, title: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.title = QLabel(title)
+        self.title.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.graphics = pg.GraphicsLayoutWidget()
+        self.graphics.setBackground(BACKGROUND)
+        self.graphics.ci.setContentsMargins(2, 2, 2, 2)
+        self.graphics.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)  # square pixels
+        self.graphics.setRenderHint(QPainter.RenderHint.Antialiasing, False)
+        self.view = self.graphics.addViewBox(lockAspect=True, invertY=True, enableMouse=False, enableMenu=False)
+        self.item = pg.ImageItem(axisOrder="row-major")
+        self.view.addItem(self.item)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        layout.addWidget(self.title)
+        layout.addWidget(self.graphics, 1)
+        self._shape: tuple[int, ...] | None = None
+        self._image: np.ndarray | None = None
+
+    def set_title(self, text: str) -> None:
+        """Set the caption above the image."""
+        self.title.setText(text)
+
+    def set_image(self, image: np.ndarray) -> None:
+        """Show one image: (C, H, W) or (H, W) float in [0, 1] (fixed levels, never auto-levelled)."""
+        disp = to_display(image)
+        self._image = disp
+        self.item.setImage(disp, autoLevels=False, levels=(0.0, 1.0))
+        if disp.shape[:2] != self._shape:
+            self._shape = disp.shape[:2]
+            self.view.setRange(xRange=(0, disp.shape[1]), yRange=(0, disp.shape[0]), padding=0.01)
+
+    def clear(self) -> None:
+        """Show nothing."""
+        self._image, self._shape = None, None
+        self.item.clear()
+
+    def image(self) -> np.ndarray | None:
+        """The array on screen: (H, W) or (H, W, 3) float32 in [0, 1], or None."""
+        return self._image
+
+
+class PointsView(QWidget):
+    """A titled scatter plot of 2-D points, with the data's known mode centres as red crosses."""
+
+    def __init__(self, title: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.title = QLabel(title)
+        self.title.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.plot = pg.PlotWidget(background=BACKGROUND)
+        self.plot.setAspectLocked(True)
+        self.plot.showGrid(x=True, y=True, alpha=0.2)
+        self.scatter = pg.ScatterPlotItem(size=4, pen=None, brush=pg.mkBrush(120, 200, 255, 160))
+        self.modes = pg.ScatterPlotItem(size=12, symbol="x", pen=None, brush=pg.mkBrush(255, 80, 80, 220))
+        self.highlight = pg.ScatterPlotItem(size=14, symbol="o", pen=pg.mkPen("#ffd24d", width=2), brush=None)
+        for item in (self.scatter, self.modes, self.highlight):
+            self.plot.addItem(item)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        layout.addWidget(self.title)
+        layout.addWidget(self.plot, 1)
+        self._points: np.ndarray | None = None
+
+    def set_title(self, text: str) -> None:
+        """Set the caption above the plot."""
+        self.title.setText(text)
+
+    def set_points(self, points: np.ndarray) -> None:
+        """Show (N, 2) points."""
+        pts = np.asarray(points, np.float64).reshape(-1, 2)
+        self._points = pts
+        self.scatter.setData(pos=pts)
+
+    def set_modes(self, modes: np.ndarray | None) -> None:
+        """Show (M, 2) mode centres, or none."""
+        self.modes.setData(pos=np.zeros((0, 2)) if modes is None else np.asarray(modes, np.float64).reshape(-1, 2))
+
+    def set_highlight(self, points: np.ndarray | None) -> None:
+        """Ring (K, 2) points (the decoded point of the Explore view)."""
+        self.highlight.setData(pos=np.zeros((0, 2)) if points is None else np.asarray(points, np.float64).reshape(-1, 2))
+
+    def points(self) -> np.ndarray | None:
+        """The (N, 2) points shown, or None."""
+        return self._points
+
+
+class LogSpinBox(QDoubleSpinBox):
+    """A spin box for positive values on a log scale (learning rates): arrows multiply by 10^(1/4).
+
+    Shows values in compact scientific form (``3e-04``); typing any float is accepted.
+    """
+
+    STEPS_PER_DECADE = 4
+
+    def __init__(self, low: float, high: float, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setDecimals(12)
+        self.setRange(max(low, 1e-12), high)
+        self.setKeyboardTracking(False)
+
+    def textFromValue(self, value: float) -> str:  # noqa: N802 - Qt override
+        return f"{value:.3g}" if 1e-3 <= value < 1e3 else f"{value:.2e}".replace("e-0", "e-").replace("e+0", "e")
+
+    def valueFromText(self, text: str) -> float:  # noqa: N802 - Qt override
+        try:
+            return float(text.strip())
+        except ValueError:
+            return self.value()
+
+    def validate(self, text: str, pos: int) -> object:  # Qt override
+        t = text.strip()
+        try:
+            v = float(t)
+        except ValueError:
+            ok = t == "" or all(ch in "0123456789.eE+-" for ch in t)
+            return (QValidator.State.Intermediate if ok else QValidator.State.Invalid), text, pos
+        state = QValidator.State.Acceptable if self.minimum() <= v <= self.maximum() else QValidator.State.Intermediate
+        return state, text, pos
+
+    def stepBy(self, steps: int) -> None:  # noqa: N802 - Qt override
+        v = max(self.value(), self.minimum())
+        self.setValue(10 ** (math.log10(v) + steps / self.STEPS_PER_DECADE))
+
+
+class FpsCounter(QObject):
+    """Frames per second of the window's own drawing (after pyqtgraph's ``examples/utils.FrameCounter``).
+
+    Call :meth:`tick` whenever a view redraws; ``fps_updated(float)`` fires once a second.
+    """
+
+    fps_updated = Signal(float)
+
+    def __init__(self, interval_ms: int = 1000, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.count = 0
+        self.fps = 0.0
+        self._t0 = time.perf_counter()
+        self._timer = QTimer(self)
+        self._timer.timeout.connect(self._update)
+        self._timer.start(interval_ms)
+
+    def tick(self) -> None:
+        """Count one redraw."""
+        self.count += 1
+
+    def _update(self) -> None:
+        now = time.perf_counter()
+        self.fps = self.count / max(now - self._t0, 1e-6)
+        self.count, self._t0 = 0, now
+        self.fps_updated.emit(self.fps)
+
+
+class Banner(QFrame):
+    """A dialog-free warning strip with an action button (e.g. "Worker died ... [Restart worker]")."""
+
+    def __init__(self, action_text: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("banner")
+        self.setStyleSheet("#banner { background: #5c1d1d; border-radius: 4px; } #banner QLabel { color: #ffdede; }")
+        self.label = QLabel()
+        self.label.setWordWrap(True)
+        self.button = QPushButton(action_text)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(8, 4, 8, 4)
+        layout.addWidget(self.label, 1)
+        layout.addWidget(self.button)
+        self.hide()
+
+    def show_message(self, text: str) -> None:
+        """Show the banner with ``text`` (rich text: escape user strings)."""
+        self.label.setText(text)
+        self.show()
+
+
+class MessageLog(QPlainTextEdit):
+    """A read-only, time-stamped log of the worker's messages and errors (never a modal dialog)."""
+
+    COLOURS = {"info": "#c8c8c8", "warning": "#ffcc66", "error": "#ff7b7b"}
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setReadOnly(True)
+        self.setMaximumBlockCount(2000)
+        self.lines: list[tuple[str, str]] = []
+
+    def log(self, text: str, level: str = "info") -> None:
+        """Append one message; ``level`` is "info", "warning" or "error"."""
+        self.lines.append((level, text))
+        stamp = time.strftime("%H:%M:%S")
+        colour = self.COLOURS.get(level, self.COLOURS["info"])
+        body = html.escape(text).replace("\n", "<br>")
+        self.appendHtml(f'<span style="color:#808080">{stamp}</span> <span style="color:{colour}">{body}</span>')

@@ -1,0 +1,434 @@
+"""The main window: docked panels over the sample grid and the decoded image, wired to a WorkerClient.
+
+Every user action becomes a :mod:`engines.protocol` command sent through the client; every event
+comes back as a client signal and updates a panel. Nothing here waits on the worker.
+"""
+
+from __future__ import annotations
+
+import html
+import itertools
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QDockWidget, QFileDialog, QLabel, QMainWindow, QSplitter, QVBoxLayout, QWidget,
+)
+
+from engines import protocol
+from engines.data.base import DataInfo
+from engines.spec import HyperParam, LatentSpec
+from studio.client import WorkerClient
+from studio.images import write_png
+from studio.panels.data_model import DataModelPanel
+from studio.panels.explore import ExplorePanel
+from studio.panels.losses import LossPlotPanel
+from studio.panels.train import TrainPanel
+from studio.panels.views import DecodedView, SamplesView
+from studio.state import LossHistory
+from studio.widgets import Banner, FpsCounter, MessageLog
+
+#: Points drawn for the sample view of 2-D data.
+POINT_SAMPLES = 1000
+
+#: States in which the worker holds a model that can decode and encode.
+MODEL_STATES = ("ready", "training", "paused")
+
+_STATE_TEXT = {
+    "stopped": "no worker", "starting": "starting worker...", "idle": "worker up, no model",
+    "configuring": "building model...", "ready": "ready", "training": "training", "paused": "paused",
+    "died": "worker died",
+}
+
+
+class MainWindow(QMainWindow):
+    """Latent Studio's window.
+
+    Parameters
+    ----------
+    client : WorkerClient, optional
+        The worker to drive; a new, not yet started one by default (see :meth:`start_worker`).
+
+    Signals
+    -------
+    exported(str)
+        A PNG was written (its path).
+    export_failed(str)
+        A PNG could not be written (the reason).
+    """
+
+    exported = Signal(str)
+    export_failed = Signal(str)
+    _export_done = Signal(str, str)  # (path, error message or "") from the export thread
+
+    def __init__(self, client: WorkerClient | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        pg.setConfigOptions(imageAxisOrder="row-major")
+        self.setWindowTitle("Latent Studio")
+        self.client = client if client is not None else WorkerClient(parent=self)
+        self.fps = FpsCounter(parent=self)
+        self.history = LossHistory()
+        self.info: DataInfo | None = None
+        self.ready_event: protocol.Ready | None = None
+        self._ids = itertools.count(1)
+        self._encode_index: dict[int, int] = {}
+        self._sample_request, self._points_shown = 0, False
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="export")
+
+        # central: banner over the sample grid and the decoded image
+        self.samples_view = SamplesView(fps=self.fps)
+        self.decoded_view = DecodedView(fps=self.fps)
+        self.banner = Banner("Restart worker")
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(self.samples_view)
+        splitter.addWidget(self.decoded_view)
+        splitter.setSizes([500, 500])
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.banner)
+        layout.addWidget(splitter, 1)
+        self.setCentralWidget(central)
+
+        # docks
+        self.data_panel = DataModelPanel()
+        self.train_panel = TrainPanel()
+        self.explore_panel = ExplorePanel()
+        self.loss_panel = LossPlotPanel(self.history, fps=self.fps)
+        self.messages = MessageLog()
+        self.docks: dict[str, QDockWidget] = {}
+        self._dock("Data & Model", self.data_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self._dock("Train", self.train_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self._dock("Explore", self.explore_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        self._dock("Losses", self.loss_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self._dock("Messages", self.messages, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.tabifyDockWidget(self.docks["Losses"], self.docks["Messages"])
+        self.docks["Losses"].raise_()
+        self.resizeDocks([self.docks["Data & Model"], self.docks["Explore"]], [290, 330], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.docks["Losses"]], [270], Qt.Orientation.Vertical)
+
+        self._build_status_bar()
+        self._build_menus()
+        self._connect()
+        self._on_state(self.client.state)
+
+    # -- construction ----------------------------------------------------------------------------
+    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> None:
+        dock = QDockWidget(title.replace("&", "&&"), self)
+        dock.setObjectName(title)
+        dock.setWidget(widget)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+        self.addDockWidget(area, dock)
+        self.docks[title] = dock
+
+    def _build_status_bar(self) -> None:
+        self.status_labels = {k: QLabel() for k in ("state", "device", "step", "speed", "fps")}
+        for key in ("state", "device", "step", "speed", "fps"):
+            self.status_labels[key].setContentsMargins(8, 0, 8, 0)
+            self.statusBar().addPermanentWidget(self.status_labels[key])
+        self.status_labels["device"].setText("device: -")
+        self.status_labels["step"].setText("step 0")
+        self.status_labels["speed"].setText("0.0 steps/s")
+        self.status_labels["fps"].setText("0 fps")
+
+    def _build_menus(self) -> None:
+        def action(menu, text: str, slot, shortcut: QKeySequence | str | None = None) -> QAction:
+            act = QAction(text, self)
+            if shortcut is not None:
+                act.setShortcut(shortcut)
+            act.triggered.connect(slot)
+            menu.addAction(act)
+            return act
+
+        file_menu = self.menuBar().addMenu("&File")
+        action(file_menu, "Open data file...", self.data_panel.open_file_dialog, QKeySequence.StandardKey.Open)
+        action(file_menu, "Open data folder...", self.data_panel.open_folder_dialog)
+        file_menu.addSeparator()
+        action(file_menu, "Load checkpoint...", self._ask_load_checkpoint)
+        action(file_menu, "Save checkpoint...", self._ask_save_checkpoint, QKeySequence.StandardKey.Save)
+        file_menu.addSeparator()
+        action(file_menu, "Export image...", lambda: self._ask_export("image"))
+        action(file_menu, "Export grid...", lambda: self._ask_export("grid"))
+        file_menu.addSeparator()
+        action(file_menu, "Quit", self.close, QKeySequence.StandardKey.Quit)
+        worker_menu = self.menuBar().addMenu("&Worker")
+        action(worker_menu, "Restart worker", self.restart_worker)
+        view_menu = self.menuBar().addMenu("&View")
+        for dock in self.docks.values():
+            view_menu.addAction(dock.toggleViewAction())
+
+    def _connect(self) -> None:
+        c = self.client
+        c.state_changed.connect(self._on_state)
+        c.started.connect(self._on_started)
+        c.ready.connect(self._on_ready)
+        c.metrics.connect(self._on_metrics)
+        c.samples.connect(self._on_samples)
+        c.decoded.connect(self._on_decoded)
+        c.encoded.connect(self._on_encoded)
+        c.hyper_changed.connect(self._on_hyper_changed)
+        c.checkpoint_saved.connect(self._on_checkpoint_saved)
+        c.progress.connect(self._on_progress)
+        c.stopped.connect(self._on_stopped)
+        c.error.connect(self._on_error)
+        c.worker_died.connect(self._on_died)
+        self.data_panel.build_requested.connect(self.configure)
+        self.train_panel.command.connect(self._send)
+        self.explore_panel.z_changed.connect(self._request_decode)
+        self.explore_panel.encode_requested.connect(self.encode_example)
+        self.banner.button.clicked.connect(self.restart_worker)
+        self.fps.fps_updated.connect(lambda f: self.status_labels["fps"].setText(f"{f:.0f} fps"))
+        self._export_done.connect(self._on_export_done)
+
+    # -- commands --------------------------------------------------------------------------------
+    def start_worker(self) -> None:
+        """Start the worker (in the background; the status bar says "starting worker...")."""
+        self.client.start()
+
+    def restart_worker(self) -> None:
+        """Start a fresh worker and restore the last checkpoint (or rebuild the last configuration)."""
+        self.banner.hide()
+        where = self.client.last_checkpoint or ("the last configuration" if self.client.last_configure else None)
+        self.messages.log("Restarting the worker" + (f"; restoring {where}" if where else ""))
+        self.client.restart()
+
+    def configure(self, command: protocol.Configure | None = None, **overrides) -> protocol.Configure:
+        """Build a model: send ``command`` (default: the Data & Model panel's), with field ``overrides``."""
+        command = command if command is not None else self.data_panel.configure_command()
+        if overrides:
+            command = replace(command, **overrides)
+        self.messages.log(f"Building {command.model} on {command.data} (latent {command.latent_dim}, "
+                          f"image size {command.image_size or 'native'}, batch {command.batch_size})")
+        self._send(command)
+        return command
+
+    def set_data_spec(self, spec: str) -> None:
+        """Choose the data set by spec (what the file dialogs do); takes effect at the next Build."""
+        self.data_panel.set_data_spec(spec)
+
+    def train(self, steps: int | None = None) -> None:
+        """Start (or extend) training for ``steps`` steps; None trains until Stop."""
+        self._send(protocol.Train(steps=steps))
+
+    def encode_example(self, index: int) -> None:
+        """Encode held-out example ``index``; the sliders move to its posterior mean when it arrives."""
+        if self.client.state not in MODEL_STATES:
+            return
+        rid = self.client.request_encode([index], view="explore", split="test")
+        self._encode_index[rid] = index
+
+    def save_checkpoint(self, path: str | Path) -> bool:
+        """Ask the worker to save weights to ``path`` (``.safetensors`` is appended if missing)."""
+        path = str(path)
+        if not path.endswith(".safetensors"):
+            path += ".safetensors"
+        return self._send(protocol.SaveCheckpoint(path=path))
+
+    def load_checkpoint(self, path: str | Path) -> bool:
+        """Ask the worker to load a checkpoint file or run folder (answered by Ready or Error)."""
+        return self._send(protocol.LoadCheckpoint(path=str(path)))
+
+    def _send(self, command: protocol.Command) -> bool:
+        if not self.client.send(command):
+            self.statusBar().showMessage(f"No worker to send {type(command).__name__} to", 5000)
+            return False
+        return True
+
+    def _request_decode(self, z: np.ndarray) -> None:
+        if self.client.state in MODEL_STATES and len(z):
+            self.client.request_decode(np.asarray(z, np.float32)[None], view="explore")
+
+    # -- exports ---------------------------------------------------------------------------------
+    def export_image(self, path: str | Path) -> Future:
+        """Write the decoded image to a PNG (nearest upscaling) on a background thread.
+
+        Raises
+        ------
+        ValueError
+            If nothing has been decoded yet.
+        """
+        picture = self.decoded_view.picture()
+        if picture is None:
+            raise ValueError("no decoded image to export yet")
+        return self._write_png(picture, path)
+
+    def export_grid(self, path: str | Path) -> Future:
+        """Write the sample grid to a PNG on a background thread.
+
+        Raises
+        ------
+        ValueError
+            If no samples have arrived yet.
+        """
+        picture = self.samples_view.picture()
+        if picture is None:
+            raise ValueError("no sample grid to export yet")
+        return self._write_png(picture, path)
+
+    def _write_png(self, picture: np.ndarray, path: str | Path) -> Future:
+        path = str(path)
+        future = self._executor.submit(write_png, np.array(picture, np.float32), path)
+
+        def done(f: Future) -> None:
+            exc = f.exception()
+            self._export_done.emit(path, "" if exc is None else f"{path}: {exc}")
+
+        future.add_done_callback(done)
+        return future
+
+    def _on_export_done(self, path: str, error: str) -> None:
+        if error:
+            self.messages.log(f"Export failed: {error}", "error")
+            self.statusBar().showMessage(f"Export failed: {error}", 8000)
+            self.export_failed.emit(error)
+        else:
+            self.messages.log(f"Wrote {path}")
+            self.statusBar().showMessage(f"Wrote {path}", 5000)
+            self.exported.emit(path)
+
+    def _ask_export(self, what: str) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, f"Export {what}", f"{what}.png", "PNG images (*.png)")
+        if not path:
+            return
+        try:
+            (self.export_image if what == "image" else self.export_grid)(path)
+        except ValueError as exc:
+            self.statusBar().showMessage(str(exc), 5000)
+
+    def _ask_save_checkpoint(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save checkpoint", "model.safetensors", "Checkpoints (*.safetensors)")
+        if path:
+            self.save_checkpoint(path)
+
+    def _ask_load_checkpoint(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Load checkpoint", "", "Checkpoints (*.safetensors *.json);;All files (*)")
+        if path:
+            self.load_checkpoint(path)
+
+    # -- events ----------------------------------------------------------------------------------
+    def _on_state(self, state: str) -> None:
+        self.status_labels["state"].setText(_STATE_TEXT.get(state, state))
+        colour = {"training": "#81c784", "died": "#ff7b7b", "paused": "#ffcc66"}.get(state, "")
+        self.status_labels["state"].setStyleSheet(f"color: {colour}; font-weight: bold" if colour else "font-weight: bold")
+        self.train_panel.set_state(state)
+        can_build = state in ("idle", "ready")
+        self.data_panel.set_can_build(can_build, "" if can_build else "Stop training (or start the worker) to rebuild")
+        if state == "starting":
+            self.statusBar().showMessage("starting worker... (it loads torch first)")
+        elif state == "died":
+            self.statusBar().showMessage("the worker died; use Worker > Restart worker")
+
+    def _on_started(self, event: protocol.Started) -> None:
+        self.status_labels["device"].setText(f"device: {event.device}")
+        self.train_panel.set_device(f"{event.device} ({event.threads} threads)" if event.device == "cpu" else event.device)
+        self.messages.log(f"Worker {event.pid} up on {event.device}, torch {event.torch_version}")
+        self.statusBar().showMessage("worker ready", 3000)
+
+    def _on_ready(self, ready: protocol.Ready) -> None:
+        info = DataInfo.from_json(ready.data)
+        spec = LatentSpec.from_json(ready.latent)
+        previous = self.ready_event
+        same = previous is not None and previous.model == ready.model and previous.data == ready.data \
+            and previous.latent == ready.latent
+        if ready.step == 0 or not same:
+            self.loss_panel.clear()
+        else:
+            self.loss_panel.truncate(ready.step)
+        self.ready_event, self.info = ready, info
+        self.data_panel.set_ready(ready)
+        self.train_panel.set_hyper([HyperParam.from_json(h) for h in ready.hyper])
+        self.train_panel.set_progress(ready.step)
+        self.status_labels["device"].setText(f"device: {ready.device}")
+        self.status_labels["step"].setText(f"step {ready.step:,}")
+        self.samples_view.set_data(info)
+        self.decoded_view.set_data(info)
+        self.explore_panel.set_latent(spec)
+        self.explore_panel.set_encoder(ready.has_encoder, info.n_test)
+        where = f" from {ready.checkpoint} (step {ready.step:,})" if ready.checkpoint else ""
+        self.messages.log(f"Ready: {ready.model} on {ready.data_summary}{where}")
+        self._sample_request, self._points_shown = 0, False  # the worker sends a first grid after Ready
+        self._request_decode(self.explore_panel.z())
+
+    def _on_metrics(self, event: protocol.StepMetrics) -> None:
+        self.loss_panel.add_metrics(event)
+        if event.latent_kl is not None:
+            self.explore_panel.set_latent_kl(event.latent_kl)
+        step = int(event.steps[-1]) + 1 if event.steps is not None and len(event.steps) else self.client.step
+        self.train_panel.set_progress(step, event.steps_per_sec, event.images_per_sec)
+        self.status_labels["step"].setText(f"step {step:,}")
+        self.status_labels["speed"].setText(f"{event.steps_per_sec:.1f} steps/s")
+
+    def _on_samples(self, event: protocol.Samples) -> None:
+        if event.images is None:
+            return
+        points = event.images.ndim == 2
+        if event.request_id == -1:  # the fixed-z grid: the model moved on
+            if points and not self._sample_request:  # 64 points are too few to see a density: ask for more
+                self._sample_request = next(self._ids)
+                self._send(protocol.Sample(request_id=self._sample_request, n=POINT_SAMPLES, seed=0))
+            if not (points and self._points_shown):
+                self._show_samples(event)
+            self._request_decode(self.explore_panel.z())  # redraw the explored z with the new weights
+        elif self._sample_request and event.request_id == self._sample_request:
+            self._sample_request, self._points_shown = 0, True
+            self._show_samples(event)
+
+    def _show_samples(self, event: protocol.Samples) -> None:
+        self.samples_view.set_samples(event.images, event.step)
+        if event.images.ndim == 2:
+            self.decoded_view.set_samples_backdrop(event.images)
+
+    def _on_decoded(self, event: protocol.Decoded) -> None:
+        if event.view == "explore" and event.images is not None and len(event.images):
+            self.decoded_view.set_decoded(event.images, event.step)
+
+    def _on_encoded(self, event: protocol.Encoded) -> None:
+        index = self._encode_index.pop(event.request_id, None)
+        if event.view != "explore" or event.z is None or not len(event.z):
+            return
+        if event.images is not None and len(event.images):
+            title = "Input" if index is None else f"Input: held-out #{index}"
+            self.decoded_view.set_input(event.images[0], title)
+        self.explore_panel.set_z(event.z[0])
+
+    def _on_hyper_changed(self, event: protocol.HyperparameterChanged) -> None:
+        self.train_panel.hyper_changed(event)
+        self.loss_panel.add_marker(event.step, f"{event.name}={event.value:.3g}")
+        self.messages.log(f"{event.name} = {event.value:g} from step {event.step:,}")
+
+    def _on_checkpoint_saved(self, event: protocol.CheckpointSaved) -> None:
+        kind = "Autosaved" if event.autosave else "Saved checkpoint"
+        self.statusBar().showMessage(f"{kind} {event.path} (step {event.step:,})", 4000)
+        if not event.autosave:
+            self.messages.log(f"{kind} {event.path} at step {event.step:,}")
+
+    def _on_progress(self, event: protocol.Progress) -> None:
+        total = f"/{event.total}" if event.total else ""
+        self.statusBar().showMessage(f"{event.task}: {event.done}{total} {event.message}".strip(), 3000)
+
+    def _on_stopped(self, event: protocol.Stopped) -> None:
+        self.messages.log(f"Training {event.reason} at step {event.step:,}", "error" if event.reason == "error" else "info")
+
+    def _on_error(self, event: protocol.Error) -> None:
+        where = f"{event.command}: " if event.command else ""
+        self.messages.log(f"{where}{event.message}", "error")
+        self.statusBar().showMessage(f"Error: {where}{event.message}", 10000)
+
+    def _on_died(self, message: str) -> None:
+        restore = self.client.last_checkpoint
+        hint = f" Restart to continue from {Path(restore).name}." if restore else " Restart to get a fresh worker."
+        self.banner.show_message(f"<b>The worker stopped:</b> {html.escape(message)}.{html.escape(hint)}")
+        self.messages.log(f"The worker died: {message}", "error")
+
+    # -- shutdown --------------------------------------------------------------------------------
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
+        """Shut the worker down (at most a few seconds) and finish pending exports."""
+        self.loss_panel.timer.stop()
+        self.client.shutdown(timeout=3.0)
+        self._executor.shutdown(wait=True)
+        super().closeEvent(event)
