@@ -97,7 +97,12 @@ def main() -> int:
         link.close()
     configure_threads(device)
     mb, mw = statistics.median(bare), statistics.median(worker)
-    print(f"| {args.data} | {args.model} | {args.batch_size} | {mb:.0f} | {mw:.0f} | {mw / mb:.3f} |")
+    ratios = sorted(w / b for w, b in zip(worker, bare))
+    print("| data | model | batch | bare images/s, median [min-max] | worker images/s, median [min-max] "
+          "| ratio of medians | per-repeat ratios |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print(f"| {args.data} | {args.model} | {args.batch_size} | {mb:.0f} [{min(bare):.0f}-{max(bare):.0f}] "
+          f"| {mw:.0f} [{min(worker):.0f}-{max(worker):.0f}] | {mw / mb:.3f} | {', '.join(f'{r:.2f}' for r in ratios)} |")
     return 0
 
 

@@ -1,0 +1,109 @@
+"""Slider latency: from a latent slider's value change to the new decoded image painted, in ms.
+
+The real window (offscreen) drives the real worker process: `shapes` at 64 px, `beta-vae` with 10
+latent dimensions. Each sample moves one Explore slider (as a drag does: the slider's valueChanged
+goes through the window's own wiring to a Decode command), waits for the Decoded event, lets the
+window put it on the image item, then paints the decoded view synchronously (`repaint()`), and
+stops the clock when that paint returns. Moves are spaced ~16 ms apart (a 60 Hz drag), each one
+after the previous image was painted, so this is latency, not throughput. Measured idle (the model
+built, not training) and while training runs in the worker.
+
+    python benchmarks/slider_latency.py [--n 300] [--data shapes] [--latent-dim 10]
+
+Prints p50, p90 and p99 in ms for both conditions (goal: p50 <= 8 ms, p99 <= 16.7 ms idle;
+p99 <= 33 ms while training).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=300, help="slider moves per condition")
+    ap.add_argument("--data", default="shapes")
+    ap.add_argument("--model", default="beta-vae")
+    ap.add_argument("--latent-dim", type=int, default=10)
+    ap.add_argument("--gap-ms", type=float, default=16.0)
+    args = ap.parse_args()
+
+    import numpy as np
+    import pyqtgraph as pg
+    from PySide6.QtCore import QEventLoop, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from engines import protocol
+    from studio.window import MainWindow
+
+    app = QApplication.instance() or QApplication([])
+    pg.setConfigOptions(imageAxisOrder="row-major")
+    win = MainWindow()
+    win.resize(1400, 900)
+    win.show()
+    win.start_worker()
+
+    wake = QTimer()
+    wake.start(50)  # bounds each blocking wait below, so timeouts are checked
+
+    def spin(until, timeout: float, what: str) -> None:  # noqa: ANN001
+        """Run the event loop (blocking while idle, as a real window does) until ``until()``."""
+        deadline = time.monotonic() + timeout
+        while not until():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"timed out waiting for {what}")
+            app.processEvents(QEventLoop.ProcessEventsFlag.WaitForMoreEvents)
+
+    spin(lambda: win.client.state == "idle", 180, "the worker")
+    win.configure(data=args.data, model=args.model, latent_dim=args.latent_dim, image_size=None)
+    spin(lambda: win.client.state == "ready", 300, "the model")
+    client, view = win.client, win.decoded_view.output
+    painted: dict[int, float] = {}
+
+    def on_decoded(event) -> None:  # noqa: ANN001 - connected after the window's own slot
+        view.graphics.viewport().repaint()  # paint now; returns when the pixels are drawn
+        painted[event.request_id] = time.perf_counter()
+
+    client.decoded.connect(on_decoded)
+    rng = np.random.default_rng(0)
+
+    def measure(n: int) -> np.ndarray:
+        out = []
+        for i in range(n):
+            k = i % args.latent_dim
+            t0 = time.perf_counter()
+            win.explore_panel.set_value(k, float(rng.uniform(-2.5, 2.5)))
+            rid = client.last_requested("explore")
+            spin(lambda: rid in painted, 10, "a decoded image")
+            out.append((painted[rid] - t0) * 1e3)
+            time.sleep(args.gap_ms / 1e3)
+            app.processEvents()
+        return np.asarray(out)
+
+    measure(20)  # warm-up
+    idle = measure(args.n)
+    win.train(None)
+    spin(lambda: client.state == "training" and client.step > 5, 120, "training to start")
+    busy = measure(args.n)
+    steps_during = client.step
+    client.send(protocol.Stop())
+    win.close()
+    app.processEvents()
+
+    print(f"{args.data}, {args.model}, latent {args.latent_dim}; {args.n} moves each; trained to step {steps_during}",
+          file=sys.stderr)
+    print("| condition | p50 ms | p90 ms | p99 ms | max ms |")
+    print("| --- | --- | --- | --- | --- |")
+    for name, lat in (("idle", idle), ("training", busy)):
+        p50, p90, p99 = np.percentile(lat, [50, 90, 99])
+        print(f"| {name} | {p50:.1f} | {p90:.1f} | {p99:.1f} | {lat.max():.1f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
