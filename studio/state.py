@@ -203,3 +203,42 @@ def kl_order(latent_kl: np.ndarray | None, dim: int, threshold: float = COLLAPSE
     kl = np.nan_to_num(np.asarray(latent_kl, np.float64), nan=0.0)
     order = np.argsort(-kl, kind="stable").astype(np.int64)
     return order, kl < threshold
+
+
+def nice_ceiling(x: float) -> float:
+    """The smallest of 1, 2 or 5 times a power of ten that is >= ``x`` (x > 0); 1 for x <= 0."""
+    if not np.isfinite(x) or x <= 0:
+        return 1.0
+    power = 10.0 ** np.floor(np.log10(x))
+    for m in (1.0, 2.0, 5.0, 10.0):
+        if m * power >= x * (1 - 1e-12):
+            return float(m * power)
+    return float(10 * power)
+
+
+def stable_range(
+    current: tuple[float, float] | None, lo: float, hi: float, pad: float = 0.08, fill: float = 0.4,
+) -> tuple[float, float] | None:
+    """A plot range that changes rarely: a new one only when the data leave it or shrink well inside it.
+
+    Every change of a pyqtgraph view range repaints its axes, which in software rendering costs
+    several ms of the GUI thread; autoranging on every redraw of a live plot does that 10 times a
+    second. This keeps ``current`` while it holds the data [lo, hi] and the data fill at least
+    ``fill`` of it.
+
+    Returns
+    -------
+    (low, high) or None
+        The new range (the data padded by ``pad`` of their span on each side), or None to keep ``current``.
+    """
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return None
+    if hi - lo <= 0:
+        span = abs(hi) * 0.1 or 1.0
+        lo, hi = lo - span, hi + span
+    if current is not None:
+        c_lo, c_hi = current
+        if c_lo <= lo and hi <= c_hi and (hi - lo) >= fill * (c_hi - c_lo):
+            return None
+    span = hi - lo
+    return (lo - pad * span, hi + pad * span)

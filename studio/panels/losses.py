@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QCheckBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget,
+)
 
 from engines import protocol
-from studio.state import LossHistory
+from studio.state import LossHistory, nice_ceiling, stable_range
 from studio.widgets import BACKGROUND, FpsCounter
 
 #: Curve colours in order of first appearance (Tableau 10, brightened for a dark background).
@@ -35,7 +37,11 @@ class LossPlotPanel(QWidget):
 
     Each curve is created once, the first time its term appears, and updated with ``setData`` by a
     timer (``refresh_hz``) only when the history changed, with peak downsampling and clipping to
-    the view (pyqtgraph's ``PlotSpeedTest`` and ``scrollingPlots`` examples).
+    the view (pyqtgraph's ``PlotSpeedTest`` and ``scrollingPlots`` examples). The view follows the
+    data with ranges that change rarely (:func:`stable_range`; x grows to 1-2-5 steps), not with
+    pyqtgraph's autorange, whose axis repaints on every redraw held the GUI thread long enough to
+    delay slider images while training. Zooming or panning by hand stops the following; "Fit"
+    resumes it.
 
     Parameters
     ----------
@@ -66,6 +72,12 @@ class LossPlotPanel(QWidget):
         item.getAxis("right").setLabel("KL (nats)")
         self.right.setXLink(item)
         item.vb.sigResized.connect(self._sync_right)
+        item.hideButtons()  # the "A" (autorange) button: "Fit" below does that, without per-redraw autorange
+        for vb in (item.vb, self.right):
+            vb.disableAutoRange()
+            vb.sigRangeChangedManually.connect(self._stop_following)
+        self.follow = True
+        self._ranges: dict[str, tuple[float, float] | None] = {"x": None, "left": None, "right": None}
         self.smooth_check = QCheckBox("Smooth (EMA)")
         self.log_check = QCheckBox("Log y")
         self.terms = QListWidget()
@@ -79,6 +91,10 @@ class LossPlotPanel(QWidget):
         controls = QHBoxLayout()
         controls.addWidget(self.smooth_check)
         controls.addWidget(self.log_check)
+        self.fit_button = QPushButton("Fit")
+        self.fit_button.setToolTip("Fit the view to the curves and follow them again")
+        self.fit_button.clicked.connect(self.fit)
+        controls.addWidget(self.fit_button)
         controls.addStretch(1)
         self.last_label = QLabel("")
         self.last_label.setStyleSheet("color: #a0a0a0")
@@ -106,6 +122,15 @@ class LossPlotPanel(QWidget):
         self.right.setGeometry(vb.sceneBoundingRect())
         self.right.linkedViewChanged(vb, self.right.XAxis)
 
+    def _stop_following(self, *_args: object) -> None:
+        self.follow = False
+
+    def fit(self) -> None:
+        """Fit the view to the visible curves and follow the data again."""
+        self.follow = True
+        self._ranges = dict.fromkeys(self._ranges)
+        self.refresh(force=True)
+
     # -- input -----------------------------------------------------------------------------------
     def add_metrics(self, event: protocol.StepMetrics) -> None:
         """Record a :class:`StepMetrics` batch (drawn at the next timer tick)."""
@@ -131,7 +156,7 @@ class LossPlotPanel(QWidget):
         self._items.clear()
         self.terms.clear()
         self.truncate(-1)
-        self.refresh(force=True)
+        self.fit()
 
     def truncate(self, step: int) -> None:
         """Drop history and markers after ``step`` (a checkpoint from that step was restored)."""
@@ -199,6 +224,7 @@ class LossPlotPanel(QWidget):
         self.refresh(force=True)
 
     def _set_log(self, on: bool) -> None:
+        self._ranges["left"] = self._ranges["right"] = None  # the y units changed
         self.plot.setLogMode(y=on)
         self.plot.getPlotItem().getAxis("right").setLogMode(False, on)
         for name, curve in self.curves.items():
@@ -207,17 +233,44 @@ class LossPlotPanel(QWidget):
         self.refresh(force=True)
 
     # -- drawing ---------------------------------------------------------------------------------
+    def _follow(self, bounds: dict[str, list[float]]) -> None:
+        """Move the views only where the data left them (see :func:`stable_range`)."""
+        vb = self.plot.getPlotItem().vb
+        if bounds["x"]:
+            lo, hi = min(bounds["x"]), max(bounds["x"])
+            cur = self._ranges["x"]
+            if cur is None or hi > cur[1] or lo < cur[0]:
+                self._ranges["x"] = (lo, lo + nice_ceiling(max(hi - lo, 10.0)))
+                vb.setXRange(*self._ranges["x"], padding=0.02)
+        for side, box in (("left", vb), ("right", self.right)):
+            if bounds[side]:
+                new = stable_range(self._ranges[side], min(bounds[side]), max(bounds[side]))
+                if new is not None:
+                    self._ranges[side] = new
+                    box.setYRange(*new, padding=0)
+
     def refresh(self, force: bool = False) -> None:
         """Push new history to the visible curves (cheap when nothing changed)."""
         if not force and self._drawn_version == self.history.version:
             return
         self._drawn_version = self.history.version
         smooth = self.smooth_check.isChecked()
+        bounds: dict[str, list[float]] = {"x": [], "left": [], "right": []}
         for name in self.history.names:
             curve = self._ensure_curve(name)
             if curve.isVisible():
                 x, y = self.history.series(name, smooth=smooth)
                 curve.setData(x, y)
+                if self.follow and len(x):
+                    side = "right" if on_right_axis(name) else "left"
+                    y = y[np.isfinite(y)]
+                    if self.log_check.isChecked():
+                        y = np.log10(y[y > 0])
+                    if len(y):
+                        bounds[side] += [float(y.min()), float(y.max())]
+                    bounds["x"] += [float(x[0]), float(x[-1])]
+        if self.follow:
+            self._follow(bounds)
         shown = [n for n in self.history.names if self.curves[n].isVisible()]
         if len(self.history):
             parts = [f"{n} {self.history.last(n):.4g}" for n in shown[:4]]
