@@ -32,6 +32,22 @@ MODELS: dict[str, ModelEntry] = {
             "beta-vae", "vae", "engines.models.vae:VAE",
             "beta-VAE: the ELBO with the KL weighted by beta (Higgins et al. 2017)", (("beta", 4.0),),
         ),
+        ModelEntry(
+            "annealed-vae", "vae", "engines.models.annealed_vae:AnnealedVAE",
+            "beta-VAE with a linearly increasing KL capacity C (Burgess et al. 2018)",
+        ),
+        ModelEntry(
+            "beta-tcvae", "vae", "engines.models.beta_tcvae:BetaTCVAE",
+            "beta-TCVAE: KL split into MI, total correlation and dimension-wise KL (Chen et al. 2018)",
+        ),
+        ModelEntry(
+            "factor-vae", "vae", "engines.models.factor_vae:FactorVAE",
+            "FactorVAE: ELBO plus a discriminator's total-correlation estimate (Kim & Mnih 2018)",
+        ),
+        ModelEntry(
+            "dip-vae", "vae", "engines.models.dip_vae:DIPVAE",
+            "DIP-VAE-I/II: ELBO plus a latent covariance penalty (Kumar et al. 2018)",
+        ),
     ]
 }
 

@@ -306,6 +306,9 @@ class VAE(Engine):
     def training_step(self, batch: torch.Tensor, step: int) -> dict[str, float]:
         """One Adam step on the beta-weighted negative ELBO, recon + beta * KL.
 
+        Subclasses change the loss through :meth:`regularizer` (recon + its penalty) and add work
+        after the step through :meth:`after_update`; their extra terms join the returned dict.
+
         Parameters
         ----------
         batch : (B, C, H, W) in [0, 1], or (B, 2) points
@@ -322,15 +325,16 @@ class VAE(Engine):
         """
         self.train()
         x = self._prepare(batch)
-        mu, logvar = self.posterior(x)
-        z = reparameterize(mu, logvar)
-        recon = self.reconstruction_nll(x, self.decoder(z)).mean()
+        mu, logvar, z, nll = self.forward_batch(x)
+        recon = nll.mean()
         kl_dim = gaussian_kl(mu, logvar).mean(0)
         kl = kl_dim.sum()
-        loss = recon + self.h("beta") * kl
+        penalty, extra = self.regularizer(mu, logvar, z, kl_dim, step)
+        loss = recon + penalty
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
+        extra.update(self.after_update(z.detach(), step))
         with torch.no_grad():
             kl_dim = kl_dim.detach()
             self._last_kl = kl_dim
@@ -341,12 +345,66 @@ class VAE(Engine):
             learned = self.config.likelihood == "gaussian" and self.config.learn_sigma
             if learned:
                 parts.append(self.decoder_log_sigma().exp())
+            n_fixed = len(parts)
+            parts += [v.detach().reshape(()) for v in extra.values()]
             values = torch.cat([torch.stack(parts), kl_dim]).tolist()  # the one host sync
         terms = {"recon": values[0], "kl": values[1], "elbo": -(values[0] + values[1]), "loss": values[2]}
         if learned:
             terms["sigma"] = values[3]
         terms.update({f"kl/{name}": v for name, v in zip(self.latent.names, values[len(parts) :])})
+        terms.update(zip(extra, values[n_fixed : len(parts)]))
         return terms
+
+    # -- hooks for the disentangling subclasses (engines/models/*_vae.py) -----------------------
+    def forward_batch(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Encode, draw one z per example and decode, with gradients.
+
+        Parameters
+        ----------
+        x : (B, C, H, W) in [0, 1], or (B, 2), on the engine's device
+
+        Returns
+        -------
+        mu, logvar : (B, D) tensors
+            The posterior q(z|x).
+        z : (B, D) tensor
+            One reparameterized draw from q(z|x).
+        nll : (B,) tensor
+            -log p(x|z), nats per example.
+        """
+        mu, logvar = self.posterior(x)
+        z = reparameterize(mu, logvar)
+        return mu, logvar, z, self.reconstruction_nll(x, self.decoder(z))
+
+    def regularizer(
+        self, mu: torch.Tensor, logvar: torch.Tensor, z: torch.Tensor, kl_dim: torch.Tensor, step: int
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The term added to the reconstruction term in the loss, and extra terms to log.
+
+        The VAE's is ``beta * KL``. Subclasses replace it (beta-TCVAE, DIP-VAE, ...).
+
+        Parameters
+        ----------
+        mu, logvar, z : (B, D) tensors
+            From :meth:`forward_batch`, with gradients.
+        kl_dim : (D,) tensor
+            Closed-form KL per dimension, batch mean, nats, with gradients.
+        step : int
+            Global step (0-based).
+
+        Returns
+        -------
+        penalty : 0-d tensor
+            Nats per example (batch mean), with gradients.
+        extra : dict of str to 0-d tensor
+            Logged beside the usual terms under these names (read in the step's one host sync).
+        """
+        return self.h("beta") * kl_dim.sum(), {}
+
+    def after_update(self, z: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
+        """Hook run after the VAE's Adam step with the batch's detached z (B, D), e.g. to train a
+        discriminator (FactorVAE). Returns 0-d tensors to log by name; the VAE's returns {}."""
+        return {}
 
     def latent_kl(self) -> torch.Tensor:
         """Per-dimension KL of the latest training batch, (D,) nats (zeros before training)."""
