@@ -52,6 +52,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scale", type=int, default=0, help="integer upscaling (default: to about 512 px)")
     p.set_defaults(func=cmd_sample)
 
+    from engines.metrics.coverage import add_coverage_command
+    from engines.metrics.evaluate import add_metrics_command
+
+    add_coverage_command(sub)
+    add_metrics_command(sub)
+
 
 def _write_samples(engine: Any, path: Path, n: int, seed: int, scale: int = 0) -> Path:
     """Sample ``n`` examples with ``seed`` and write them as a PNG grid (or a point plot for 2-D data)."""

@@ -1,0 +1,300 @@
+"""Headless disentanglement evaluation of a saved run: ``latent-studio metrics --run DIR``.
+
+:func:`evaluate_run` loads a checkpoint, reloads its data set, encodes examples with the engine's
+posterior mean and scores the codes against the data's ground-truth factors with
+:mod:`engines.metrics.disentanglement` (disentanglement_lib's protocols, Locatello et al., 2019).
+:func:`add_metrics_command` registers the ``metrics`` sub-command. Building the parser is cheap;
+torch is imported only when the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engines.errors import LatentStudioError
+
+__all__ = ["METRICS", "add_metrics_command", "cmd_metrics", "evaluate_run", "format_table"]
+
+#: Metric names, in the order they are computed and shown.
+METRICS = ("mig", "sap", "dci", "factor_vae_score", "beta_vae_score")
+_SAMPLED = ("factor_vae_score", "beta_vae_score")
+#: Sample counts and DCI estimator: disentanglement_lib's protocol, and a quick look (``--fast``).
+PROTOCOL = {"num_train": 10000, "num_eval": 5000, "num_variance_estimate": 10000, "dci_estimator": "gbt"}
+FAST = {"num_train": 1000, "num_eval": 500, "num_variance_estimate": 2000, "dci_estimator": "forest"}
+FAST_POINTS = 2000
+
+
+def _representation(engine: Any, batch_size: int) -> Callable[[np.ndarray], np.ndarray]:
+    """A numpy (B, C, H, W) -> (B, D) function: the engine's posterior mean, in eval mode, in batches."""
+    import torch
+
+    def represent(x: np.ndarray) -> np.ndarray:
+        out = []
+        with torch.no_grad():
+            for i in range(0, len(x), batch_size):
+                xb = torch.as_tensor(np.ascontiguousarray(x[i : i + batch_size]), dtype=torch.float32)
+                z = engine.encode(xb.to(engine.device))
+                if z is None:
+                    raise LatentStudioError(f"{engine.name}: the model has no encoder")
+                out.append(z.double().cpu().numpy().reshape(len(xb), -1))
+        return np.concatenate(out) if out else np.zeros((0, engine.latent.dim))
+
+    return represent
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        return None if not math.isfinite(float(value)) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def evaluate_run(
+    run: str | Path,
+    n_points: int = 10000,
+    seed: int = 0,
+    metrics: Sequence[str] | None = None,
+    progress: Callable[[str, float], None] | None = None,
+    *,
+    fast: bool = False,
+    device: str | None = None,
+    batch_size: int = 256,
+    num_train: int | None = None,
+    num_eval: int | None = None,
+    num_variance_estimate: int | None = None,
+    dci_estimator: str | None = None,
+) -> dict[str, Any]:
+    """Score a saved run's encoder against its data's ground-truth factors.
+
+    MIG, SAP and DCI use ``n_points`` training examples and ``n_points // 2`` test examples drawn
+    uniformly (with replacement, by ``seed``) from the whole data set, as disentanglement_lib draws
+    10,000 and 5,000 (MIG uses the training points only). The FactorVAE and beta-VAE scores draw
+    their own examples by factor values and are computed only where the data set has ``index_of``
+    (the built-in ``shapes``). Codes are ``engine.encode(x)``, the posterior mean, under
+    ``torch.no_grad`` in eval mode.
+
+    Parameters
+    ----------
+    run : path
+        Run folder or ``.safetensors`` checkpoint; its manifest's ``data_spec`` and ``image_size``
+        reload the data.
+    n_points : int
+        Training points for MIG, SAP and DCI (>= 20).
+    seed : int
+        Seed of every draw.
+    metrics : sequence of str or None
+        Names from :data:`METRICS`; None computes every metric the data supports.
+    progress : callable or None
+        Called as ``progress(stage, fraction)`` with fraction in [0, 1] as the work goes on.
+    fast : bool
+        Use :data:`FAST` sample counts and the random-forest DCI instead of :data:`PROTOCOL`'s.
+    device : str or None
+        Torch device; None picks cuda, then mps, then cpu.
+    batch_size : int
+        Examples per ``encode`` call.
+    num_train, num_eval, num_variance_estimate : int or None
+        Override the sampled metrics' counts (see :func:`engines.metrics.sampled.factor_vae_score`).
+    dci_estimator : {"gbt", "forest"} or None
+        Override the DCI estimator.
+
+    Returns
+    -------
+    dict, JSON-able
+        ``mig``, ``sap``, ``factor_vae_score``, ``beta_vae_score`` (floats in [0, 1]), ``dci`` (dict
+        of four floats and the (D, K) ``importance``), ``mi_matrix`` ((D, K) nats), ``mig_gaps``
+        (K,), ``sap_matrix`` (D, K), ``factor_names``, ``factor_sizes``, ``latent_dim``,
+        ``n_points``, ``n_test``, ``seed``, ``settings``, ``skipped`` (metric -> reason),
+        ``metric_seconds`` and ``seconds`` (wall time, s). Metrics not computed are absent.
+
+    Raises
+    ------
+    CheckpointError
+        The checkpoint cannot be loaded.
+    DataError
+        The run's data set cannot be reloaded.
+    LatentStudioError
+        The model has no encoder, the data has no ground-truth factors, an unknown metric name,
+        n_points below 20, or the encoder returns non-finite codes.
+    """
+    from engines.checkpoint import load_checkpoint
+    from engines.data import load_dataset
+    from engines.metrics import disentanglement as dis
+    from engines.training import pick_device
+
+    t0 = time.perf_counter()
+    report = progress or (lambda stage, fraction: None)
+    wanted = list(METRICS if metrics is None else metrics)
+    unknown = [m for m in wanted if m not in METRICS]
+    if unknown:
+        raise LatentStudioError(f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(METRICS)}")
+    if n_points < 20:
+        raise LatentStudioError(f"n_points must be at least 20, got {n_points}")
+    settings = dict(FAST if fast else PROTOCOL)
+    for key, value in (("num_train", num_train), ("num_eval", num_eval),
+                       ("num_variance_estimate", num_variance_estimate), ("dci_estimator", dci_estimator)):
+        if value is not None:
+            settings[key] = value
+
+    report("loading", 0.0)
+    engine, manifest = load_checkpoint(run, device=str(pick_device(device)), with_optimizer=False)
+    engine.eval()
+    spec = manifest.get("data_spec")
+    if not isinstance(spec, str):
+        raise LatentStudioError(f"{run}: the checkpoint's manifest names no data spec, so its data cannot be reloaded")
+    dataset = load_dataset(spec, manifest.get("image_size"))
+    info = dataset.info
+    if not info.factor_names or dataset.factor_values(np.zeros(1, np.int64)) is None:
+        raise LatentStudioError(
+            f"{run}: data {spec!r} has no ground-truth factors of variation, so disentanglement cannot be "
+            "measured; train on data with known factors, such as 'shapes'"
+        )
+    represent = _representation(engine, batch_size)
+    try:
+        represent(dataset.get(np.zeros(1, np.int64)))
+    except LatentStudioError:
+        raise LatentStudioError(
+            f"{run}: model {engine.name!r} ({engine.family}) has no encoder, so its codes cannot be measured"
+        ) from None
+
+    rng = np.random.default_rng(seed)
+    n_test = max(1, n_points // 2)
+    idx = rng.integers(0, len(dataset), size=n_points + n_test)
+    codes = []
+    for i in range(0, len(idx), batch_size):
+        codes.append(represent(dataset.get(idx[i : i + batch_size])))
+        report("encoding", 0.1 * min(1.0, (i + batch_size) / len(idx)))
+    z = np.concatenate(codes)
+    if not np.all(np.isfinite(z)):
+        raise LatentStudioError(f"{run}: the encoder returned NaN or infinite codes")
+    f = dataset.factor_values(idx)
+    z_train, f_train, z_test, f_test = z[:n_points], f[:n_points], z[n_points:], f[n_points:]
+
+    out: dict[str, Any] = {
+        "run": str(run), "engine": engine.name, "step": manifest.get("step"), "data_spec": spec,
+        "factor_names": list(info.factor_names), "factor_sizes": list(info.factor_sizes or ()),
+        "latent_dim": int(z.shape[1]), "n_points": int(n_points), "n_test": int(n_test), "seed": int(seed),
+        "settings": settings, "skipped": {}, "metric_seconds": {},
+    }
+    for name in wanted:
+        if name in ("mig", "sap") and z.shape[1] < 2:
+            out["skipped"][name] = "needs at least two latent dimensions"
+        elif name in _SAMPLED and not callable(getattr(dataset, "index_of", None)):
+            out["skipped"][name] = f"data {spec!r} cannot look up examples by factor values"
+    todo = [m for m in wanted if m not in out["skipped"]]
+    for i, name in enumerate(todo):
+        report(name, 0.1 + 0.9 * i / len(todo))
+        t1 = time.perf_counter()
+        if name == "mig":
+            d = dis.mig_details(z_train, f_train)
+            out.update(mig=d["mig"], mig_gaps=d["gaps"], mi_matrix=d["mi"], factor_entropy=d["entropy"])
+        elif name == "sap":
+            out["sap_matrix"] = dis.sap_score_matrix(z_train, f_train, z_test, f_test)
+            out["sap"] = dis.sap(z_train, f_train, z_test, f_test)
+        elif name == "dci":
+            out["dci"] = dis.dci(z_train, f_train, z_test, f_test, estimator=settings["dci_estimator"], random_state=seed)
+        elif name == "factor_vae_score":
+            out[name] = dis.factor_vae_score(
+                represent, dataset, np.random.default_rng([seed, 1]), num_train=settings["num_train"],
+                num_eval=settings["num_eval"], num_variance_estimate=settings["num_variance_estimate"],
+            )
+        else:
+            out[name] = dis.beta_vae_score(
+                represent, dataset, np.random.default_rng([seed, 2]), num_train=settings["num_train"],
+                num_eval=settings["num_eval"],
+            )
+        out["metric_seconds"][name] = time.perf_counter() - t1
+    out["seconds"] = time.perf_counter() - t0
+    report("done", 1.0)
+    return _jsonable(out)
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """A plain-text table of an :func:`evaluate_run` result: one metric a line, then MIG per factor."""
+    rows: list[tuple[str, str]] = []
+
+    def add(label: str, value: Any) -> None:
+        rows.append((label, "n/a" if value is None else f"{value:.4f}"))
+
+    for key, label in (("mig", "MIG"), ("sap", "SAP")):
+        if key in result:
+            add(label, result[key])
+    if "dci" in result:
+        for key, label in (("disentanglement", "DCI disentanglement"), ("completeness", "DCI completeness"),
+                           ("informativeness_train", "DCI informativeness (train)"),
+                           ("informativeness_test", "DCI informativeness (test)")):
+            add(label, result["dci"][key])
+    for key, label in (("factor_vae_score", "FactorVAE score"), ("beta_vae_score", "beta-VAE score")):
+        if key in result:
+            add(label, result[key])
+    if "mig_gaps" in result:
+        for name, gap, col in zip(result["factor_names"], result["mig_gaps"], np.array(result["mi_matrix"]).T):
+            rows.append((f"  MIG gap {name}", "n/a" if gap is None else f"{gap:.4f} (best z{int(np.argmax(col))})"))
+    for key, reason in result.get("skipped", {}).items():
+        rows.append((key, f"skipped: {reason}"))
+    width = max(len(r[0]) for r in rows) if rows else 0
+    head = f"{result.get('engine')} step {result.get('step')} on {result.get('data_spec')}: " \
+           f"{result.get('n_points')} points, {result.get('seconds', 0.0):.1f} s"
+    return "\n".join([head, *(f"{label:<{width}}  {value}" for label, value in rows)])
+
+
+def add_metrics_command(sub: argparse._SubParsersAction) -> None:
+    """Register the ``metrics`` sub-command on ``sub`` (the ``latent-studio`` parser's subparsers)."""
+    p = sub.add_parser(
+        "metrics",
+        help="measure disentanglement (MIG, SAP, DCI, FactorVAE and beta-VAE scores) of a trained run",
+        description="Encode examples of a run's data set and score the codes against its ground-truth factors "
+        "with disentanglement_lib's protocols (Locatello et al. 2019). Prints a table; --json writes every number.",
+    )
+    p.add_argument("--run", required=True, type=Path, help="run folder (or .safetensors checkpoint)")
+    p.add_argument("--json", type=Path, help="JSON file to write the results to")
+    p.add_argument("--n", type=int, help=f"points for MIG, SAP and DCI (default {PROTOCOL['num_train']}, "
+                   f"{FAST_POINTS} with --fast)")
+    p.add_argument("--seed", type=int, default=0, help="seed of every draw (default %(default)s)")
+    p.add_argument("--fast", action="store_true",
+                   help="smaller sample counts and a random-forest DCI for a quick look (not the published protocol)")
+    p.add_argument("--metrics", help=f"comma-separated subset of {','.join(METRICS)} (default: all the data supports)")
+    p.add_argument("--device", choices=["cpu", "cuda", "mps"], help="force a device (default: cuda, then mps, then cpu)")
+    p.set_defaults(func=cmd_metrics)
+
+
+def cmd_metrics(args: argparse.Namespace) -> int:
+    """Run :func:`evaluate_run` for the ``metrics`` sub-command; print a table, optionally write JSON."""
+    from engines.training import configure_threads, pick_device
+
+    device = pick_device(args.device)
+    configure_threads(device)
+    n = args.n if args.n is not None else (FAST_POINTS if args.fast else PROTOCOL["num_train"])
+    wanted = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
+    last = [-1.0]
+
+    def progress(stage: str, fraction: float) -> None:
+        if fraction - last[0] >= 0.05 or stage == "done":
+            last[0] = fraction
+            print(f"[{100 * fraction:3.0f}%] {stage}", file=sys.stderr)
+
+    result = evaluate_run(args.run, n, args.seed, wanted, progress, fast=args.fast, device=str(device))
+    print(format_table(result))
+    if args.json is not None:
+        try:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(result, indent=2))
+        except OSError as exc:
+            raise LatentStudioError(f"{args.json}: cannot write the results ({exc.strerror or exc})") from exc
+        print(f"wrote {args.json}", file=sys.stderr)
+    return 0
