@@ -53,10 +53,14 @@ class Engine(nn.Module):
         The latent space; z has shape (N, latent.dim).
     hyper : dict of str to HyperParam
         Live-tunable hyperparameters and their current values.
+    needs_labels : bool
+        Whether :meth:`training_step` takes ``(x, y)`` batches with class labels y (B,) int64
+        (a conditional GAN) instead of x alone.
     """
 
     name: ClassVar[str] = ""
     family: ClassVar[str] = ""
+    needs_labels: ClassVar[bool] = False
 
     def __init__(self, config: EngineConfig, data: DataInfo) -> None:
         super().__init__()

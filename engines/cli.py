@@ -30,9 +30,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True, help="registry name, e.g. vae, beta-vae")
     p.add_argument("--out", required=True, type=Path, help="run folder to write")
     p.add_argument("--arch", choices=["conv", "mlp"], help="network architecture (conv for images by default)")
-    p.add_argument("--latent-dim", type=int, default=10, help="width of z (default %(default)s)")
+    p.add_argument("--latent-dim", type=int, help="width of z (default: the model's own, 10 for VAEs)")
     p.add_argument("--beta", type=float, help="KL weight beta (VAE family)")
-    p.add_argument("--lr", type=float, help="learning rate")
+    p.add_argument("--lr", type=float, help="learning rate (for GANs: both the generator's and the critic's)")
     p.add_argument("--steps", type=int, help="optimisation steps (default 1000 unless --epochs is given)")
     p.add_argument("--epochs", type=float, help="train for this many passes over the training split instead of --steps")
     p.add_argument("--batch-size", type=int, default=64, help="batch size (default %(default)s)")
@@ -105,6 +105,21 @@ def _held_out_bound(engine: Any, dataset: Any, batch_size: int, iwae_k: int) -> 
     return out
 
 
+def _config_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The model settings given on the command line; ``--lr`` sets both learning rates of a GAN."""
+    from dataclasses import fields
+
+    from engines.registry import engine_class
+
+    known = {f.name for f in fields(engine_class(args.model).config_class)}
+    out: dict[str, Any] = {"latent_dim": args.latent_dim, "seed": args.seed, "arch": args.arch, "beta": args.beta}
+    if args.lr is not None and "lr" not in known and {"g_lr", "d_lr"} <= known:
+        out["g_lr"] = out["d_lr"] = args.lr
+    else:
+        out["lr"] = args.lr
+    return out
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """Train headless; see the ``train`` sub-command's help."""
     import torch
@@ -119,9 +134,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     device = pick_device(args.device)
     threads = configure_threads(device, args.threads)
     torch.manual_seed(args.seed)
-    engine = create_engine(
-        args.model, dataset.info, latent_dim=args.latent_dim, seed=args.seed, arch=args.arch, beta=args.beta, lr=args.lr
-    ).to(device)
+    engine = create_engine(args.model, dataset.info, **_config_overrides(args)).to(device)
     n_train = len(dataset.train_indices)
     if args.epochs is not None:
         steps = max(1, math.ceil(args.epochs * n_train / args.batch_size))
@@ -129,7 +142,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         steps = args.steps if args.steps is not None else 1000
     print(f"{dataset.summary()}", file=sys.stderr)
     print(f"{args.model} on {device} ({threads} threads): {steps} steps of batch {args.batch_size}", file=sys.stderr)
-    stream = BatchStream(dataset, args.batch_size, args.seed, device)
+    stream = BatchStream(dataset, args.batch_size, args.seed, device, with_labels=engine.needs_labels)
     args.out.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, float]] = []
     names: list[str] = []

@@ -48,6 +48,24 @@ MODELS: dict[str, ModelEntry] = {
             "dip-vae", "vae", "engines.models.dip_vae:DIPVAE",
             "DIP-VAE-I/II: ELBO plus a latent covariance penalty (Kumar et al. 2018)",
         ),
+        ModelEntry("gan", "gan", "engines.models.gan:GAN", "GAN, non-saturating loss, DCGAN networks (Goodfellow et al. 2014)"),
+        ModelEntry(
+            "wgan", "gan", "engines.models.gan:GAN", "Wasserstein GAN with weight clipping (Arjovsky et al. 2017)",
+            (("loss", "wgan"),),
+        ),
+        ModelEntry(
+            "wgan-gp", "gan", "engines.models.gan:GAN", "WGAN with gradient penalty (Gulrajani et al. 2017)",
+            (("loss", "wgan-gp"),),
+        ),
+        ModelEntry(
+            "sngan", "gan", "engines.models.gan:GAN", "Spectrally normalised GAN, hinge loss (Miyato et al. 2018)",
+            (("loss", "hinge"),),
+        ),
+        ModelEntry("cgan", "gan", "engines.models.cgan:CGAN", "Conditional GAN on labelled data (Mirza & Osindero 2014)"),
+        ModelEntry(
+            "infogan", "gan", "engines.models.infogan:InfoGAN",
+            "InfoGAN: interpretable codes by mutual information (Chen et al. 2016)",
+        ),
     ]
 }
 

@@ -116,10 +116,14 @@ class BatchStream:
     split : {"train", "test"}
     prefetch : bool
         Fetch the next lazy batch in a background thread.
+    with_labels : bool
+        Yield ``(x, y)`` tuples with the labels y, (B,) int64 on ``device``, for engines with
+        ``needs_labels`` (the conditional GAN).
 
     Yields
     ------
-    (B, C, H, W) float32 in [0, 1] or (B, 2) float32, on ``device``.
+    (B, C, H, W) float32 in [0, 1] or (B, 2) float32, on ``device``; with ``with_labels`` a tuple
+    ``(x, y)`` with y (B,) int64.
 
     Attributes
     ----------
@@ -132,7 +136,8 @@ class BatchStream:
     Raises
     ------
     DataError
-        Empty split, or a lazy data set returning a batch of the wrong shape.
+        Empty split, a lazy data set returning a batch of the wrong shape, or ``with_labels`` for
+        a data set without labels.
     ConfigError
         Unknown split, batch size below 1.
     """
@@ -145,6 +150,7 @@ class BatchStream:
         device: torch.device | str = "cpu",
         split: str = "train",
         prefetch: bool = True,
+        with_labels: bool = False,
     ) -> None:
         if split not in ("train", "test"):
             raise ConfigError(f"split must be 'train' or 'test', not {split!r}")
@@ -153,6 +159,9 @@ class BatchStream:
         indices = np.asarray(dataset.train_indices if split == "train" else dataset.test_indices, dtype=np.int64)
         if indices.size == 0:
             raise DataError(f"{dataset.info.spec}: the {split} split is empty")
+        if with_labels and dataset.labels(indices[:1]) is None:
+            raise DataError(f"{dataset.info.spec}: this model needs class labels and the data set has none")
+        self.with_labels = bool(with_labels)
         self.dataset = dataset
         self.device = torch.device(device)
         self.indices = indices
@@ -166,7 +175,7 @@ class BatchStream:
         self._pos = 0
         self._epoch_taken = 0
         self._pool: ThreadPoolExecutor | None = None
-        self._next: tuple[Future, int] | None = None
+        self._next: tuple[Future, int, torch.Tensor] | None = None
         x = dataset.x
         if x is not None:
             if self.device.type == "cpu" and x.dtype == np.float32 and x.flags.c_contiguous and x.flags.writeable:
@@ -207,9 +216,18 @@ class BatchStream:
         batch = torch.from_numpy(np.ascontiguousarray(arr))
         return batch.pin_memory() if self.device.type == "cuda" else batch
 
-    def __next__(self) -> torch.Tensor:
+    def __next__(self) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        if not self.with_labels:
+            return self._next_x()
+        x, sel = self._next_x(), self._last_sel
+        y = np.asarray(self.dataset.labels(self.indices[sel.cpu().numpy()]), dtype=np.int64)
+        return x, torch.from_numpy(y).to(self.device)
+
+    def _next_x(self) -> torch.Tensor:
+        """The next x batch; its positions into the split are left in ``self._last_sel``."""
         if not self._lazy:
             sel, self.epoch = self._take()
+            self._last_sel = sel
             self.images_seen += int(sel.numel())
             if self._rows is not None:
                 return self._x[self._rows[sel]]
@@ -220,11 +238,12 @@ class BatchStream:
         else:
             if self._next is None:
                 sel, epoch = self._take()
-                self._next = (self._pool.submit(self._fetch, sel), epoch)
-            future, self.epoch = self._next
-            sel, epoch = self._take()
-            self._next = (self._pool.submit(self._fetch, sel), epoch)  # one batch ahead
+                self._next = (self._pool.submit(self._fetch, sel), epoch, sel)
+            future, self.epoch, sel = self._next
+            ahead, epoch = self._take()
+            self._next = (self._pool.submit(self._fetch, ahead), epoch, ahead)  # one batch ahead
             batch = future.result()
+        self._last_sel = sel
         self.images_seen += int(batch.shape[0])
         return batch.to(self.device, non_blocking=self.device.type == "cuda")
 

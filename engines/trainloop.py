@@ -263,7 +263,7 @@ class Trainer:
                 losses = engine.training_step(batch, s.step)
                 metrics.add(s.step, losses)
                 s.step += 1
-                self._images += len(batch)
+                self._images += len(batch[0] if isinstance(batch, tuple) else batch)
                 now = time.monotonic()
                 if now - t_flush >= METRICS_EVERY:
                     t_flush = now

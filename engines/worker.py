@@ -291,7 +291,9 @@ class Worker:
             return
         self._end_training()
         if s.batches is None:
-            s.batches = BatchStream(s.dataset, s.batch_size, s.seed, self.device)
+            s.batches = BatchStream(
+                s.dataset, s.batch_size, s.seed, self.device, with_labels=s.engine.needs_labels
+            )
         self.trainer = Trainer(s, self.send, self.host, lambda path, auto: self._write_checkpoint(path, auto, s), end)
         self.send(P.TrainingState(state="training", step=s.step))
         self.trainer.start()

@@ -1,0 +1,114 @@
+"""The conditional GAN (Mirza & Osindero 2014, "Conditional Generative Adversarial Nets").
+
+Generator and discriminator both see the class label y. The generator's input is z = [noise,
+one-hot(y)]: the latent space is ``latent_dim`` Gaussian noise dimensions followed by a one-hot
+block of the data's classes (kind ``"categorical"``, group ``"class"``, one dimension per class
+name), so the Explore sliders include a class picker. :meth:`CGAN.decode` accepts soft mixes in
+the block too (interpolating between two one-hots cross-fades the classes). The discriminator
+gets the label as extra constant input channels (images: K one-hot planes concatenated to x;
+points: K features), the concatenation form of the paper. Generated training examples take the
+labels of the real batch, so the class frequencies match the data's.
+
+Any of the :class:`engines.models.gan.GAN` losses can be used (``loss``, default ``"gan"``);
+packing is not supported (``pack_max`` must stay 1). Training batches are ``(x, y)`` tuples
+(``needs_labels``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from engines.data.base import DataInfo
+from engines.errors import ConfigError
+from engines.models.gan import GAN, GANConfig
+from engines.spec import LatentDim, LatentSpec
+
+
+@dataclass
+class CGANConfig(GANConfig):
+    """Settings of :class:`CGAN`: those of :class:`GANConfig`; ``latent_dim`` counts the noise
+    dimensions only (the class block adds one per class), and ``pack_max`` must be 1."""
+
+    pack_max: int = 1
+
+
+def one_hot(y: torch.Tensor, k: int) -> torch.Tensor:
+    """(N,) int64 labels in [0, k) -> (N, k) float32 one-hot rows, without a host sync."""
+    return torch.zeros(y.shape[0], k, device=y.device).scatter_(1, y[:, None], 1.0)
+
+
+class CGAN(GAN):
+    """Conditional GAN (Mirza & Osindero 2014).
+
+    Parameters
+    ----------
+    config : CGANConfig
+    data : DataInfo
+        Labelled images or points: ``data.class_names`` must name at least two classes.
+
+    Attributes
+    ----------
+    n_classes : int
+        K, the width of the one-hot block at the end of z.
+
+    Raises
+    ------
+    ConfigError
+        Data without class names, ``pack_max`` above 1, or any :class:`GAN` configuration error.
+    """
+
+    config_class = CGANConfig
+    needs_labels = True
+
+    def __init__(self, config: CGANConfig, data: DataInfo) -> None:
+        if not data.class_names or len(data.class_names) < 2:
+            raise ConfigError(f"cgan needs labelled data with at least two classes; {data.spec} has no class names")
+        if config.pack_max != 1:
+            raise ConfigError(f"cgan does not support packing: pack_max must be 1, not {config.pack_max}")
+        self.n_classes = len(data.class_names)
+        super().__init__(config, data)
+
+    def build_latent(self) -> LatentSpec:
+        """Noise z0.. (Gaussian) then one categorical dimension per class name (group ``"class"``)."""
+        noise = LatentSpec.gaussian(self.config.latent_dim).dims
+        block = tuple(LatentDim(str(n), "categorical", 0.0, 1.0, "class") for n in self.data.class_names)
+        return LatentSpec(noise + block)
+
+    def cond_width(self) -> int:
+        return self.n_classes
+
+    def latent_order(self) -> list[int] | None:
+        """The class block first, then the noise dimensions."""
+        d = self.config.latent_dim
+        return list(range(d, d + self.n_classes)) + list(range(d))
+
+    def prior_sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """(n, latent.dim): standard normal noise and the one-hot of a uniformly drawn class."""
+        noise = torch.randn(n, self.config.latent_dim, generator=generator, device=self.device)
+        y = torch.randint(0, self.n_classes, (n,), generator=generator, device=self.device)
+        return torch.cat([noise, one_hot(y, self.n_classes)], 1)
+
+    def draw_z(self, n: int, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Noise with the one-hot of the real batch's labels y (N,)."""
+        if y is None:
+            return self.prior_sample(n)
+        noise = torch.randn(n, self.config.latent_dim, device=self.device)
+        return torch.cat([noise, one_hot(y, self.n_classes)], 1)
+
+    def real_cond(self, y: torch.Tensor | None) -> torch.Tensor | None:
+        return None if y is None else one_hot(y, self.n_classes)
+
+    def fake_cond(self, z: torch.Tensor) -> torch.Tensor:
+        return z[:, self.config.latent_dim :]
+
+    def split(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """z (N, latent.dim) -> noise (N, latent_dim) and class weights (N, K) (one-hot or soft)."""
+        return z[:, : self.config.latent_dim], z[:, self.config.latent_dim :]
+
+    @torch.no_grad()
+    def decode_class(self, noise: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """G([noise, one-hot(y)]) for noise (N, latent_dim) and labels y (N,) int64."""
+        y = y.to(device=self.device, dtype=torch.int64)
+        return self.decode(torch.cat([noise.to(self.device, torch.float32), one_hot(y, self.n_classes)], 1))
