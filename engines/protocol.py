@@ -370,6 +370,66 @@ class Stopped(Event):
     reason: str = "stopped"
 
 
+@dataclass(frozen=True)
+class SetMetricSchedule(Command):
+    """How often (seconds of training, 0 = never) the worker measures coverage and disentanglement."""
+
+    coverage_every: float = 10.0
+    disentanglement_every: float = 30.0
+
+
+@dataclass(frozen=True)
+class CoverageMeasured(Event):
+    """Mode coverage of the model's samples at ``step`` (:mod:`engines.metrics.coverage`).
+
+    Attributes
+    ----------
+    metric : {"mixture", "classes", "clusters"}
+        2-D mixture modes (PacGAN protocol), classes through the studio's classifier, or k-means clusters.
+    values : dict
+        The metric's JSON dict: modes_total, modes_captured, high_quality_share, reverse_kl,
+        per_mode_counts (mixture); classes_total, classes_covered, class_kl, confident_share,
+        generated_hist, data_hist, classifier_accuracy (classes, clusters).
+    samples : ndarray or None
+        (N, 2) float32 points that were measured (2-D data only), for the live view.
+    critic : ndarray or None
+        (G, G) float32 discriminator or critic output over the plane (2-D GANs only), row-major
+        with y rising by row, over ``extent``.
+    extent : list
+        [xmin, xmax, ymin, ymax] of ``critic`` in data units.
+    """
+
+    step: int = 0
+    metric: str = ""
+    values: dict = field(default_factory=dict)
+    samples: np.ndarray | None = _arr()
+    critic: np.ndarray | None = _arr()
+    extent: list = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class DisentanglementMeasured(Event):
+    """Disentanglement of the mean representation at ``step`` (:mod:`engines.metrics.disentanglement`).
+
+    Attributes
+    ----------
+    values : dict
+        Scores by name: mig, sap, dci_disentanglement, dci_completeness, dci_informativeness,
+        factor_vae_score, beta_vae_score (those the data supports).
+    mi_matrix : ndarray or None
+        (D, K) float32 mutual information in nats between latent d and factor k.
+    factor_names : list of str
+    seconds : float
+        Wall time the measurement took.
+    """
+
+    step: int = 0
+    values: dict = field(default_factory=dict)
+    mi_matrix: np.ndarray | None = _arr()
+    factor_names: list = field(default_factory=list)
+    seconds: float = 0.0
+
+
 # --------------------------------------------------------------------------------------------
 # Codec
 # --------------------------------------------------------------------------------------------
