@@ -61,6 +61,14 @@ EXAMPLES: list[P.Message] = [
     P.Progress(task="data", done=3, total=10, message="Loading \u00e9l\u00e8ves \u2713"),
     P.Error(message="digits: no such data set", traceback="Traceback ...\n  line 1", command="Configure"),
     P.Stopped(step=3, reason="finished"),
+    P.SetMetricSchedule(coverage_every=2.5, disentanglement_every=0.0),
+    P.CoverageMeasured(step=40, metric="mixture", values={"modes_total": 8, "modes_captured": 7, "reverse_kl": None},
+                       samples=RNG.standard_normal((25, 2)).astype(np.float32),
+                       critic=RNG.standard_normal((16, 16)).astype(np.float32), extent=[-2.0, 2.0, -2.0, 2.0]),
+    P.CoverageMeasured(step=41, metric="classes", values={"classes_covered": 9, "generated_hist": [0.5, 0.5]}),
+    P.DisentanglementMeasured(step=90, values={"mig": 0.25, "dci_disentanglement": 0.4},
+                              mi_matrix=RNG.random((10, 5)).astype(np.float32),
+                              factor_names=["shape", "scale", "orientation", "x", "y"], seconds=1.5),
 ]
 
 
