@@ -6,7 +6,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
-    QHBoxLayout, QLabel, QPushButton, QScrollArea, QSizePolicy, QSpinBox, QVBoxLayout, QWidget,
+    QComboBox, QHBoxLayout, QLabel, QPushButton, QScrollArea, QSizePolicy, QSpinBox, QVBoxLayout, QWidget,
 )
 from superqt import QLabeledDoubleSlider
 
@@ -67,6 +67,45 @@ class LatentRow(QWidget):
         self.setToolTip(tip)
 
 
+class CategoryRow(QWidget):
+    """A categorical code (a cGAN's class, an InfoGAN code): one combo box over its one-hot block of z.
+
+    The block's dimensions keep their (hidden) :class:`LatentRow` sliders, which hold the values;
+    this row writes a one-hot vector into them and shows the block's argmax.
+    """
+
+    changed = Signal()
+
+    def __init__(self, group: str, rows: list[LatentRow], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.group, self.rows = group, rows
+        self.name = QLabel(group)
+        self.name.setMinimumWidth(34)
+        self.combo = QComboBox()
+        prefix = f"{group}="
+        self.combo.addItems([r.dim.name.removeprefix(prefix) for r in rows])
+        self.combo.setToolTip(f"The categorical code {group!r}: which one-hot value z holds")
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.name)
+        layout.addWidget(self.combo, 1)
+        self.combo.currentIndexChanged.connect(self._picked)
+
+    def _picked(self, index: int) -> None:
+        for k, row in enumerate(self.rows):
+            row.slider.blockSignals(True)
+            row.slider.setValue(1.0 if k == index else 0.0)
+            row.slider.blockSignals(False)
+        self.changed.emit()
+
+    def sync(self) -> None:
+        """Show the class with the largest value in the block (after z was set from elsewhere)."""
+        values = [row.slider.value() for row in self.rows]
+        self.combo.blockSignals(True)
+        self.combo.setCurrentIndex(int(np.argmax(values)))
+        self.combo.blockSignals(False)
+
+
 class ExplorePanel(QWidget):
     """Sliders over the latent space, most informative dimension first.
 
@@ -90,9 +129,11 @@ class ExplorePanel(QWidget):
         super().__init__(parent)
         self.spec = LatentSpec(())
         self.rows: list[LatentRow] = []
+        self.categories: list[CategoryRow] = []
         self.order = np.zeros(0, np.int64)
         self.latent_kl: np.ndarray | None = None
         self._ordered_once = False
+        self._kl_shown = False
         self._rng = np.random.default_rng()
         self.header = QLabel("Build a model to explore its latent space.")
         self.header.setWordWrap(True)
@@ -135,7 +176,9 @@ class ExplorePanel(QWidget):
         encode.addWidget(self.index_spin, 1)
         encode.addWidget(self.encode_button)
         layout = QVBoxLayout(self)
+        self.codes_layout = QVBoxLayout()  # one combo per categorical code, above the sliders
         layout.addWidget(self.header)
+        layout.addLayout(self.codes_layout)
         layout.addWidget(self.columns)
         layout.addWidget(scroll, 1)
         layout.addWidget(self.kl_plot)
@@ -166,13 +209,27 @@ class ExplorePanel(QWidget):
         for row in self.rows:
             self.rows_layout.removeWidget(row)
             row.deleteLater()
+        for cat in self.categories:
+            self.codes_layout.removeWidget(cat)
+            cat.deleteLater()
         self.spec, self.latent_kl, self._ordered_once = spec, None, False
         self.rows = [LatentRow(i, d) for i, d in enumerate(spec.dims)]
+        groups: dict[str, list[LatentRow]] = {}
         for i, row in enumerate(self.rows):
             self.rows_layout.insertWidget(i, row)
             row.slider.valueChanged.connect(self._slider_moved)
+            if row.dim.kind == "categorical":
+                row.hide()  # shown as its group's combo box
+                groups.setdefault(row.dim.group or row.dim.name, []).append(row)
+        self.categories = [CategoryRow(g, rows) for g, rows in groups.items()]
+        for cat in self.categories:
+            self.codes_layout.addWidget(cat)
+            cat.changed.connect(lambda: self.z_changed.emit(self.z()))
         self.order = np.arange(spec.dim, dtype=np.int64)
-        self.header.setText(f"{spec.dim} latent dimensions, most informative (highest KL) first")
+        n_cont = sum(d.kind != "categorical" for d in spec.dims)
+        codes = f" and {len(groups)} categorical code{'s' * (len(groups) != 1)}" if groups else ""
+        self.header.setText(f"{n_cont} continuous latent dimensions{codes}")
+        self._show_kl(False)  # until the model reports KL per dimension (VAEs do; GANs do not)
         self.kl_bars.setOpts(x=np.arange(spec.dim), height=np.zeros(spec.dim), brushes=None)
         ticks = [(i, d.name) for i, d in enumerate(spec.dims)]
         step = max(1, spec.dim // 12)
@@ -183,10 +240,20 @@ class ExplorePanel(QWidget):
         if latent_kl is None or len(latent_kl) != self.dim:
             return
         self.latent_kl = np.asarray(latent_kl, np.float64)
+        if not self._kl_shown:
+            self._show_kl(True)
         if not self._bars_timer.isActive():
             self._bars_timer.start()
         if not self._reorder_timer.isActive():
             self._reorder_timer.start(REORDER_INTERVAL_MS if self._ordered_once else 0)
+
+    def _show_kl(self, on: bool) -> None:
+        """Show the KL column, the bar chart and the KL ordering only for models that report KL per dimension."""
+        self._kl_shown = on
+        self.kl_plot.setVisible(on)
+        self.columns.setVisible(on)
+        if on:
+            self.header.setText(self.header.text() + ", most informative (highest KL) first")
 
     def _update_bars(self) -> None:
         if self.latent_kl is None or len(self.latent_kl) != self.dim:
@@ -238,6 +305,8 @@ class ExplorePanel(QWidget):
             row.slider.blockSignals(True)
             row.slider.setValue(float(np.clip(v, row.dim.low, row.dim.high)))
             row.slider.blockSignals(False)
+        for cat in self.categories:
+            cat.sync()
         if emit:
             self.z_changed.emit(self.z())
 
