@@ -67,6 +67,7 @@ class LossPlotPanel(QWidget):
         self.right = pg.ViewBox()  # second y axis for the KL terms (pyqtgraph's MultiplePlotAxes example)
         item = self.plot.getPlotItem()
         item.showAxis("right")
+        item.getAxis("right").hide()  # shown with the first KL curve (GANs have none)
         item.scene().addItem(self.right)
         item.getAxis("right").linkToView(self.right)
         item.getAxis("right").setLabel("KL (nats)")
@@ -196,6 +197,7 @@ class LossPlotPanel(QWidget):
         curve.setDownsampling(auto=True, method="peak")
         curve.setClipToView(True)
         if on_right_axis(name):
+            self.plot.getPlotItem().getAxis("right").show()
             self.right.addItem(curve)
             curve.setLogMode(False, self.log_check.isChecked())
         else:
