@@ -55,7 +55,8 @@ class WorkerClient(QObject):
         Every event, after the typed signal below.
     started(Started), ready(Ready), metrics(StepMetrics), samples(Samples), decoded(Decoded),
     encoded(Encoded), examples(Examples), hyper_changed(HyperparameterChanged),
-    checkpoint_saved(CheckpointSaved), progress(Progress), stopped(Stopped), error(Error)
+    checkpoint_saved(CheckpointSaved), progress(Progress), stopped(Stopped), error(Error),
+    coverage(CoverageMeasured), disentanglement(DisentanglementMeasured)
         One per event type. ``decoded`` only carries answers newer than the last one delivered.
     state_changed(str)
         One of :data:`STATES`.
@@ -76,6 +77,8 @@ class WorkerClient(QObject):
     progress = Signal(object)
     stopped = Signal(object)
     error = Signal(object)
+    coverage = Signal(object)
+    disentanglement = Signal(object)
     state_changed = Signal(str)
     worker_died = Signal(str)
     _incoming = Signal(int, object)  # (generation, event or _Died), queued from the link threads
@@ -86,6 +89,7 @@ class WorkerClient(QObject):
         protocol.Examples: "examples", protocol.HyperparameterChanged: "hyper_changed",
         protocol.CheckpointSaved: "checkpoint_saved", protocol.Progress: "progress",
         protocol.Stopped: "stopped", protocol.Error: "error",
+        protocol.CoverageMeasured: "coverage", protocol.DisentanglementMeasured: "disentanglement",
     }
 
     def __init__(

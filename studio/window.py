@@ -25,7 +25,9 @@ from engines.data.base import DataInfo
 from engines.spec import HyperParam, LatentSpec
 from studio.client import WorkerClient
 from studio.images import write_png
+from studio.panels.coverage import CoveragePanel
 from studio.panels.data_model import DataModelPanel
+from studio.panels.disentangle import DisentanglementPanel
 from studio.panels.explore import ExplorePanel
 from studio.panels.losses import LossPlotPanel
 from studio.panels.train import TrainPanel
@@ -79,6 +81,8 @@ class MainWindow(QMainWindow):
         self._encode_index: dict[int, int] = {}
         self._sample_request, self._points_shown = 0, False
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="export")
+        defaults = protocol.SetMetricSchedule()
+        self._default_schedule = (defaults.coverage_every, defaults.disentanglement_every)
 
         # central: banner over the sample grid and the decoded image
         self.samples_view = SamplesView(fps=self.fps)
@@ -101,13 +105,18 @@ class MainWindow(QMainWindow):
         self.explore_panel = ExplorePanel()
         self.loss_panel = LossPlotPanel(self.history, fps=self.fps)
         self.messages = MessageLog()
+        self.coverage_panel = CoveragePanel()
+        self.disentangle_panel = DisentanglementPanel()
         self.docks: dict[str, QDockWidget] = {}
         self._dock("Data & Model", self.data_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
         self._dock("Train", self.train_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
         self._dock("Explore", self.explore_panel, Qt.DockWidgetArea.RightDockWidgetArea)
         self._dock("Losses", self.loss_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
         self._dock("Messages", self.messages, Qt.DockWidgetArea.BottomDockWidgetArea)
-        self.tabifyDockWidget(self.docks["Losses"], self.docks["Messages"])
+        self._dock("Coverage", self.coverage_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self._dock("Disentanglement", self.disentangle_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
+        for title in ("Coverage", "Disentanglement", "Messages"):
+            self.tabifyDockWidget(self.docks["Losses"], self.docks[title])
         self.docks["Losses"].raise_()
         self.resizeDocks([self.docks["Data & Model"], self.docks["Explore"]], [290, 330], Qt.Orientation.Horizontal)
         self.resizeDocks([self.docks["Losses"]], [270], Qt.Orientation.Vertical)
@@ -177,6 +186,11 @@ class MainWindow(QMainWindow):
         c.stopped.connect(self._on_stopped)
         c.error.connect(self._on_error)
         c.worker_died.connect(self._on_died)
+        c.coverage.connect(self.coverage_panel.add_coverage)
+        c.disentanglement.connect(self.disentangle_panel.add_disentanglement)
+        self.coverage_panel.warning.connect(self._on_metric_warning)
+        self.coverage_panel.schedule_changed.connect(self.send_metric_schedule)
+        self.disentangle_panel.schedule_changed.connect(self.send_metric_schedule)
         self.data_panel.build_requested.connect(self.configure)
         self.train_panel.command.connect(self._send)
         self.explore_panel.z_changed.connect(self._request_decode)
@@ -232,6 +246,11 @@ class MainWindow(QMainWindow):
     def load_checkpoint(self, path: str | Path) -> bool:
         """Ask the worker to load a checkpoint file or run folder (answered by Ready or Error)."""
         return self._send(protocol.LoadCheckpoint(path=str(path)))
+
+    def send_metric_schedule(self, *_args: object) -> bool:
+        """Send the two panels' metric schedules (seconds, 0 = off) as one :class:`SetMetricSchedule`."""
+        return self._send(protocol.SetMetricSchedule(
+            coverage_every=self.coverage_panel.schedule(), disentanglement_every=self.disentangle_panel.schedule()))
 
     def _send(self, command: protocol.Command) -> bool:
         if not self.client.send(command):
@@ -337,6 +356,8 @@ class MainWindow(QMainWindow):
             and previous.latent == ready.latent
         if ready.step == 0 or not same:
             self.loss_panel.clear()
+            self.coverage_panel.clear()
+            self.disentangle_panel.clear()
         else:
             self.loss_panel.truncate(ready.step)
         self.ready_event, self.info = ready, info
@@ -347,6 +368,10 @@ class MainWindow(QMainWindow):
         self.status_labels["step"].setText(f"step {ready.step:,}")
         self.samples_view.set_data(info)
         self.decoded_view.set_data(info)
+        self.coverage_panel.set_data(info, ready.family)
+        self.disentangle_panel.set_data(info, spec.names)
+        if (self.coverage_panel.schedule(), self.disentangle_panel.schedule()) != self._default_schedule:
+            self.send_metric_schedule()
         self.explore_panel.set_latent(spec)
         self.explore_panel.set_encoder(ready.has_encoder, info.n_test)
         where = f" from {ready.checkpoint} (step {ready.step:,})" if ready.checkpoint else ""
@@ -356,12 +381,17 @@ class MainWindow(QMainWindow):
 
     def _on_metrics(self, event: protocol.StepMetrics) -> None:
         self.loss_panel.add_metrics(event)
+        self.coverage_panel.check_losses(self.history)
         if event.latent_kl is not None:
             self.explore_panel.set_latent_kl(event.latent_kl)
         step = int(event.steps[-1]) + 1 if event.steps is not None and len(event.steps) else self.client.step
         self.train_panel.set_progress(step, event.steps_per_sec, event.images_per_sec)
         self.status_labels["step"].setText(f"step {step:,}")
         self.status_labels["speed"].setText(f"{event.steps_per_sec:.1f} steps/s")
+
+    def _on_metric_warning(self, message: str) -> None:
+        self.messages.log(message, "warning")
+        self.statusBar().showMessage(message, 8000)
 
     def _on_samples(self, event: protocol.Samples) -> None:
         if event.images is None:

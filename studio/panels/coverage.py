@@ -1,0 +1,302 @@
+"""The Coverage panel: live mode coverage of the model's samples, streamed by the worker.
+
+For 2-D data a GAN Lab-style view (Kahng et al., 2018, "GAN Lab: Understanding Complex Deep
+Generative Models using Interactive Visual Experimentation"): the measured samples over the critic's
+heat map, with the data's mode centres as red crosses. For images the class histogram of generated
+samples beside the data's. For every data set, curves over steps of the share of modes captured
+(classes covered), the high-quality (confident) share and the KL to the data's mode (class)
+histogram, and a warning banner when coverage collapses or the discriminator wins outright.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtWidgets import (
+    QDoubleSpinBox, QHBoxLayout, QLabel, QSplitter, QStackedWidget, QVBoxLayout, QWidget,
+)
+
+from engines import protocol
+from engines.data.base import DataInfo
+from studio.state import CollapseDetector, LossHistory, nice_ceiling, stable_range
+from studio.widgets import BACKGROUND, Banner
+
+#: Colours: generated samples / bars, real bars, captured share, quality share, KL.
+GENERATED, REAL, CAPTURED, QUALITY, KL = "#4fc3f7", "#9e9e9e", "#81c784", "#ffb74d", "#e57373"
+
+#: Diverging map of the critic's output over the plane: purple where it says fake, green where real (GAN Lab).
+CRITIC_MAP = pg.ColorMap(pos=[0.0, 0.5, 1.0], color=[(140, 80, 190), (58, 60, 66), (60, 170, 90)])
+
+
+def schedule_spin(default: float, tip: str) -> QDoubleSpinBox:
+    """A spin box "every N s" for a metric schedule; 0 shows "off"."""
+    spin = QDoubleSpinBox()
+    spin.setRange(0.0, 3600.0)
+    spin.setDecimals(0)
+    spin.setSingleStep(5.0)
+    spin.setSuffix(" s")
+    spin.setSpecialValueText("off")
+    spin.setKeyboardTracking(False)
+    spin.setValue(default)
+    spin.setToolTip(tip)
+    return spin
+
+
+def critic_levels(critic: np.ndarray) -> tuple[float, float]:
+    """Colour levels of one critic map: [0, 1] for probabilities, else its finite min and max."""
+    finite = critic[np.isfinite(critic)]
+    if not len(finite):
+        return 0.0, 1.0
+    lo, hi = float(finite.min()), float(finite.max())
+    if lo >= 0.0 and hi <= 1.0:
+        return 0.0, 1.0
+    return (lo, hi) if hi > lo else (lo - 0.5, hi + 0.5)
+
+
+class CoveragePanel(QWidget):
+    """Live coverage: the sample view (points over the critic, or class histograms) and curves over steps.
+
+    Each plot item is created once and updated with ``setData`` / ``setImage`` / ``setOpts``; view
+    ranges are fixed (shares in [0, 1]) or follow :func:`studio.state.stable_range`.
+
+    Signals
+    -------
+    schedule_changed(float)
+        Seconds between coverage measurements the user chose (0 = off).
+    warning(str)
+        A collapse warning was raised (also shown in the banner).
+    """
+
+    schedule_changed = Signal(float)
+    warning = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.info: DataInfo | None = None
+        self.family = ""
+        self.detector = CollapseDetector()
+        self.steps: list[int] = []
+        self.captured: list[float] = []  # share of modes (classes) captured, in [0, 1]
+        self.quality: list[float] = []  # high-quality (confident) share, in [0, 1]
+        self.kl: list[float] = []  # reverse KL (class KL) in nats; NaN where not given
+        self.last_event: protocol.CoverageMeasured | None = None
+        self._kl_range: tuple[float, float] | None = None
+        self._x_range: tuple[float, float] | None = None
+        self._hist_range: tuple[float, float] | None = None
+        self._n_classes = -1
+
+        # controls and the latest numbers
+        self.spin = schedule_spin(protocol.SetMetricSchedule().coverage_every,
+                                  "Seconds of training between coverage measurements (off: never)")
+        self.spin.valueChanged.connect(self.schedule_changed)
+        self.summary = QLabel("No coverage measured yet")
+        self.summary.setStyleSheet("color: #c8c8c8")
+        controls = QHBoxLayout()
+        controls.addWidget(self.summary, 1)
+        controls.addWidget(QLabel("Measure every"))
+        controls.addWidget(self.spin)
+        self.banner = Banner("Dismiss")
+        self.banner.button.clicked.connect(self.banner.hide)
+
+        # the live view: points over the critic's heat map, or the class histograms
+        self.points_plot = pg.PlotWidget(background=BACKGROUND)
+        self.points_plot.setAspectLocked(True)
+        self.points_plot.hideButtons()
+        self.points_plot.setMenuEnabled(False)
+        self.critic = pg.ImageItem(axisOrder="row-major")
+        self.critic.setColorMap(CRITIC_MAP)
+        self.critic.setOpacity(0.85)
+        self.critic.setZValue(-10)
+        self.scatter = pg.ScatterPlotItem(size=4, pen=None, brush=pg.mkBrush(120, 200, 255, 170))
+        self.modes = pg.ScatterPlotItem(size=12, symbol="x", pen=None, brush=pg.mkBrush(255, 80, 80, 230))
+        for item in (self.critic, self.scatter, self.modes):
+            self.points_plot.addItem(item)
+        self.hist_plot = pg.PlotWidget(background=BACKGROUND)
+        self.hist_plot.hideButtons()
+        self.hist_plot.setMenuEnabled(False)
+        self.hist_plot.setMouseEnabled(x=False, y=False)
+        self.hist_plot.setLabel("left", "share")
+        self.hist_plot.setTitle(f'<span style="color:{GENERATED}">generated</span> vs '
+                                f'<span style="color:{REAL}">real</span>', size="9pt")
+        self.bars_generated = pg.BarGraphItem(x=[], height=[], width=0.4, brush=GENERATED, pen=None)
+        self.bars_real = pg.BarGraphItem(x=[], height=[], width=0.4, brush=REAL, pen=None)
+        self.hist_plot.addItem(self.bars_real)
+        self.hist_plot.addItem(self.bars_generated)
+        self.view = QStackedWidget()
+        self.view.addWidget(self.points_plot)
+        self.view.addWidget(self.hist_plot)
+
+        # curves over steps: shares on the left (fixed [0, 1]), KL in nats on the right
+        self.curves_plot = pg.PlotWidget(background=BACKGROUND)
+        self.curves_plot.hideButtons()
+        self.curves_plot.setMenuEnabled(False)
+        self.curves_plot.showGrid(y=True, alpha=0.15)
+        self.curves_plot.setLabel("bottom", "step")
+        self.curves_plot.setLabel("left", "share")
+        item = self.curves_plot.getPlotItem()
+        self.right = pg.ViewBox()
+        item.showAxis("right")
+        item.scene().addItem(self.right)
+        item.getAxis("right").linkToView(self.right)
+        item.getAxis("right").setLabel("KL (nats)")
+        for plot, side in ((self.curves_plot, "left"), (self.curves_plot, "right"), (self.hist_plot, "left")):
+            plot.getPlotItem().getAxis(side).enableAutoSIPrefix(False)  # no "(x0.001)" on shares and nats
+        self.right.setXLink(item)
+        item.vb.sigResized.connect(self._sync_right)
+        for vb in (item.vb, self.right):
+            vb.disableAutoRange()
+            vb.setMouseEnabled(x=False, y=False)
+        item.vb.setYRange(0.0, 1.05, padding=0)
+        legend = item.addLegend(offset=(-10, 10), labelTextSize="8pt")
+        self.curve_captured = item.plot(pen=pg.mkPen(CAPTURED, width=2), name="captured", connect="finite", symbol="o", symbolSize=4,
+                                        symbolBrush=CAPTURED, symbolPen=None)
+        self.curve_quality = item.plot(pen=pg.mkPen(QUALITY, width=2), name="high quality", connect="finite", symbol="o", symbolSize=4,
+                                       symbolBrush=QUALITY, symbolPen=None)
+        self.curve_kl = pg.PlotDataItem(pen=pg.mkPen(KL, width=1, style=Qt.PenStyle.DashLine), connect="finite")
+        self.right.addItem(self.curve_kl)
+        legend.addItem(self.curve_kl, "KL")
+        self._legend = legend
+
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(self.view)
+        splitter.addWidget(self.curves_plot)
+        splitter.setSizes([380, 620])
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.setSpacing(4)
+        layout.addLayout(controls)
+        layout.addWidget(self.banner)
+        layout.addWidget(splitter, 1)
+
+    def _sync_right(self) -> None:
+        vb = self.curves_plot.getPlotItem().vb
+        self.right.setGeometry(vb.sceneBoundingRect())
+        self.right.linkedViewChanged(vb, self.right.XAxis)
+
+    # -- model -----------------------------------------------------------------------------------
+    def set_data(self, info: DataInfo, family: str = "") -> None:
+        """Show the view that fits a data set (points or class histograms) and the model's ``family``."""
+        self.info, self.family = info, family
+        self.view.setCurrentWidget(self.points_plot if info.kind == "points" else self.hist_plot)
+        modes = np.zeros((0, 2)) if not info.modes else np.asarray(info.modes, np.float64).reshape(-1, 2)
+        self.modes.setData(pos=modes)
+        if len(modes):
+            span = max(float(np.abs(modes).max()), 1e-3) * 1.4
+            self.points_plot.setRange(xRange=(-span, span), yRange=(-span, span), padding=0)
+
+    def clear(self) -> None:
+        """Forget every measurement and warning (a new model was built)."""
+        self.detector.reset()
+        self.steps, self.captured, self.quality, self.kl = [], [], [], []
+        self.last_event = None
+        self._kl_range = self._x_range = self._hist_range = None
+        self._n_classes = -1
+        self.scatter.setData(pos=np.zeros((0, 2)))
+        self.critic.clear()
+        self.bars_generated.setOpts(x=[], height=[])
+        self.bars_real.setOpts(x=[], height=[])
+        for curve in (self.curve_captured, self.curve_quality, self.curve_kl):
+            curve.setData([], [])
+        self.banner.hide()
+        self.summary.setText("No coverage measured yet")
+
+    # -- input -----------------------------------------------------------------------------------
+    def add_coverage(self, event: protocol.CoverageMeasured) -> None:
+        """Draw one :class:`CoverageMeasured`: the live view, one more point on each curve, the summary."""
+        v = event.values
+        self.last_event = event
+        if event.metric == "mixture":
+            total, got = int(v.get("modes_total", 0)), int(v.get("modes_captured", 0))
+            share, kl = v.get("high_quality_share"), v.get("reverse_kl")
+            unit, quality_name, kl_name = "modes", "high quality", "reverse KL"
+            self._show_points(event)
+        else:
+            total, got = int(v.get("classes_total", 0)), int(v.get("classes_covered", 0))
+            share, kl = v.get("confident_share"), v.get("class_kl")
+            unit = "classes" if event.metric == "classes" else "clusters"
+            quality_name, kl_name = "confident", "class KL"
+            self._show_histograms(v.get("generated_hist") or [], v.get("data_hist") or [])
+        self.steps.append(int(event.step))
+        self.captured.append(got / total if total else float("nan"))
+        self.quality.append(float("nan") if share is None else float(share))
+        self.kl.append(float("nan") if kl is None else float(kl))
+        self._draw_curves()
+        parts = [f"step {event.step:,}: {got} / {total} {unit}"]
+        if share is not None:
+            parts.append(f"{100 * float(share):.0f}% {quality_name}")
+        if kl is not None:
+            parts.append(f"{kl_name} {float(kl):.2f} nats")
+        if v.get("classifier_accuracy") is not None:
+            parts.append(f"classifier accuracy {100 * float(v['classifier_accuracy']):.0f}%")
+        self.summary.setText(", ".join(parts))
+        verb = "captured" if event.metric == "mixture" else "covered"
+        self._warn(self.detector.check_coverage(event.step, got, total, f"{unit} {verb}"))
+
+    def check_losses(self, history: LossHistory) -> None:
+        """For GANs: warn when the discriminator wins outright or g_loss explodes (see :class:`CollapseDetector`)."""
+        if self.family == "gan":
+            self._warn(self.detector.check_losses(history, probabilities="w_dist" not in history.names))
+
+    def _warn(self, message: str | None) -> None:
+        if message:
+            self.banner.show_message(f"<b>Warning:</b> {message}")
+            self.warning.emit(message)
+
+    # -- drawing ---------------------------------------------------------------------------------
+    def _show_points(self, event: protocol.CoverageMeasured) -> None:
+        self.view.setCurrentWidget(self.points_plot)
+        if event.samples is not None:
+            self.scatter.setData(pos=np.asarray(event.samples, np.float64).reshape(-1, 2))
+        if event.critic is not None and len(event.extent) == 4 and event.critic.ndim == 2:
+            x0, x1, y0, y1 = (float(e) for e in event.extent)
+            critic = np.asarray(event.critic, np.float32)
+            self.critic.setImage(critic, autoLevels=False, levels=critic_levels(critic))
+            self.critic.setRect(QRectF(x0, y0, x1 - x0, y1 - y0))
+
+    def _show_histograms(self, generated: list, real: list) -> None:
+        self.view.setCurrentWidget(self.hist_plot)
+        k = max(len(generated), len(real))
+        x = np.arange(k, dtype=np.float64)
+        self.bars_generated.setOpts(x=x[: len(generated)] - 0.2, height=np.asarray(generated, np.float64))
+        self.bars_real.setOpts(x=x[: len(real)] + 0.2, height=np.asarray(real, np.float64))
+        if k != self._n_classes:
+            self._n_classes = k
+            names = list(self.info.class_names) if self.info is not None and self.info.class_names else []
+            names = names if len(names) == k else [str(i) for i in range(k)]
+            self.hist_plot.getPlotItem().getAxis("bottom").setTicks([list(enumerate(names))])
+            self.hist_plot.setXRange(-0.6, k - 0.4, padding=0)
+        top = max([0.0, *generated, *real])
+        new = stable_range(self._hist_range, 0.0, top * 1.05, pad=0.0)
+        if new is not None:
+            self._hist_range = (0.0, new[1])
+            self.hist_plot.setYRange(*self._hist_range, padding=0)
+
+    def _draw_curves(self) -> None:
+        x = np.asarray(self.steps, np.float64)
+        self.curve_captured.setData(x, np.asarray(self.captured, np.float64))
+        self.curve_quality.setData(x, np.asarray(self.quality, np.float64))
+        kl = np.asarray(self.kl, np.float64)
+        self.curve_kl.setData(x, kl)
+        vb = self.curves_plot.getPlotItem().vb
+        lo, hi = float(x.min()), float(x.max())
+        if self._x_range is None or hi > self._x_range[1] or lo < self._x_range[0]:
+            self._x_range = (lo, lo + nice_ceiling(max(hi - lo, 10.0)))
+            vb.setXRange(*self._x_range, padding=0.02)
+        finite = kl[np.isfinite(kl)]
+        if len(finite):
+            new = stable_range(self._kl_range, min(0.0, float(finite.min())), float(finite.max()))
+            if new is not None:
+                self._kl_range = new
+                self.right.setYRange(*new, padding=0)
+
+    # -- reading ---------------------------------------------------------------------------------
+    def schedule(self) -> float:
+        """Seconds between coverage measurements (0 = off)."""
+        return float(self.spin.value())
+
+    def curve_data(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """The (x, y) arrays the three curves draw: "captured", "quality", "kl"."""
+        curves = {"captured": self.curve_captured, "quality": self.curve_quality, "kl": self.curve_kl}
+        return {k: (c.xData if c.xData is not None else np.zeros(0), c.yData if c.yData is not None else np.zeros(0))
+                for k, c in curves.items()}

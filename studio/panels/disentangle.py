@@ -1,0 +1,240 @@
+"""The Disentanglement panel: scores over steps, the latent x factor mutual information, a CSV export.
+
+The scores are measured in the worker (:mod:`engines.metrics.disentanglement`): MIG (Chen et al.,
+2018), SAP (Kumar et al., 2018), DCI (Eastwood & Williams, 2018), the FactorVAE score (Kim & Mnih,
+2018) and the beta-VAE score (Higgins et al., 2017). All lie in [0, 1].
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtWidgets import (
+    QFileDialog, QHBoxLayout, QHeaderView, QLabel, QPushButton, QSplitter, QTableWidget, QTableWidgetItem,
+    QVBoxLayout, QWidget,
+)
+
+from engines import protocol
+from engines.data.base import DataInfo
+from studio.panels.coverage import schedule_spin
+from studio.state import nice_ceiling
+from studio.widgets import BACKGROUND
+
+#: Every score the worker may send, in table and CSV order, with its label.
+METRICS = {
+    "mig": "MIG", "factor_vae_score": "FactorVAE", "dci_disentanglement": "DCI disentanglement",
+    "sap": "SAP", "dci_completeness": "DCI completeness", "dci_informativeness": "DCI informativeness",
+    "beta_vae_score": "beta-VAE",
+}
+
+#: The scores drawn as curves, with their colours.
+CURVES = {"mig": "#4fc3f7", "factor_vae_score": "#ffb74d", "dci_disentanglement": "#81c784", "sap": "#ba68c8"}
+
+NO_FACTORS = "No ground-truth factors in this data set"
+
+
+class DisentanglementPanel(QWidget):
+    """Disentanglement scores as curves over steps (y fixed to [0, 1]), the MI heat map and a table.
+
+    Signals
+    -------
+    schedule_changed(float)
+        Seconds between disentanglement measurements the user chose (0 = off).
+    """
+
+    schedule_changed = Signal(float)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.info: DataInfo | None = None
+        self.latent_names: list[str] = []
+        self.rows: list[dict[str, float]] = []  # one per event: step, seconds and the scores sent
+        self.mi: np.ndarray | None = None
+        self._x_range: tuple[float, float] | None = None
+        self._mi_shape: tuple[int, ...] | None = None
+
+        self.spin = schedule_spin(protocol.SetMetricSchedule().disentanglement_every,
+                                  "Seconds of training between disentanglement measurements (off: never)")
+        self.spin.valueChanged.connect(self.schedule_changed)
+        self.export_button = QPushButton("Export CSV...")
+        self.export_button.setToolTip("Write the table of scores per measurement to a CSV file")
+        self.export_button.clicked.connect(self._ask_export)
+        self.export_button.setEnabled(False)
+        self.status = QLabel("No disentanglement measured yet")
+        self.status.setStyleSheet("color: #c8c8c8")
+        controls = QHBoxLayout()
+        controls.addWidget(self.status, 1)
+        controls.addWidget(QLabel("Measure every"))
+        controls.addWidget(self.spin)
+        controls.addWidget(self.export_button)
+
+        # curves over steps
+        self.curves_plot = pg.PlotWidget(background=BACKGROUND)
+        self.curves_plot.hideButtons()
+        self.curves_plot.setMenuEnabled(False)
+        self.curves_plot.setMouseEnabled(x=False, y=False)
+        self.curves_plot.showGrid(y=True, alpha=0.15)
+        self.curves_plot.setLabel("bottom", "step")
+        self.curves_plot.setLabel("left", "score")
+        item = self.curves_plot.getPlotItem()
+        item.vb.disableAutoRange()
+        item.getAxis("left").enableAutoSIPrefix(False)
+        item.vb.setYRange(0.0, 1.0, padding=0.02)
+        item.addLegend(offset=(-10, 10), labelTextSize="8pt")
+        self.curves = {
+            key: item.plot(pen=pg.mkPen(colour, width=2), name=METRICS[key], connect="finite", symbol="o",
+                           symbolSize=4, symbolBrush=colour, symbolPen=None)
+            for key, colour in CURVES.items()
+        }
+
+        # mutual information, latent (rows, y) x factor (columns, x)
+        self.mi_plot = pg.PlotWidget(background=BACKGROUND)
+        self.mi_plot.hideButtons()
+        self.mi_plot.setMenuEnabled(False)
+        self.mi_plot.setMouseEnabled(x=False, y=False)
+        self.mi_plot.invertY(True)  # z0 at the top
+        self.mi_plot.setTitle("MI (nats), latent x factor", size="9pt")
+        self.mi_image = pg.ImageItem(axisOrder="row-major")
+        self.mi_plot.addItem(self.mi_image)
+        self.colour_bar = pg.ColorBarItem(values=(0.0, 1.0), colorMap=pg.colormap.get("viridis"), label="nats",
+                                          interactive=False, width=12)
+        self.colour_bar.setImageItem(self.mi_image, insert_in=self.mi_plot.getPlotItem())
+
+        self.table = QTableWidget(0, 2)
+        self.table.setHorizontalHeaderLabels(["score", "latest"])
+        self.table.verticalHeader().hide()
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.table.setMaximumWidth(230)
+
+        self.body = QSplitter(Qt.Orientation.Horizontal)
+        self.body.addWidget(self.curves_plot)
+        self.body.addWidget(self.mi_plot)
+        self.body.addWidget(self.table)
+        self.body.setSizes([430, 330, 210])
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.setSpacing(4)
+        layout.addLayout(controls)
+        layout.addWidget(self.body, 1)
+
+    # -- model -----------------------------------------------------------------------------------
+    @property
+    def has_factors(self) -> bool:
+        """Whether the data set has ground-truth factors (else the panel says so and is disabled)."""
+        return self.info is not None and bool(self.info.factor_names)
+
+    def set_data(self, info: DataInfo, latent_names: list[str] | tuple[str, ...] = ()) -> None:
+        """Set the data set and the latent dimension names (the heat map's y axis)."""
+        self.info, self.latent_names = info, list(latent_names)
+        self.body.setEnabled(self.has_factors)
+        self.spin.setEnabled(self.has_factors)
+        if not self.has_factors:
+            self.status.setText(NO_FACTORS)
+        elif not self.rows:
+            self.status.setText("No disentanglement measured yet")
+
+    def clear(self) -> None:
+        """Forget every measurement (a new model was built)."""
+        self.rows, self.mi, self._x_range, self._mi_shape = [], None, None, None
+        for curve in self.curves.values():
+            curve.setData([], [])
+        self.mi_image.clear()
+        self.table.setRowCount(0)
+        self.export_button.setEnabled(False)
+        self.status.setText(NO_FACTORS if self.info is not None and not self.has_factors else "No disentanglement measured yet")
+
+    # -- input -----------------------------------------------------------------------------------
+    def add_disentanglement(self, event: protocol.DisentanglementMeasured) -> None:
+        """Draw one :class:`DisentanglementMeasured`: a point per score curve, the MI map, the table."""
+        row = {"step": float(event.step), "seconds": float(event.seconds)}
+        row.update({k: float(v) for k, v in event.values.items() if v is not None})
+        self.rows.append(row)
+        x = np.asarray([r["step"] for r in self.rows], np.float64)
+        for key, curve in self.curves.items():
+            curve.setData(x, np.asarray([r.get(key, np.nan) for r in self.rows], np.float64))
+        lo, hi = float(x.min()), float(x.max())
+        if self._x_range is None or hi > self._x_range[1] or lo < self._x_range[0]:
+            self._x_range = (lo, lo + nice_ceiling(max(hi - lo, 10.0)))
+            self.curves_plot.setXRange(*self._x_range, padding=0.02)
+        if event.mi_matrix is not None and event.mi_matrix.ndim == 2:
+            self._show_mi(np.asarray(event.mi_matrix, np.float32), list(event.factor_names))
+        self._fill_table(row)
+        self.export_button.setEnabled(True)
+        self.status.setText(f"step {event.step:,}: " + ", ".join(
+            f"{METRICS[k]} {row[k]:.2f}" for k in METRICS if k in row and k in CURVES) + f" ({event.seconds:.1f} s)")
+
+    def _show_mi(self, mi: np.ndarray, factor_names: list[str]) -> None:
+        self.mi = mi
+        d, k = mi.shape
+        finite = mi[np.isfinite(mi)]
+        top = nice_ceiling(float(finite.max())) if len(finite) else 1.0
+        self.mi_image.setImage(mi, autoLevels=False, levels=(0.0, top))
+        self.colour_bar.setLevels((0.0, top))
+        if mi.shape != self._mi_shape:
+            self._mi_shape = mi.shape
+            self.mi_image.setRect(QRectF(0, 0, k, d))
+            factors = factor_names if len(factor_names) == k else (
+                list(self.info.factor_names) if self.info is not None and self.info.factor_names
+                and len(self.info.factor_names) == k else [f"f{i}" for i in range(k)])
+            latents = self.latent_names if len(self.latent_names) == d else [f"z{i}" for i in range(d)]
+            item = self.mi_plot.getPlotItem()
+            item.getAxis("bottom").setTicks([[(i + 0.5, n) for i, n in enumerate(factors)]])
+            item.getAxis("left").setTicks([[(i + 0.5, n) for i, n in enumerate(latents)]])
+            self.mi_plot.setRange(xRange=(0, k), yRange=(0, d), padding=0)
+
+    def _fill_table(self, row: dict[str, float]) -> None:
+        keys = [k for k in METRICS if k in row]
+        self.table.setRowCount(len(keys))
+        for i, key in enumerate(keys):
+            self.table.setItem(i, 0, QTableWidgetItem(METRICS[key]))
+            value = QTableWidgetItem(f"{row[key]:.3f}")
+            value.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            self.table.setItem(i, 1, value)
+
+    # -- export ----------------------------------------------------------------------------------
+    def columns(self) -> list[str]:
+        """CSV columns: step, seconds, then every score any measurement sent, in :data:`METRICS` order."""
+        seen = {k for r in self.rows for k in r}
+        return ["step", "seconds"] + [k for k in METRICS if k in seen] + sorted(seen - set(METRICS) - {"step", "seconds"})
+
+    def export_csv(self, path: str | Path) -> Path:
+        """Write one row per measurement (scores in [0, 1], empty where not measured) to ``path``.
+
+        Raises
+        ------
+        OSError
+            If the file cannot be written.
+        """
+        path = Path(path)
+        cols = self.columns()
+        with path.open("w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(cols)
+            for r in self.rows:
+                writer.writerow([int(r["step"]) if c == "step" else ("" if c not in r else f"{r[c]:.6g}") for c in cols])
+        return path
+
+    def _ask_export(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export disentanglement scores", "disentanglement.csv", "CSV (*.csv)")
+        if not path:
+            return
+        try:
+            self.export_csv(path)
+            self.status.setText(f"Wrote {path}")
+        except OSError as exc:
+            self.status.setText(f"Could not write {path}: {exc.strerror or exc}")
+
+    # -- reading ---------------------------------------------------------------------------------
+    def schedule(self) -> float:
+        """Seconds between disentanglement measurements (0 = off)."""
+        return float(self.spin.value())
+
+    def curve_data(self, key: str) -> tuple[np.ndarray, np.ndarray]:
+        """The (x, y) arrays the curve of score ``key`` draws (empty before the first event)."""
+        c = self.curves[key]
+        return (c.xData if c.xData is not None else np.zeros(0), c.yData if c.yData is not None else np.zeros(0))
