@@ -156,17 +156,23 @@ class Trainer:
         from this thread only.
     end_step : int or None
         Stop (reason "finished") when ``session.step`` reaches it; None trains until :meth:`stop`.
+    live : LiveMetrics or None
+        Told when training runs, pauses and stops (:meth:`engines.live_metrics.LiveMetrics.set_training`),
+        so that coverage and disentanglement are measured on a clock of training seconds.
 
     Notes
     -----
-    Events sent: StepMetrics, Samples (via the host), TrainingState ("paused"/"training" when a
+    Events sent: StepMetrics, Samples (via the host), CoverageMeasured and DisentanglementMeasured
+    (via ``live``), TrainingState ("paused"/"training" when a
     pause takes effect or ends), CheckpointSaved (autosave), Error and, always last,
     Stopped(step, reason) with reason "finished", "stopped" or "error".
     """
 
     def __init__(self, session: Session, send: Callable[[P.Event], None], host: Host,
-                 save: Callable[[Path, bool], P.CheckpointSaved], end_step: int | None) -> None:
+                 save: Callable[[Path, bool], P.CheckpointSaved], end_step: int | None,
+                 live: Any = None) -> None:
         self.session = session
+        self._live = live
         self._thread = threading.Thread(target=self._run, name="trainer", daemon=True)
         self._send = send
         self._host = host
@@ -252,6 +258,7 @@ class Trainer:
         t_flush = t_snap = t_grid = t_save = now
         self._rate.update(now, s.step, self._images)
         engine.train()
+        self._set_live(True)
         try:
             while True:
                 if self._flag and self._control():
@@ -287,18 +294,25 @@ class Trainer:
         with self._cv:
             self._closed = True
             actions, self._actions = self._actions, []
+        final = False  # the snapshot holds the last weights: the metrics thread measures them once more
         try:
             for action in actions:
                 action()
             self._flush(time.monotonic())
             if s.step > start and reason != "error":
                 s.snapshot.refresh(s.engine, s.step, blocking=True)
+                final = True
                 self._host.request_grid()
                 self._autosave()
         except Exception as exc:  # noqa: BLE001 - Stopped must still be the session's last word
             self._send(error_event(exc, "Train"))
         finally:
+            self._set_live(False, final)
             self._send(P.Stopped(step=s.step, reason=reason))
+
+    def _set_live(self, active: bool, final: bool = False) -> None:
+        if self._live is not None:
+            self._live.set_training(active, final)
 
     def _control(self) -> bool:
         """Run queued actions and wait while paused; True when the session must stop."""
@@ -319,9 +333,11 @@ class Trainer:
                 action()
             if not actions and not announced:  # the pause takes effect now
                 self._flush(time.monotonic())
+                self._set_live(False)
                 self._send(P.TrainingState(state="paused", step=self.session.step))
                 announced = True
         if announced:
+            self._set_live(True)
             self._rate.reset()
             self._rate.update(time.monotonic(), self.session.step, self._images)
             self._send(P.TrainingState(state="training", step=self.session.step))

@@ -7,14 +7,16 @@ Started by :class:`engines.link.WorkerLink` as::
 it connects back with :func:`multiprocessing.connection.Client`, sends
 :class:`~engines.protocol.Started`, then serves :mod:`engines.protocol` commands until
 :class:`~engines.protocol.Shutdown` or until the window goes away (end of file on the
-connection): the worker never lingers as an orphan. Three threads share the work
+connection): the worker never lingers as an orphan. Four threads share the work
 (DESIGN.md, "Two processes, one protocol"):
 
 - the main thread reads commands, configures models and loads checkpoints;
 - the trainer thread (:mod:`engines.trainloop`) trains, streams metrics and the sample grid,
   refreshes the weight snapshot and autosaves;
 - the host thread (:mod:`engines.hosting`) answers Decode, Encode, Sample and GetExamples from
-  the snapshot, newest Decode of each view first.
+  the snapshot, newest Decode of each view first;
+- the metrics thread (:mod:`engines.live_metrics`, low priority) measures mode coverage and
+  disentanglement on its own copy of the snapshot while training runs.
 
 Every failure becomes an :class:`~engines.protocol.Error` event and the worker keeps serving.
 """
@@ -36,6 +38,7 @@ from engines import protocol as P
 from engines.errors import ConfigError, DataError, LatentStudioError, ProtocolError
 from engines.hosting import GRID_SIZE, Host, Hosted, Snapshot, error_event
 from engines.link import AUTHKEY_ENV, set_nodelay
+from engines.live_metrics import LiveMetrics
 from engines.registry import create_engine, model_names
 from engines.trainloop import Session, Trainer
 
@@ -69,12 +72,18 @@ class Worker:
       Stop with nothing training: TrainingState "idle".
     - SetHyperparameter: HyperparameterChanged (applied between two steps while training).
     - SaveCheckpoint: CheckpointSaved (autosave False).
+    - SetMetricSchedule: no reply; from then on CoverageMeasured every ``coverage_every`` and
+      DisentanglementMeasured every ``disentanglement_every`` seconds of training (0 = never;
+      defaults 10 and 30), each once more when a session stops, from the metrics thread
+      (:class:`~engines.live_metrics.LiveMetrics`), which also sends Progress (task "coverage")
+      while a coverage classifier trains.
     - Decode, Encode, Sample, GetExamples: Decoded, Encoded, Samples, Examples from the host
       thread; a Decode superseded by a newer one of its view gets no answer.
 
     Any failure is an Error whose ``command`` is the command's type name, ``"frame"`` for a frame
     that does not decode, ``"Train"`` for a failed training step (then Stopped "error"),
-    ``"Samples"`` for a failed sample grid (reported once) and ``"autosave"``.
+    ``"Samples"`` for a failed sample grid (reported once), ``"autosave"`` and ``"metrics"`` for a
+    failed live measurement (a failure that repeats is reported once).
     """
 
     def __init__(self, conn: Connection, device: torch.device, threads: int) -> None:
@@ -86,6 +95,7 @@ class Worker:
         self.connected = True
         self._send_lock = threading.Lock()
         self.host = Host(self.send)
+        self.live = LiveMetrics(self.send)
         self._handlers: dict[type, Callable[[Any], None]] = {
             P.Configure: self._configure,
             P.Train: self._train,
@@ -95,6 +105,7 @@ class Worker:
             P.SetHyperparameter: self._set_hyper,
             P.SaveCheckpoint: self._save_checkpoint,
             P.LoadCheckpoint: self._load_checkpoint,
+            P.SetMetricSchedule: self._set_metric_schedule,
         }
 
     # -- the link ------------------------------------------------------------------------------
@@ -149,6 +160,7 @@ class Worker:
     def shutdown(self) -> None:
         """End training (autosaving), stop the host thread and close the connection."""
         self._end_training()
+        self.live.close()
         self.host.close()
         try:
             self.conn.close()
@@ -213,6 +225,7 @@ class Worker:
                 torch.cuda.synchronize(engine.device)  # the host thread reads fixed_z on its own stream
         self.session = session
         self.host.attach(Hosted(session.snapshot, session.dataset, fixed_z, session.seed))
+        self.live.attach(session)
         self.send(P.Ready(
             device=str(self.device), model=engine.name, family=engine.family, data=engine.data.to_json(),
             data_summary=summary, latent=engine.latent.to_json(), hyper=[h.to_json() for h in engine.hyper.values()],
@@ -294,7 +307,8 @@ class Worker:
             s.batches = BatchStream(
                 s.dataset, s.batch_size, s.seed, self.device, with_labels=s.engine.needs_labels
             )
-        self.trainer = Trainer(s, self.send, self.host, lambda path, auto: self._write_checkpoint(path, auto, s), end)
+        self.trainer = Trainer(s, self.send, self.host, lambda path, auto: self._write_checkpoint(path, auto, s), end,
+                               live=self.live)
         self.send(P.TrainingState(state="training", step=s.step))
         self.trainer.start()
 
@@ -328,6 +342,9 @@ class Worker:
             self.send(P.HyperparameterChanged(name=cmd.name, value=value, step=s.step))
 
         self._in_trainer(cmd, apply)
+
+    def _set_metric_schedule(self, cmd: P.SetMetricSchedule) -> None:
+        self.live.set_schedule(cmd.coverage_every, cmd.disentanglement_every)
 
     def _save_checkpoint(self, cmd: P.SaveCheckpoint) -> None:
         self._session()

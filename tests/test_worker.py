@@ -59,6 +59,7 @@ def worker(home):
         link.start()
     try:
         started = link.wait_for(P.Started, timeout=60)
+        link.send(P.SetMetricSchedule(coverage_every=0, disentanglement_every=0))  # tests/test_live_metrics.py covers them
         link.send(P.Configure(data="digits", model="vae", image_size=SIZE, latent_dim=LATENT, seed=3, batch_size=32))
         events = collect(link, lambda e: isinstance(e, (P.Ready, P.Error)), timeout=60)
         yield link, started, events[-1], events
