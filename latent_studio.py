@@ -32,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default="digits", help="data spec (default %(default)s)")
     p.add_argument("--model", default="beta-vae", help="model (default %(default)s)")
     p.add_argument("--steps", type=int, default=300, help="training steps before the screenshot (default %(default)s)")
+    p.add_argument("--panel", default="Losses", choices=["Losses", "Coverage", "Disentanglement", "Messages"],
+                   help="bottom panel shown in front (default %(default)s)")
     p.set_defaults(func=_snapshot)
     add_commands(sub)
     return parser
@@ -49,7 +51,7 @@ def _snapshot(args: argparse.Namespace) -> int:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from studio.snapshot import run_snapshot
 
-    return run_snapshot(args.out, data=args.data, model=args.model, steps=args.steps)
+    return run_snapshot(args.out, data=args.data, model=args.model, steps=args.steps, panel=args.panel)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -103,7 +103,7 @@ def _quiet_handler(_mode: object, _context: object, message: str) -> None:
 
 def run_snapshot(
     out: str, data: str = "digits", model: str = "beta-vae", steps: int = 200,
-    size: tuple[int, int] = (1400, 900), timeout: float = 300.0,
+    size: tuple[int, int] = (1400, 900), timeout: float = 300.0, panel: str = "Losses",
 ) -> int:
     """Open the real window, train ``steps`` steps through the real worker and save a screenshot.
 
@@ -119,6 +119,10 @@ def run_snapshot(
         Window width and height in pixels.
     timeout : float
         Seconds before giving up.
+    panel : str
+        The bottom dock shown in front: "Losses", "Coverage", "Disentanglement" or "Messages". For
+        Coverage and Disentanglement the picture waits (up to 60 s) for that metric's measurement
+        of the final weights.
 
     Returns
     -------
@@ -136,7 +140,7 @@ def run_snapshot(
         home = tempfile.TemporaryDirectory(prefix="latent-studio-snapshot-")
         os.environ["LATENT_STUDIO_HOME"] = home.name
     try:
-        return _run(out, data, model, steps, size, timeout)
+        return _run(out, data, model, steps, size, timeout, panel)
     finally:
         if home is not None:
             del os.environ["LATENT_STUDIO_HOME"]
@@ -144,9 +148,27 @@ def run_snapshot(
         qInstallMessageHandler(previous)
 
 
-def _run(out: str, data: str, model: str, steps: int, size: tuple[int, int], timeout: float) -> int:
+def _show_panel(app: object, window: MainWindow, panel: str, final_step: int) -> None:
+    """Raise ``panel``'s dock; for a metric panel, wait up to 60 s for its measurement of the final weights."""
+    window.docks[panel].raise_()
+    signal = {"Coverage": window.client.coverage, "Disentanglement": window.client.disentanglement}.get(panel)
+    if signal is None:
+        return
+    loop = QEventLoop()
+    signal.connect(lambda event: loop.quit() if event.step >= final_step else None)
+    QTimer.singleShot(60_000, loop.quit)
+    loop.exec()
+    QTimer.singleShot(300, loop.quit)  # let the panel repaint
+    loop.exec()
+
+
+def _run(out: str, data: str, model: str, steps: int, size: tuple[int, int], timeout: float, panel: str) -> int:
     app = create_application()
     window = MainWindow()
+    if panel not in window.docks:
+        print(f"latent-studio snapshot: no panel {panel!r}; choose from {', '.join(window.docks)}", file=sys.stderr)
+        window.close()
+        return 1
     try:
         window.set_data_spec(data)
         window.data_panel.set_model(model)
@@ -168,6 +190,7 @@ def _run(out: str, data: str, model: str, steps: int, size: tuple[int, int], tim
     deadline.stop()
     code = 0
     if script.failure is None:
+        _show_panel(app, window, panel, script.final_step)
         window.explore_panel.apply_order()
         window.statusBar().clearMessage()  # transient messages (the autosave's temporary path) are noise here
         app.processEvents()
