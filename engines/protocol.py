@@ -371,6 +371,46 @@ class Stopped(Event):
 
 
 @dataclass(frozen=True)
+class Traverse(Command):
+    """Ask for a latent traversal grid: each of the chosen dimensions swept from ``low`` to ``high``.
+
+    Attributes
+    ----------
+    request_id : int
+    z : ndarray or None
+        (1, D) float32 base latent; None uses the prior mean (zeros, first class of each code).
+    index : int or None
+        Instead of ``z``, encode this held-out example and traverse around its posterior mean.
+    dims : list of int or None
+        Dimensions to traverse, one row each, in this order; None: every continuous dimension.
+    steps : int
+        Columns: values evenly spaced over [low, high].
+    low, high : float
+    """
+
+    request_id: int = 0
+    z: np.ndarray | None = _arr()
+    index: int | None = None
+    dims: list | None = None
+    steps: int = 9
+    low: float = -3.0
+    high: float = 3.0
+
+
+@dataclass(frozen=True)
+class Traversed(Event):
+    """Answer to :class:`Traverse`: ``images`` (R, S, C, H, W) float32 in [0, 1] (or (R, S, 2) points),
+    rows in ``dims`` order, columns at ``values`` (S,); ``z`` the (1, D) base latent used."""
+
+    request_id: int = 0
+    step: int = 0
+    dims: list = field(default_factory=list)
+    values: np.ndarray | None = _arr()
+    z: np.ndarray | None = _arr()
+    images: np.ndarray | None = _arr()
+
+
+@dataclass(frozen=True)
 class SetMetricSchedule(Command):
     """How often (seconds of training, 0 = never) the worker measures coverage and disentanglement."""
 
