@@ -33,6 +33,10 @@ GRID_SIZE = 64
 
 #: Latents of the grid decoded at a time: interactive requests are served between two chunks.
 GRID_CHUNK = 8
+#: Latents of a traversal decoded in one batch.
+TRAVERSE_CHUNK = 64
+#: Most columns (steps) of one traversal.
+MAX_STEPS = 64
 
 
 def error_event(exc: BaseException, command: str) -> P.Error:
@@ -203,8 +207,16 @@ class Host:
                             if device is not None and device.type == "cuda" else None)
 
     def submit(self, command: P.Command) -> None:
-        """Queue a Decode, Encode, Sample or GetExamples; a pending Decode of the same view is replaced."""
-        key = ("Decode", command.view) if isinstance(command, P.Decode) else ("request", next(self._seq))
+        """Queue a Decode, Encode, Sample, GetExamples or Traverse.
+
+        A pending Decode of the same view, or a pending Traverse, is replaced (latest wins).
+        """
+        if isinstance(command, P.Decode):
+            key: Any = ("Decode", command.view)
+        elif isinstance(command, P.Traverse):
+            key = ("Traverse",)
+        else:
+            key = ("request", next(self._seq))
         with self._cv:
             self._pending[key] = command
             self._cv.notify()
@@ -307,6 +319,8 @@ class Host:
                               images=np.ascontiguousarray(hosted.dataset.get(idx), dtype=np.float32),
                               labels=_labels(hosted.dataset, idx))
         x = self._encode_input(hosted, request) if isinstance(request, P.Encode) else None
+        if isinstance(request, P.Traverse):
+            return self._traverse(hosted, request, stream)
         snap = hosted.snapshot
         with snap.lock, torch.inference_mode():
             self._wait_for_weights(snap, stream)
@@ -328,6 +342,46 @@ class Host:
                 return P.Encoded(request_id=request.request_id, view=request.view, z=to_numpy(z), images=x)
         raise ConfigError(f"the host does not serve {type(request).__name__}")
 
+    def _traverse(self, hosted: Hosted, request: P.Traverse, stream: Any) -> P.Traversed:
+        """Sweep each requested dimension of a base z over ``steps`` values in [low, high] and decode.
+
+        The base z is ``request.z``, else the posterior mean of held-out example ``request.index``,
+        else the prior centre (:func:`prior_centre`). All R x S latents are decoded in batches of
+        :data:`TRAVERSE_CHUNK`.
+        """
+        latent = hosted.snapshot.model.latent
+        dims, values = _traverse_plan(request, latent)
+        x = None
+        if request.z is None and request.index is not None:
+            if isinstance(request.index, bool) or not isinstance(request.index, (int, np.integer)):
+                raise ConfigError(f"Traverse: index must be an integer, not {request.index!r}")
+            idx = _split_indices(hosted.dataset, [int(request.index)], "test")
+            x = np.ascontiguousarray(hosted.dataset.get(idx), dtype=np.float32)
+        snap = hosted.snapshot
+        with snap.lock, torch.inference_mode():
+            self._wait_for_weights(snap, stream)
+            model = snap.model
+            device = model.device
+            if request.z is not None:
+                base = _latents(request.z, latent.dim, "Traverse")
+                if base.shape[0] != 1:
+                    raise ConfigError(f"Traverse: z must have shape (1, {latent.dim}), not {tuple(base.shape)}")
+                base = base.to(device)
+            elif x is not None:
+                base = model.encode(torch.from_numpy(x).to(device))
+                if base is None:
+                    raise ConfigError(f"{model.name} has no encoder: it cannot traverse around an example")
+                base = base.float()
+            else:
+                base = torch.from_numpy(prior_centre(latent)).to(device)
+            grid = traversal_latents(base, dims, torch.from_numpy(values).to(device))
+            parts = [model.decode(grid[i : i + TRAVERSE_CHUNK]) for i in range(0, len(grid), TRAVERSE_CHUNK)]
+            images = to_numpy(torch.cat(parts)) if parts else np.zeros((0,), np.float32)
+            step = snap.step
+        images = images.reshape((len(dims), len(values)) + images.shape[1:])
+        return P.Traversed(request_id=request.request_id, step=step, dims=dims, values=values,
+                           z=to_numpy(base), images=images)
+
     @staticmethod
     def _encode_input(hosted: Hosted, request: P.Encode) -> np.ndarray:
         shape = tuple(hosted.snapshot.model.data.shape)
@@ -344,6 +398,68 @@ class Host:
         return np.ascontiguousarray(hosted.dataset.get(idx), dtype=np.float32)
 
 
+def prior_centre(latent: Any) -> np.ndarray:
+    """The centre of the prior as a (1, D) float32 array: zeros, and class 0 of each categorical code.
+
+    Parameters
+    ----------
+    latent : LatentSpec
+        Dimensions of kind ``"categorical"`` sharing a ``group`` form one one-hot block.
+    """
+    z = np.zeros((1, latent.dim), np.float32)
+    seen: set = set()
+    for i, d in enumerate(latent.dims):
+        if d.kind == "categorical" and d.group not in seen:
+            seen.add(d.group)
+            z[0, i] = 1.0
+    return z
+
+
+def _traverse_plan(request: P.Traverse, latent: Any) -> tuple[list[int], np.ndarray]:
+    """Checked rows (dimension indices) and column values (S,) float32 of a Traverse; ConfigError otherwise."""
+    steps = request.steps
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not 1 <= int(steps) <= MAX_STEPS:
+        raise ConfigError(f"Traverse: steps must be an integer in [1, {MAX_STEPS}], not {steps!r}")
+    try:
+        low, high = float(request.low), float(request.high)
+    except (TypeError, ValueError):
+        raise ConfigError(f"Traverse: low and high must be numbers, not {request.low!r}, {request.high!r}") from None
+    if not (np.isfinite(low) and np.isfinite(high)) or max(abs(low), abs(high)) > 1e3:
+        raise ConfigError(f"Traverse: low and high must be finite numbers within +-1000, not {low}, {high}")
+    if request.dims is None:
+        dims = [i for i, d in enumerate(latent.dims) if d.kind != "categorical"]
+    else:
+        dims = list(request.dims)
+        bad = [d for d in dims if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or not 0 <= d < latent.dim]
+        if bad:
+            raise ConfigError(f"Traverse: dims must be integers in [0, {latent.dim}), not {bad[:5]!r}")
+        dims = [int(d) for d in dims]
+    if not dims:
+        raise ConfigError("Traverse: no dimension to traverse (the model has only categorical codes; pass dims)")
+    if len(dims) * int(steps) > MAX_REQUEST:
+        raise ConfigError(f"Traverse: {len(dims)} rows x {steps} steps exceeds {MAX_REQUEST} images")
+    return dims, np.linspace(low, high, int(steps), dtype=np.float32)
+
+
+def traversal_latents(base: torch.Tensor, dims: list[int], values: torch.Tensor) -> torch.Tensor:
+    """The (R*S, D) latents of a traversal: row r sets dimension ``dims[r]`` of ``base`` to each value.
+
+    Parameters
+    ----------
+    base : Tensor
+        (1, D) base latent.
+    dims : list of int
+        R dimension indices, one row each.
+    values : Tensor
+        (S,) values, one column each.
+    """
+    r, s = len(dims), len(values)
+    z = base.reshape(1, 1, -1).repeat(r, s, 1)
+    rows = torch.as_tensor(dims, device=z.device)
+    z[torch.arange(r, device=z.device), :, rows] = values.to(z.dtype).unsqueeze(0).expand(r, s)
+    return z.reshape(r * s, -1)
+
+
 def _labels(dataset: Any, idx: np.ndarray) -> np.ndarray | None:
     y = dataset.labels(idx)
     return None if y is None else np.asarray(y, dtype=np.int64)
@@ -354,12 +470,12 @@ def _check_count(n: Any, what: str) -> None:
         raise ConfigError(f"{what} must be an integer in [1, {MAX_REQUEST}], not {n!r}")
 
 
-def _latents(z: np.ndarray | None, dim: int) -> torch.Tensor:
+def _latents(z: np.ndarray | None, dim: int, what: str = "Decode") -> torch.Tensor:
     """z (N, dim) as a float32 tensor on the CPU, or ConfigError naming the wrong shape."""
-    if z is None or z.ndim != 2 or z.shape[1] != dim or z.dtype.kind not in "fiu":
+    if z is None or z.ndim != 2 or z.shape[1] != dim or z.dtype.kind not in "fiu" or not np.isfinite(z).all():
         got = None if z is None else f"{z.dtype} {tuple(z.shape)}"
-        raise ConfigError(f"Decode: z must be a float array of shape (N, {dim}), not {got}")
-    _check_count(z.shape[0], "Decode: number of latents")
+        raise ConfigError(f"{what}: z must be a finite float array of shape (N, {dim}), not {got}")
+    _check_count(z.shape[0], f"{what}: number of latents")
     return torch.from_numpy(np.ascontiguousarray(z, dtype=np.float32))
 
 

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import html
 import itertools
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
-    QDockWidget, QFileDialog, QLabel, QMainWindow, QSplitter, QVBoxLayout, QWidget,
+    QDockWidget, QFileDialog, QLabel, QMainWindow, QSplitter, QTabWidget, QVBoxLayout, QWidget,
 )
 
 from engines import protocol
@@ -31,12 +32,16 @@ from studio.panels.disentangle import DisentanglementPanel
 from studio.panels.explore import ExplorePanel
 from studio.panels.losses import LossPlotPanel
 from studio.panels.train import TrainPanel
+from studio.panels.traversal import TraversalView, write_traversal_png
 from studio.panels.views import DecodedView, SamplesView
 from studio.state import LossHistory
 from studio.widgets import Banner, FpsCounter, MessageLog
 
 #: Points drawn for the sample view of 2-D data.
 POINT_SAMPLES = 1000
+
+#: Seconds between automatic traversal refreshes while training (a new sample grid also triggers one).
+TRAVERSAL_REFRESH_S = 3.0
 
 #: States in which the worker holds a model that can decode and encode.
 MODEL_STATES = ("ready", "training", "paused")
@@ -84,7 +89,7 @@ class MainWindow(QMainWindow):
         defaults = protocol.SetMetricSchedule()
         self._default_schedule = (defaults.coverage_every, defaults.disentanglement_every)
 
-        # central: banner over the sample grid and the decoded image
+        # central: banner over two tabs: the sample grid beside the decoded image, and the traversal
         self.samples_view = SamplesView(fps=self.fps)
         self.decoded_view = DecodedView(fps=self.fps)
         self.banner = Banner("Restart worker")
@@ -96,8 +101,19 @@ class MainWindow(QMainWindow):
         layout = QVBoxLayout(central)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.banner)
-        layout.addWidget(splitter, 1)
+        self.traversal_view = TraversalView()
+        self.central_tabs = QTabWidget()
+        self.central_tabs.setDocumentMode(True)
+        self.central_tabs.addTab(splitter, "Samples && decode")
+        self.central_tabs.addTab(self.traversal_view, "Traversal")
+        layout.addWidget(self.central_tabs, 1)
         self.setCentralWidget(central)
+        self._traverse_id = self._traverse_shown = 0
+        self._traverse_labels: dict[int, list[str]] = {}
+        self._traverse_at = 0.0
+        self._traverse_timer = QTimer(self)  # refreshes the traversal while training
+        self._traverse_timer.setInterval(int(TRAVERSAL_REFRESH_S * 1000))
+        self._traverse_timer.timeout.connect(lambda: self._refresh_traversal(force=False))
 
         # docks
         self.data_panel = DataModelPanel()
@@ -163,6 +179,7 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         action(file_menu, "Export image...", lambda: self._ask_export("image"))
         action(file_menu, "Export grid...", lambda: self._ask_export("grid"))
+        action(file_menu, "Export traversal...", lambda: self._ask_export("traversal"))
         file_menu.addSeparator()
         action(file_menu, "Quit", self.close, QKeySequence.StandardKey.Quit)
         worker_menu = self.menuBar().addMenu("&Worker")
@@ -188,12 +205,19 @@ class MainWindow(QMainWindow):
         c.worker_died.connect(self._on_died)
         c.coverage.connect(self.coverage_panel.add_coverage)
         c.disentanglement.connect(self.disentangle_panel.add_disentanglement)
+        c.disentanglement.connect(self._on_disentanglement)
+        c.traversed.connect(self._on_traversed)
+        self.traversal_view.controls_changed.connect(self.request_traversal)
+        self.traversal_view.export_requested.connect(lambda: self._ask_export("traversal"))
+        self.central_tabs.currentChanged.connect(lambda _i: self._refresh_traversal(force=False, min_age=0.5))
         self.coverage_panel.warning.connect(self._on_metric_warning)
         self.coverage_panel.schedule_changed.connect(self.send_metric_schedule)
         self.disentangle_panel.schedule_changed.connect(self.send_metric_schedule)
         self.data_panel.build_requested.connect(self.configure)
         self.train_panel.command.connect(self._send)
         self.explore_panel.z_changed.connect(self._request_decode)
+        self.explore_panel.z_changed.connect(
+            lambda _z: self.traversal_view.base() == "sliders" and self._refresh_traversal(min_age=0.0))
         self.explore_panel.encode_requested.connect(self.encode_example)
         self.banner.button.clicked.connect(self.restart_worker)
         self.fps.fps_updated.connect(lambda f: self.status_labels["fps"].setText(f"{f:.0f} fps"))
@@ -262,6 +286,57 @@ class MainWindow(QMainWindow):
         if self.client.state in MODEL_STATES and len(z):
             self.client.request_decode(np.asarray(z, np.float32)[None], view="explore")
 
+    # -- traversal -------------------------------------------------------------------------------
+    def traversal_dims(self) -> list[int]:
+        """Rows of the traversal: the continuous dimensions in the Explore panel's order (most informative first)."""
+        spec = self.explore_panel.spec
+        return [int(i) for i in self.explore_panel.order if spec.dims[int(i)].kind != "categorical"]
+
+    def request_traversal(self) -> int:
+        """Ask the worker for a traversal grid as the Traversal tab's controls describe; the request id (0: none sent).
+
+        Rows follow :meth:`traversal_dims`; the base is the prior mean, the Explore sliders, or the
+        posterior mean of a held-out example. The newest answer wins (older ones are not shown).
+        """
+        dims = self.traversal_dims()
+        if self.client.state not in MODEL_STATES or not dims:
+            return 0
+        p = self.traversal_view.params()
+        z = self.explore_panel.z()[None] if p["base"] == "sliders" else None
+        index = p["index"] if p["base"] == "example" else None
+        rid = next(self._ids)
+        command = protocol.Traverse(request_id=rid, z=z, index=index, dims=dims, steps=p["steps"],
+                                    low=p["low"], high=p["high"])
+        if not self._send(command):
+            return 0
+        self._traverse_id, self._traverse_at = rid, time.monotonic()
+        self._traverse_labels = {rid: [self.explore_panel.row_label(d) for d in dims]}  # labels as asked
+        return rid
+
+    def _refresh_traversal(self, force: bool = False, min_age: float = TRAVERSAL_REFRESH_S) -> None:
+        """Re-request the traversal when its tab is shown and the last request is ``min_age`` s old."""
+        visible = self.central_tabs.currentWidget() is self.traversal_view
+        if force or (visible and time.monotonic() - self._traverse_at >= min_age):
+            self.request_traversal()
+
+    def _on_traversed(self, event: protocol.Traversed) -> None:
+        if event.request_id < self._traverse_shown or event.images is None:
+            return  # an older answer than the one shown
+        labels = self._traverse_labels.get(event.request_id)
+        if labels is None or len(labels) != len(event.dims):
+            labels = [self.explore_panel.row_label(int(d)) if int(d) < self.explore_panel.dim else f"z{d}"
+                      for d in event.dims]
+        try:
+            self.traversal_view.set_traversal(event, labels)
+        except ValueError as exc:
+            self.messages.log(f"Traversal: {exc}", "error")
+            return
+        self._traverse_shown = event.request_id
+
+    def _on_disentanglement(self, event: protocol.DisentanglementMeasured) -> None:
+        if event.mi_matrix is not None:
+            self.explore_panel.set_factor_labels(event.mi_matrix, list(event.factor_names))
+
     # -- exports ---------------------------------------------------------------------------------
     def export_image(self, path: str | Path) -> Future:
         """Write the decoded image to a PNG (nearest upscaling) on a background thread.
@@ -289,9 +364,24 @@ class MainWindow(QMainWindow):
             raise ValueError("no sample grid to export yet")
         return self._write_png(picture, path)
 
-    def _write_png(self, picture: np.ndarray, path: str | Path) -> Future:
+    def export_traversal(self, path: str | Path) -> Future:
+        """Write the traversal grid shown, with its row labels and column values, to a PNG on a background thread.
+
+        Raises
+        ------
+        ValueError
+            If no traversal has arrived yet.
+        """
+        view = self.traversal_view
+        images = view.picture()
+        if images is None or view.event is None:
+            raise ValueError("no traversal to export yet")
+        values = np.asarray(view.event.values, np.float32)
+        return self._write_png(images, path, writer=lambda x, p: write_traversal_png(x, list(view.labels), values, p))
+
+    def _write_png(self, picture: np.ndarray, path: str | Path, writer=write_png) -> Future:
         path = str(path)
-        future = self._executor.submit(write_png, np.array(picture, np.float32), path)
+        future = self._executor.submit(writer, np.array(picture, np.float32), path)
 
         def done(f: Future) -> None:
             exc = f.exception()
@@ -315,7 +405,7 @@ class MainWindow(QMainWindow):
         if not path:
             return
         try:
-            (self.export_image if what == "image" else self.export_grid)(path)
+            {"image": self.export_image, "grid": self.export_grid, "traversal": self.export_traversal}[what](path)
         except ValueError as exc:
             self.statusBar().showMessage(str(exc), 5000)
 
@@ -337,6 +427,10 @@ class MainWindow(QMainWindow):
         self.train_panel.set_state(state)
         can_build = state in ("idle", "ready")
         self.data_panel.set_can_build(can_build, "" if can_build else "Stop training (or start the worker) to rebuild")
+        if state == "training":
+            self._traverse_timer.start()
+        else:
+            self._traverse_timer.stop()
         if state == "starting":
             self.statusBar().showMessage("starting worker... (it loads torch first)")
         elif state == "died":
@@ -374,10 +468,14 @@ class MainWindow(QMainWindow):
             self.send_metric_schedule()
         self.explore_panel.set_latent(spec)
         self.explore_panel.set_encoder(ready.has_encoder, info.n_test)
+        self.traversal_view.set_encoder(ready.has_encoder, info.n_test)
+        self.traversal_view.clear()
+        self._traverse_shown, self._traverse_at = 0, 0.0
         where = f" from {ready.checkpoint} (step {ready.step:,})" if ready.checkpoint else ""
         self.messages.log(f"Ready: {ready.model} on {ready.data_summary}{where}")
         self._sample_request, self._points_shown = 0, False  # the worker sends a first grid after Ready
         self._request_decode(self.explore_panel.z())
+        self._refresh_traversal(min_age=0.0)
 
     def _on_metrics(self, event: protocol.StepMetrics) -> None:
         self.loss_panel.add_metrics(event)
@@ -404,6 +502,7 @@ class MainWindow(QMainWindow):
             if not (points and self._points_shown):
                 self._show_samples(event)
             self._request_decode(self.explore_panel.z())  # redraw the explored z with the new weights
+            self._refresh_traversal()  # and the traversal, every few seconds
         elif self._sample_request and event.request_id == self._sample_request:
             self._sample_request, self._points_shown = 0, True
             self._show_samples(event)

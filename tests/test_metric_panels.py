@@ -240,7 +240,7 @@ class _FakeClient(QObject):
 
     state_changed, started, ready, metrics, samples, decoded, encoded = (Signal(object) for _ in range(7))
     hyper_changed, checkpoint_saved, progress, stopped, error, worker_died = (Signal(object) for _ in range(6))
-    coverage, disentanglement = Signal(object), Signal(object)
+    coverage, disentanglement, traversed = Signal(object), Signal(object), Signal(object)
 
     def __init__(self) -> None:
         super().__init__()

@@ -1,4 +1,5 @@
-"""The Explore panel: one slider per latent dimension, ordered by KL, plus random, reset and encode."""
+"""The Explore panel: one slider per latent dimension, ordered by KL, labelled by the factor it captures,
+plus random, reset and encode."""
 
 from __future__ import annotations
 
@@ -18,6 +19,33 @@ from studio.widgets import BACKGROUND
 REORDER_INTERVAL_MS = 1500
 #: Milliseconds between redraws of the KL bar chart.
 BARS_INTERVAL_MS = 400
+#: A latent is labelled by a factor when its mutual information with it is at least this (nats) ...
+FACTOR_MIN_MI = 0.1
+#: ... and this many times its MI with the next most informative factor.
+FACTOR_MARGIN = 1.5
+
+
+def factor_of(mi_row: np.ndarray) -> int | None:
+    """The factor one latent dimension captures, or None when no factor clearly dominates.
+
+    Parameters
+    ----------
+    mi_row : (K,) float array
+        Mutual information in nats between the latent and each ground-truth factor.
+
+    Returns
+    -------
+    int or None
+        argmax k when ``mi_row[k] >= FACTOR_MIN_MI`` and ``mi_row[k] > FACTOR_MARGIN`` times the
+        second largest value; None otherwise (or when ``mi_row`` is empty or not finite).
+    """
+    row = np.nan_to_num(np.asarray(mi_row, np.float64).reshape(-1), nan=0.0)
+    if row.size == 0:
+        return None
+    order = np.argsort(row)[::-1]
+    top = row[order[0]]
+    second = row[order[1]] if row.size > 1 else 0.0
+    return int(order[0]) if top >= FACTOR_MIN_MI and top > FACTOR_MARGIN * max(second, 0.0) else None
 
 
 class LatentRow(QWidget):
@@ -34,6 +62,8 @@ class LatentRow(QWidget):
         self.slider.setSingleStep((dim.high - dim.low) / 100)
         self.slider.setValue(self.default())
         self.slider.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.factor: str | None = None
+        self.factor_mi = 0.0
         self.kl = QLabel("")
         self.kl.setMinimumWidth(62)
         self.kl.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -49,6 +79,16 @@ class LatentRow(QWidget):
         if self.dim.kind == "gaussian":
             return float(np.clip(0.0, self.dim.low, self.dim.high))
         return 0.5 * (self.dim.low + self.dim.high)
+
+    def set_factor(self, factor: str | None, mi: float = 0.0, tooltip: str = "") -> None:
+        """Label the row by the factor it captures: ``"z3 · x (0.71)"`` (MI in nats), or just the name."""
+        self.factor, self.factor_mi = factor, float(mi)
+        self.name.setText(self.dim.name if factor is None else f"{self.dim.name} · {factor} ({mi:.2f})")
+        self.name.setToolTip(tooltip)
+
+    def label(self) -> str:
+        """The row's label for a traversal: ``"z3"`` or ``"z3: x (MI 0.71)"``."""
+        return self.dim.name if self.factor is None else f"{self.dim.name}: {self.factor} (MI {self.factor_mi:.2f})"
 
     def set_kl(self, kl: float | None) -> None:
         """Show the dimension's KL in nats; grey the row out when it is collapsed."""
@@ -286,6 +326,44 @@ class ExplorePanel(QWidget):
             row = self.rows[int(index)]
             self.rows_layout.removeWidget(row)
             self.rows_layout.insertWidget(position, row)
+
+    def set_factor_labels(self, mi: np.ndarray | None, factor_names: list[str]) -> list[str | None]:
+        """Label each row by the ground-truth factor it captures most (see :func:`factor_of`).
+
+        Parameters
+        ----------
+        mi : (D, K) float array or None
+            Mutual information in nats between latent d and factor k
+            (``DisentanglementMeasured.mi_matrix``). None, or a shape that does not match D rows and
+            ``len(factor_names)`` columns, clears the labels.
+        factor_names : list of str
+            K factor names.
+
+        Returns
+        -------
+        list of (str or None)
+            The factor name given to each dimension (None: unlabelled). Each name label's tooltip
+            lists the dimension's whole MI row. The KL column and the order are left as they are.
+        """
+        m = None if mi is None else np.asarray(mi, np.float64)
+        if m is None or m.ndim != 2 or m.shape != (self.dim, len(factor_names)):
+            for row in self.rows:
+                row.set_factor(None)
+            return [None] * self.dim
+        given: list[str | None] = []
+        for row, mi_row in zip(self.rows, m):
+            k = factor_of(mi_row)
+            ranked = np.argsort(np.nan_to_num(mi_row, nan=-1.0))[::-1]
+            tip = f"{row.dim.name}: mutual information with each factor (nats)\n" + "\n".join(
+                f"  {factor_names[j]}: {mi_row[j]:.3f}" for j in ranked)
+            name = None if k is None else str(factor_names[k])
+            row.set_factor(name, 0.0 if k is None else float(mi_row[k]), tip)
+            given.append(name)
+        return given
+
+    def row_label(self, index: int) -> str:
+        """Label of dimension ``index`` for a traversal row: ``"z3"`` or ``"z3: x (MI 0.71)"``."""
+        return self.rows[index].label()
 
     def collapsed(self) -> np.ndarray:
         """(D,) bool: which dimensions are currently marked collapsed."""

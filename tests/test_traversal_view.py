@@ -1,0 +1,173 @@
+"""The Traversal tab and the factor-labelled Explore sliders, driven by synthetic events (offscreen, fast)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+from PySide6.QtCore import QObject, Signal
+
+from engines import protocol
+from engines.data.base import DataInfo
+from engines.spec import LatentDim, LatentSpec
+from studio.panels.explore import ExplorePanel, factor_of
+from studio.panels.traversal import labelled_traversal, traversal_picture
+
+pytestmark = pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
+
+IMAGES = DataInfo(spec="test", kind="image", shape=(1, 8, 8), size=64, n_train=56, n_test=8)
+D = 4
+
+
+class _FakeClient(QObject):
+    """The WorkerClient's signals and ``send``, recording commands instead of sending them."""
+
+    state_changed, started, ready, metrics, samples, decoded, encoded = (Signal(object) for _ in range(7))
+    hyper_changed, checkpoint_saved, progress, stopped, error, worker_died = (Signal(object) for _ in range(6))
+    coverage, disentanglement, traversed = Signal(object), Signal(object), Signal(object)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.state, self.step, self.sent = "ready", 0, []
+        self.last_checkpoint = self.last_configure = None
+
+    def send(self, command: protocol.Command) -> bool:
+        self.sent.append(command)
+        return True
+
+    def request_decode(self, z: np.ndarray, view: str = "explore") -> int:
+        return 0
+
+    def shutdown(self, timeout: float = 3.0) -> None:
+        pass
+
+    def traverses(self) -> list[protocol.Traverse]:
+        return [c for c in self.sent if isinstance(c, protocol.Traverse)]
+
+
+def traversed(command: protocol.Traverse, step: int = 10) -> protocol.Traversed:
+    """A synthetic answer: row r is filled with (r + 1) / 10, column c adds c / 100."""
+    r, s = len(command.dims), command.steps
+    images = np.zeros((r, s, 1, 8, 8), np.float32)
+    images += (np.arange(r, dtype=np.float32)[:, None, None, None, None] + 1) / 10
+    images += np.arange(s, dtype=np.float32)[None, :, None, None, None] / 100
+    return protocol.Traversed(request_id=command.request_id, step=step, dims=list(command.dims),
+                              values=np.linspace(command.low, command.high, s, dtype=np.float32),
+                              z=np.zeros((1, D), np.float32), images=images)
+
+
+@pytest.fixture
+def window(qtbot):
+    from studio.window import MainWindow
+
+    client = _FakeClient()
+    w = MainWindow(client=client)
+    qtbot.addWidget(w)
+    client.ready.emit(protocol.Ready(model="vae", family="vae", data=IMAGES.to_json(), has_encoder=True,
+                                     latent=LatentSpec.gaussian(D).to_json()))
+    yield w, client
+    w.close()
+
+
+def test_traversal_tab_requests_and_shows_grid(window, qtbot, tmp_path) -> None:
+    w, client = window
+    assert [w.central_tabs.tabText(i) for i in range(2)] == ["Samples && decode", "Traversal"]
+    w.central_tabs.setCurrentWidget(w.traversal_view)
+    w.explore_panel.set_latent_kl(np.array([0.1, 2.0, 0.01, 1.0]))
+    w.explore_panel.apply_order()
+    rid = w.request_traversal()
+    cmd = client.traverses()[-1]
+    assert cmd.request_id == rid and cmd.dims == [1, 3, 0, 2]  # most informative first
+    assert cmd.steps == 9 and (cmd.low, cmd.high) == (-3.0, 3.0) and cmd.z is None and cmd.index is None
+    client.traversed.emit(traversed(cmd))
+    view = w.traversal_view
+    assert view.labels == ["z1", "z3", "z0", "z2"]
+    assert view.picture().shape == (4, 9, 1, 8, 8)
+    assert view.item.image.shape == (4 * 9 - 1, 9 * 9 - 1)
+    assert view.item.image[0, 0] == pytest.approx(0.1) and view.item.image[9 * 3, 9 * 8] == pytest.approx(0.48)
+    ticks = view.plot.getAxis("left")._tickLevels[0]
+    assert [t for _, t in ticks] == view.labels
+    assert view.export_button.isEnabled()
+    old = cmd
+    # controls: base from the sliders, 5 steps over +-2: one new request each change, latest wins
+    w.explore_panel.set_z(np.array([0.5, 0.0, 0.0, 0.0]))
+    view.set_base("sliders")
+    view.steps_spin.setValue(5)
+    view.range_spin.setValue(2.0)
+    cmd = client.traverses()[-1]
+    assert cmd.steps == 5 and (cmd.low, cmd.high) == (-2.0, 2.0)
+    np.testing.assert_allclose(cmd.z, [[0.5, 0, 0, 0]])
+    client.traversed.emit(traversed(cmd, step=20))
+    client.traversed.emit(traversed(old, step=5))  # a stale answer is not shown
+    assert view.picture().shape == (4, 5, 1, 8, 8) and view.event.step == 20
+    view.set_base("example", index=3)
+    cmd = client.traverses()[-1]
+    assert cmd.index == 3 and cmd.z is None
+    # export with labels, off the GUI thread
+    client.traversed.emit(traversed(cmd, step=30))
+    path = tmp_path / "traversal.png"
+    with qtbot.waitSignal(w.exported, timeout=5000):
+        w.export_traversal(path)
+    png = Image.open(path)
+    assert png.mode == "RGB" and png.width > 5 * 9 * 10 and png.height > 4 * 9 * 10
+
+
+def test_traversal_refreshes_while_training(window, qtbot) -> None:
+    w, client = window
+    w.central_tabs.setCurrentWidget(w.traversal_view)
+    n = len(client.traverses())
+    assert n >= 1  # showing the tab asks for a grid
+    w._traverse_at = 0.0  # as if the last request were long ago
+    client.samples.emit(protocol.Samples(request_id=-1, step=50, images=np.zeros((4, 1, 8, 8), np.float32)))
+    assert len(client.traverses()) == n + 1
+    client.samples.emit(protocol.Samples(request_id=-1, step=60, images=np.zeros((4, 1, 8, 8), np.float32)))
+    assert len(client.traverses()) == n + 1  # not more often than every few seconds
+    w._on_state("training")
+    assert w._traverse_timer.isActive()
+    w._on_state("paused")
+    assert not w._traverse_timer.isActive()
+
+
+def test_window_labels_sliders_from_disentanglement(window) -> None:
+    w, client = window
+    mi = np.array([[0.71, 0.05], [0.02, 0.01], [0.3, 0.25], [0.0, 0.4]], np.float32)
+    client.disentanglement.emit(protocol.DisentanglementMeasured(step=5, mi_matrix=mi, factor_names=["x", "y"]))
+    assert [r.name.text() for r in w.explore_panel.rows] == ["z0 \u00b7 x (0.71)", "z1", "z2", "z3 \u00b7 y (0.40)"]
+    assert w.explore_panel.row_label(0) == "z0: x (MI 0.71)"
+
+
+def test_set_factor_labels() -> None:
+    panel = ExplorePanel()
+    panel.set_latent(LatentSpec((LatentDim("z0"), LatentDim("z1"), LatentDim("z2"))))
+    panel.set_latent_kl(np.array([0.2, 1.5, 0.9]))
+    panel.apply_order()
+    order, kl_texts = panel.order.copy(), [r.kl.text() for r in panel.rows]
+    mi = np.array([[0.05, 0.02, 0.0], [0.1, 0.9, 0.55], [0.12, 0.3, 0.25]])
+    given = panel.set_factor_labels(mi, ["shape", "x", "y"])
+    assert given == [None, "x", None]  # z0: below 0.1 nats; z2: 0.3 is not 1.5 x 0.25
+    assert panel.rows[1].name.text() == "z1 \u00b7 x (0.90)"
+    tip = panel.rows[1].name.toolTip()
+    assert "x: 0.900" in tip and "y: 0.550" in tip and "shape: 0.100" in tip
+    assert panel.rows[0].name.text() == "z0"
+    assert np.array_equal(panel.order, order) and [r.kl.text() for r in panel.rows] == kl_texts
+    assert panel.set_factor_labels(None, []) == [None] * 3 and panel.rows[1].name.text() == "z1"
+    assert panel.set_factor_labels(np.zeros((2, 3)), ["a", "b", "c"]) == [None] * 3  # wrong shape: cleared
+
+
+@pytest.mark.parametrize("row, want", [
+    ([0.71, 0.05], 0), ([0.09, 0.0], None), ([0.3, 0.25], None), ([0.3, 0.19], 0), ([0.0, 0.4, 0.1], 1),
+    ([], None), ([np.nan, 0.2], 1),
+])
+def test_factor_of(row, want) -> None:
+    assert factor_of(np.array(row)) == want
+
+
+def test_labelled_traversal_picture() -> None:
+    images = np.zeros((2, 3, 1, 4, 4), np.float32)
+    images[1] = 1.0
+    assert traversal_picture(images).shape == (1, 2 * 5 - 1, 3 * 5 - 1)
+    out = np.asarray(labelled_traversal(images, ["z0: x (MI 0.71)", "z1"], np.array([-1, 0, 1]), target=140))
+    assert out.ndim == 3 and out.shape[2] == 3
+    assert (out == 255).all(axis=2).sum() >= 3 * 16 * 100  # the white row, upscaled 10x
+    with pytest.raises(ValueError):
+        labelled_traversal(images, ["only one"], np.array([-1, 0, 1]))
