@@ -51,7 +51,7 @@ def _tensor_path(path: str | os.PathLike) -> Path:
     return p / MODEL_FILE if p.is_dir() else p
 
 
-def _atomic_write(path: Path, write: Any) -> None:
+def atomic_write(path: Path, write: Any) -> None:
     """Call ``write(tmp_path)`` on a temporary file in ``path``'s folder, then rename it over ``path``."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -160,8 +160,8 @@ def save_checkpoint(
         raise CheckpointError(f"{path}: the manifest is not JSON-able ({exc}); check `extra`") from exc
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={METADATA_KEY: text}))
-        _atomic_write(path.with_suffix(".json"), lambda tmp: Path(tmp).write_text(pretty, encoding="utf-8"))
+        atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={METADATA_KEY: text}))
+        atomic_write(path.with_suffix(".json"), lambda tmp: Path(tmp).write_text(pretty, encoding="utf-8"))
     except (OSError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{path}: cannot write the checkpoint: {exc}") from exc
     return path

@@ -16,12 +16,7 @@ from engines.errors import CheckpointError
 from engines.registry import create_engine
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 INFO = DataInfo(

@@ -32,12 +32,7 @@ from engines.metrics.coverage import (
 from engines.registry import create_engine
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def around(means: np.ndarray, per_mode: list[int], std: float, seed: int = 0) -> np.ndarray:

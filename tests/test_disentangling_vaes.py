@@ -29,13 +29,7 @@ from engines.models.factor_vae import (
 from engines.models.vae import gaussian_kl
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: the test machine has two cores shared with other work."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 IMAGES = DataInfo(spec="test", kind="image", shape=(1, 16, 16), size=64, n_train=56, n_test=8)

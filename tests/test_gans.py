@@ -28,13 +28,7 @@ LOSSES = {"gan": "gan", "wgan": "wgan", "wgan-gp": "wgan-gp", "sngan": "hinge"}
 SMALL = dict(width=8, hidden=32, latent_dim=8)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: the test machine has two cores shared with other work."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def image_info(classes: tuple[str, ...] | None = None) -> DataInfo:

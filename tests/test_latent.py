@@ -25,13 +25,7 @@ from engines.registry import create_engine
 from engines.spec import LatentDim, LatentSpec
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: the test machine has two cores shared with other work."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def unit(v: torch.Tensor) -> torch.Tensor:

@@ -23,13 +23,7 @@ from engines.nets import conv_decoder, conv_encoder, conv_plan
 from engines.registry import create_engine
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: the test machine has two cores shared with other work."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def image_info(size: int = 16, channels: int = 1) -> DataInfo:
