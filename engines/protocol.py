@@ -411,6 +411,38 @@ class Traversed(Event):
 
 
 @dataclass(frozen=True)
+class Interpolate(Command):
+    """Decode a path through latent keyframes (:func:`engines.latent.interpolate_spec`); answered by :class:`Interpolated`.
+
+    Attributes
+    ----------
+    keyframes : ndarray
+        (K, D) float32 latents, K >= 2, in path order.
+    frames : int
+        Frames on the whole path, keyframes included (>= K).
+    method : {"lerp", "slerp", "spline"}
+    constant_speed : bool
+        Re-parameterise the path by arc length.
+    """
+
+    request_id: int = 0
+    keyframes: np.ndarray | None = _arr()
+    frames: int = 16
+    method: str = "slerp"
+    constant_speed: bool = False
+
+
+@dataclass(frozen=True)
+class Interpolated(Event):
+    """Answer to :class:`Interpolate`: ``z`` (F, D) float32 and ``images`` (F, C, H, W) in [0, 1] (or (F, 2))."""
+
+    request_id: int = 0
+    step: int = 0
+    z: np.ndarray | None = _arr()
+    images: np.ndarray | None = _arr()
+
+
+@dataclass(frozen=True)
 class SetMetricSchedule(Command):
     """How often (seconds of training, 0 = never) the worker measures coverage and disentanglement."""
 
