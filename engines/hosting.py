@@ -25,6 +25,7 @@ import torch
 
 from engines import protocol as P
 from engines.errors import ConfigError, DataError, LatentStudioError
+from engines.latent import METHODS, interpolate_spec
 
 #: Largest number of images one Decode, Encode, Sample or GetExamples may ask for.
 MAX_REQUEST = 4096
@@ -37,6 +38,10 @@ GRID_CHUNK = 8
 TRAVERSE_CHUNK = 64
 #: Most columns (steps) of one traversal.
 MAX_STEPS = 64
+#: Most frames of one interpolation path.
+MAX_FRAMES = 1024
+#: Latents of an interpolation path decoded in one batch.
+INTERPOLATE_CHUNK = 64
 
 
 def error_event(exc: BaseException, command: str) -> P.Error:
@@ -207,14 +212,17 @@ class Host:
                             if device is not None and device.type == "cuda" else None)
 
     def submit(self, command: P.Command) -> None:
-        """Queue a Decode, Encode, Sample, GetExamples or Traverse.
+        """Queue a Decode, Encode, Sample, GetExamples, Traverse or Interpolate.
 
-        A pending Decode of the same view, or a pending Traverse, is replaced (latest wins).
+        A pending Decode of the same view, a pending Traverse or a pending Interpolate is replaced
+        (latest wins).
         """
         if isinstance(command, P.Decode):
             key: Any = ("Decode", command.view)
         elif isinstance(command, P.Traverse):
             key = ("Traverse",)
+        elif isinstance(command, P.Interpolate):
+            key = ("Interpolate",)
         else:
             key = ("request", next(self._seq))
         with self._cv:
@@ -321,6 +329,8 @@ class Host:
         x = self._encode_input(hosted, request) if isinstance(request, P.Encode) else None
         if isinstance(request, P.Traverse):
             return self._traverse(hosted, request, stream)
+        if isinstance(request, P.Interpolate):
+            return self._interpolate(hosted, request, stream)
         snap = hosted.snapshot
         with snap.lock, torch.inference_mode():
             self._wait_for_weights(snap, stream)
@@ -381,6 +391,26 @@ class Host:
         images = images.reshape((len(dims), len(values)) + images.shape[1:])
         return P.Traversed(request_id=request.request_id, step=step, dims=dims, values=values,
                            z=to_numpy(base), images=images)
+
+    def _interpolate(self, hosted: Hosted, request: P.Interpolate, stream: Any) -> P.Interpolated:
+        """Decode the path through ``request.keyframes`` (:func:`engines.latent.interpolate_spec`).
+
+        The (F, D) path keeps every categorical one-hot block a valid mixture; it is decoded in
+        batches of :data:`INTERPOLATE_CHUNK`. Bad input raises ConfigError (K < 2, frames outside
+        [K, :data:`MAX_FRAMES`], unknown method, wrong D, non-finite keyframes).
+        """
+        latent = hosted.snapshot.model.latent
+        keys = _keyframes(request, latent.dim)
+        snap = hosted.snapshot
+        with snap.lock, torch.inference_mode():
+            self._wait_for_weights(snap, stream)
+            model = snap.model
+            z = interpolate_spec(latent, keys, int(request.frames), request.method,
+                                 bool(request.constant_speed)).to(torch.float32).to(model.device)
+            parts = [model.decode(z[i : i + INTERPOLATE_CHUNK]) for i in range(0, len(z), INTERPOLATE_CHUNK)]
+            images = to_numpy(torch.cat(parts))
+            step = snap.step
+        return P.Interpolated(request_id=request.request_id, step=step, z=to_numpy(z), images=images)
 
     @staticmethod
     def _encode_input(hosted: Hosted, request: P.Encode) -> np.ndarray:
@@ -477,6 +507,22 @@ def _latents(z: np.ndarray | None, dim: int, what: str = "Decode") -> torch.Tens
         raise ConfigError(f"{what}: z must be a finite float array of shape (N, {dim}), not {got}")
     _check_count(z.shape[0], f"{what}: number of latents")
     return torch.from_numpy(np.ascontiguousarray(z, dtype=np.float32))
+
+
+def _keyframes(request: P.Interpolate, dim: int) -> torch.Tensor:
+    """Checked (K, dim) float32 keyframes of an Interpolate; ConfigError naming what is wrong."""
+    k = request.keyframes
+    if k is None or k.ndim != 2 or k.shape[1] != dim or k.dtype.kind not in "fiu" or not np.isfinite(k).all():
+        got = None if k is None else f"{k.dtype} {tuple(k.shape)}"
+        raise ConfigError(f"Interpolate: keyframes must be a finite float array of shape (K, {dim}), not {got}")
+    if k.shape[0] < 2:
+        raise ConfigError(f"Interpolate: a path needs at least 2 keyframes, not {k.shape[0]}")
+    frames = request.frames
+    if isinstance(frames, bool) or not isinstance(frames, (int, np.integer)) or not k.shape[0] <= frames <= MAX_FRAMES:
+        raise ConfigError(f"Interpolate: frames must be an integer in [{k.shape[0]}, {MAX_FRAMES}], not {frames!r}")
+    if request.method not in METHODS:
+        raise ConfigError(f"Interpolate: unknown method {request.method!r}; use one of {', '.join(METHODS)}")
+    return torch.from_numpy(np.ascontiguousarray(k, dtype=np.float32))
 
 
 def _split_indices(dataset: Any, indices: list, split: str) -> np.ndarray:

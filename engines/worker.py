@@ -13,8 +13,9 @@ connection): the worker never lingers as an orphan. Four threads share the work
 - the main thread reads commands, configures models and loads checkpoints;
 - the trainer thread (:mod:`engines.trainloop`) trains, streams metrics and the sample grid,
   refreshes the weight snapshot and autosaves;
-- the host thread (:mod:`engines.hosting`) answers Decode, Encode, Sample, GetExamples and
-  Traverse from the snapshot, newest Decode of each view (and newest Traverse) first;
+- the host thread (:mod:`engines.hosting`) answers Decode, Encode, Sample, GetExamples,
+  Traverse and Interpolate from the snapshot, newest Decode of each view (and newest Traverse,
+  newest Interpolate) first;
 - the metrics thread (:mod:`engines.live_metrics`, low priority) measures mode coverage and
   disentanglement on its own copy of the snapshot while training runs.
 
@@ -77,9 +78,9 @@ class Worker:
       defaults 10 and 30), each once more when a session stops, from the metrics thread
       (:class:`~engines.live_metrics.LiveMetrics`), which also sends Progress (task "coverage")
       while a coverage classifier trains.
-    - Decode, Encode, Sample, GetExamples, Traverse: Decoded, Encoded, Samples, Examples,
-      Traversed from the host thread; a Decode superseded by a newer one of its view, or a
-      Traverse superseded by a newer Traverse, gets no answer.
+    - Decode, Encode, Sample, GetExamples, Traverse, Interpolate: Decoded, Encoded, Samples,
+      Examples, Traversed, Interpolated from the host thread; a Decode superseded by a newer one
+      of its view, or a Traverse (Interpolate) superseded by a newer one, gets no answer.
 
     Any failure is an Error whose ``command`` is the command's type name, ``"frame"`` for a frame
     that does not decode, ``"Train"`` for a failed training step (then Stopped "error"),
@@ -147,7 +148,7 @@ class Worker:
 
     def handle(self, command: P.Command) -> None:
         """Handle one command; any exception becomes an Error event naming the command."""
-        if isinstance(command, (P.Decode, P.Encode, P.Sample, P.GetExamples, P.Traverse)):
+        if isinstance(command, (P.Decode, P.Encode, P.Sample, P.GetExamples, P.Traverse, P.Interpolate)):
             self.host.submit(command)
             return
         try:

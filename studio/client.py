@@ -56,7 +56,8 @@ class WorkerClient(QObject):
     started(Started), ready(Ready), metrics(StepMetrics), samples(Samples), decoded(Decoded),
     encoded(Encoded), examples(Examples), hyper_changed(HyperparameterChanged),
     checkpoint_saved(CheckpointSaved), progress(Progress), stopped(Stopped), error(Error),
-    coverage(CoverageMeasured), disentanglement(DisentanglementMeasured), traversed(Traversed)
+    coverage(CoverageMeasured), disentanglement(DisentanglementMeasured), traversed(Traversed),
+    interpolated(Interpolated)
         One per event type. ``decoded`` only carries answers newer than the last one delivered.
     state_changed(str)
         One of :data:`STATES`.
@@ -80,6 +81,7 @@ class WorkerClient(QObject):
     coverage = Signal(object)
     disentanglement = Signal(object)
     traversed = Signal(object)
+    interpolated = Signal(object)
     state_changed = Signal(str)
     worker_died = Signal(str)
     _incoming = Signal(int, object)  # (generation, event or _Died), queued from the link threads
@@ -91,7 +93,7 @@ class WorkerClient(QObject):
         protocol.CheckpointSaved: "checkpoint_saved", protocol.Progress: "progress",
         protocol.Stopped: "stopped", protocol.Error: "error",
         protocol.CoverageMeasured: "coverage", protocol.DisentanglementMeasured: "disentanglement",
-        protocol.Traversed: "traversed",
+        protocol.Traversed: "traversed", protocol.Interpolated: "interpolated",
     }
 
     def __init__(

@@ -26,6 +26,7 @@ from engines.data.base import DataInfo
 from engines.spec import HyperParam, LatentSpec
 from studio.client import WorkerClient
 from studio.images import write_png
+from studio.interpolation import InterpolateController
 from studio.panels.coverage import CoveragePanel
 from studio.panels.data_model import DataModelPanel
 from studio.panels.disentangle import DisentanglementPanel
@@ -106,6 +107,9 @@ class MainWindow(QMainWindow):
         self.central_tabs.setDocumentMode(True)
         self.central_tabs.addTab(splitter, "Samples && decode")
         self.central_tabs.addTab(self.traversal_view, "Traversal")
+        self.interpolation = InterpolateController(self)  # the Interpolate tab: keyframes, path, exports
+        self.interpolate_view = self.interpolation.view
+        self.central_tabs.addTab(self.interpolate_view, "Interpolate")
         layout.addWidget(self.central_tabs, 1)
         self.setCentralWidget(central)
         self._traverse_id = self._traverse_shown = 0
@@ -180,6 +184,7 @@ class MainWindow(QMainWindow):
         action(file_menu, "Export image...", lambda: self._ask_export("image"))
         action(file_menu, "Export grid...", lambda: self._ask_export("grid"))
         action(file_menu, "Export traversal...", lambda: self._ask_export("traversal"))
+        action(file_menu, "Export interpolation GIF...", lambda: self.interpolation.ask_export("gif"))
         file_menu.addSeparator()
         action(file_menu, "Quit", self.close, QKeySequence.StandardKey.Quit)
         worker_menu = self.menuBar().addMenu("&Worker")
@@ -337,6 +342,23 @@ class MainWindow(QMainWindow):
         if event.mi_matrix is not None:
             self.explore_panel.set_factor_labels(event.mi_matrix, list(event.factor_names))
 
+    # -- interpolation (see studio.interpolation) -------------------------------------------------
+    def add_keyframe(self, z: np.ndarray, label: str) -> int:
+        """Append keyframe ``z`` (D,) to the Interpolate tab; its position. ValueError if z does not fit."""
+        return self.interpolation.add_keyframe(z, label)
+
+    def request_interpolation(self) -> int:
+        """Send an Interpolate for the tab's keyframes and settings; the request id (0: none sent)."""
+        return self.interpolation.request_interpolation()
+
+    def export_gif(self, path: str | Path) -> Future:
+        """Write the interpolation as an animated GIF plus a JSON sidecar (ValueError if none yet)."""
+        return self.interpolation.export_gif(path)
+
+    def export_strip(self, path: str | Path) -> Future:
+        """Write the interpolation's film strip as a PNG plus a JSON sidecar (ValueError if none yet)."""
+        return self.interpolation.export_strip(path)
+
     # -- exports ---------------------------------------------------------------------------------
     def export_image(self, path: str | Path) -> Future:
         """Write the decoded image to a PNG (nearest upscaling) on a background thread.
@@ -374,9 +396,9 @@ class MainWindow(QMainWindow):
         """
         view = self.traversal_view
         images = view.picture()
-        if images is None or view.event is None:
+        if images is None or view.shown is None:
             raise ValueError("no traversal to export yet")
-        values = np.asarray(view.event.values, np.float32)
+        values = np.asarray(view.shown.values, np.float32)
         return self._write_png(images, path, writer=lambda x, p: write_traversal_png(x, list(view.labels), values, p))
 
     def _write_png(self, picture: np.ndarray, path: str | Path, writer=write_png) -> Future:

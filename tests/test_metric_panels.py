@@ -6,9 +6,9 @@ import csv
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QObject, Signal
 
 from engines import protocol
+from fakes import FakeClient
 from engines.data.base import DataInfo
 from engines.spec import LatentSpec
 from studio.panels.coverage import CoveragePanel, critic_levels
@@ -235,24 +235,8 @@ def test_disentanglement_without_factors_says_so(qtbot) -> None:
     assert not panel.body.isEnabled() and not panel.spin.isEnabled()
 
 
-class _FakeClient(QObject):
-    """Just enough of a WorkerClient for the window: the typed signals and a send that records."""
-
-    state_changed, started, ready, metrics, samples, decoded, encoded = (Signal(object) for _ in range(7))
-    hyper_changed, checkpoint_saved, progress, stopped, error, worker_died = (Signal(object) for _ in range(6))
-    coverage, disentanglement, traversed = Signal(object), Signal(object), Signal(object)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.state, self.step, self.sent = "idle", 0, []
-        self.last_checkpoint = self.last_configure = None
-
-    def send(self, command: protocol.Command) -> bool:
-        self.sent.append(command)
-        return True
-
-    def shutdown(self, timeout: float = 3.0) -> None:
-        pass
+def _FakeClient() -> FakeClient:
+    return FakeClient(state="idle")
 
 
 def test_window_docks_route_events_and_schedule(qtbot) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image
-from PySide6.QtCore import QObject, Signal
 
 from engines import protocol
+from fakes import FakeClient
 from engines.data.base import DataInfo
 from engines.spec import LatentDim, LatentSpec
 from studio.panels.explore import ExplorePanel, factor_of
@@ -19,30 +19,7 @@ IMAGES = DataInfo(spec="test", kind="image", shape=(1, 8, 8), size=64, n_train=5
 D = 4
 
 
-class _FakeClient(QObject):
-    """The WorkerClient's signals and ``send``, recording commands instead of sending them."""
-
-    state_changed, started, ready, metrics, samples, decoded, encoded = (Signal(object) for _ in range(7))
-    hyper_changed, checkpoint_saved, progress, stopped, error, worker_died = (Signal(object) for _ in range(6))
-    coverage, disentanglement, traversed = Signal(object), Signal(object), Signal(object)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.state, self.step, self.sent = "ready", 0, []
-        self.last_checkpoint = self.last_configure = None
-
-    def send(self, command: protocol.Command) -> bool:
-        self.sent.append(command)
-        return True
-
-    def request_decode(self, z: np.ndarray, view: str = "explore") -> int:
-        return 0
-
-    def shutdown(self, timeout: float = 3.0) -> None:
-        pass
-
-    def traverses(self) -> list[protocol.Traverse]:
-        return [c for c in self.sent if isinstance(c, protocol.Traverse)]
+_FakeClient = FakeClient
 
 
 def traversed(command: protocol.Traverse, step: int = 10) -> protocol.Traversed:
@@ -99,7 +76,7 @@ def test_traversal_tab_requests_and_shows_grid(window, qtbot, tmp_path) -> None:
     np.testing.assert_allclose(cmd.z, [[0.5, 0, 0, 0]])
     client.traversed.emit(traversed(cmd, step=20))
     client.traversed.emit(traversed(old, step=5))  # a stale answer is not shown
-    assert view.picture().shape == (4, 5, 1, 8, 8) and view.event.step == 20
+    assert view.picture().shape == (4, 5, 1, 8, 8) and view.shown.step == 20
     view.set_base("example", index=3)
     cmd = client.traverses()[-1]
     assert cmd.index == 3 and cmd.z is None

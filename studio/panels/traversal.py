@@ -171,7 +171,7 @@ class TraversalView(QWidget):
         layout.addLayout(controls)
         layout.addWidget(self.title)
         layout.addWidget(self.plot, 1)
-        self.event = None
+        self.shown = None
         self.labels: list[str] = []
         self.base_combo.currentIndexChanged.connect(self._base_changed)
         for spin in (self.index_spin, self.steps_spin):
@@ -213,7 +213,7 @@ class TraversalView(QWidget):
     # -- the grid --------------------------------------------------------------------------------
     def clear(self, message: str = "Traversal: waiting for the first grid") -> None:
         """Forget the grid shown (a new model)."""
-        self.event, self.labels = None, []
+        self.shown, self.labels = None, []
         self.item.clear()
         for path in self.paths:
             self.plot.removeItem(path)
@@ -238,7 +238,7 @@ class TraversalView(QWidget):
         images = np.asarray(event.images, np.float32)
         if len(labels) != images.shape[0] or len(event.values) != images.shape[1]:
             raise ValueError(f"{len(labels)} labels for a traversal of shape {images.shape}")
-        self.event, self.labels = event, list(labels)
+        self.shown, self.labels = event, list(labels)
         values = np.asarray(event.values, np.float64)
         left, bottom = self.plot.getAxis("left"), self.plot.getAxis("bottom")
         for path in self.paths:
@@ -274,4 +274,4 @@ class TraversalView(QWidget):
 
     def picture(self) -> np.ndarray | None:
         """The traversal shown: (R, S, C, H, W) or (R, S, 2), or None."""
-        return None if self.event is None else np.asarray(self.event.images, np.float32)
+        return None if self.shown is None else np.asarray(self.shown.images, np.float32)

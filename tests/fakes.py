@@ -1,0 +1,43 @@
+"""A stand-in WorkerClient for window tests that need no worker process."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+
+from engines import protocol
+
+
+class FakeClient(QObject):
+    """The WorkerClient's signals, ``send`` and ``request_*``, recording commands instead of sending them."""
+
+    state_changed, started, ready, metrics, samples, decoded, encoded = (Signal(object) for _ in range(7))
+    hyper_changed, checkpoint_saved, progress, stopped, error, worker_died = (Signal(object) for _ in range(6))
+    coverage, disentanglement, traversed, interpolated = (Signal(object) for _ in range(4))
+
+    def __init__(self, state: str = "ready", last_checkpoint: str | None = None) -> None:
+        super().__init__()
+        self.state, self.step, self.sent, self.decodes = state, 0, [], []
+        self.last_checkpoint, self.last_configure = last_checkpoint, None
+
+    def send(self, command: protocol.Command) -> bool:
+        self.sent.append(command)
+        return True
+
+    def request_decode(self, z: np.ndarray, view: str = "explore") -> int:
+        self.decodes.append((view, np.array(z)))
+        return len(self.decodes)
+
+    def request_encode(self, indices: list[int], view: str = "explore", split: str = "test") -> int:
+        self.sent.append(protocol.Encode(request_id=900 + len(self.sent), view=view, indices=list(indices), split=split))
+        return self.sent[-1].request_id
+
+    def shutdown(self, timeout: float = 3.0) -> None:
+        pass
+
+    def traverses(self) -> list[protocol.Traverse]:
+        return [c for c in self.sent if isinstance(c, protocol.Traverse)]
+
+    def of(self, cls: type) -> list:
+        """The commands of type ``cls`` sent so far."""
+        return [c for c in self.sent if isinstance(c, cls)]

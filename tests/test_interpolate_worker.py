@@ -1,0 +1,120 @@
+"""Latent interpolation paths served by the real worker's host thread (Interpolate -> Interpolated).
+
+One worker (digits at 16x16, a 4-dim VAE, untrained: the host serves the snapshot from Ready on)
+serves the module. Frames are checked against plain Decode requests of the keyframes and against
+:func:`engines.latent.interpolate_spec`, so a path through the wrong points fails.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from engines import protocol as P
+from engines.latent import interpolate_spec
+from engines.link import WorkerLink
+from engines.spec import LatentSpec
+
+LATENT = 4
+SIZE = 16
+
+
+def wait(link: WorkerLink, want, timeout: float = 30.0) -> P.Event:
+    """The first event for which ``want(event)`` is true; TimeoutError otherwise."""
+    deadline = time.monotonic() + timeout
+    seen = []
+    while (left := deadline - time.monotonic()) > 0:
+        event = link.recv(left)
+        if event is not None:
+            if want(event):
+                return event
+            seen.append(type(event).__name__)
+    raise TimeoutError(f"gave up after {timeout} s; got {seen}")
+
+
+def reply(link: WorkerLink, request_id: int) -> P.Event:
+    """The Interpolated with ``request_id``, or the Error of an Interpolate."""
+    return wait(link, lambda e: (isinstance(e, P.Interpolated) and e.request_id == request_id)
+                or (isinstance(e, P.Error) and e.command == "Interpolate"))
+
+
+@pytest.fixture(scope="module")
+def link(tmp_path_factory):
+    home = tmp_path_factory.mktemp("studio-home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LATENT_STUDIO_HOME", str(home))
+        link = WorkerLink(threads=1, device="cpu", connect_timeout=60)
+        link.start()
+    try:
+        link.wait_for(P.Started, timeout=60)
+        link.send(P.SetMetricSchedule(coverage_every=0, disentanglement_every=0))
+        link.send(P.Configure(data="digits", model="vae", image_size=SIZE, latent_dim=LATENT, seed=3, batch_size=32))
+        ready = wait(link, lambda e: isinstance(e, (P.Ready, P.Error)), timeout=60)
+        assert isinstance(ready, P.Ready), getattr(ready, "message", ready)
+        yield link
+    finally:
+        link.kill()
+
+
+def decode(link: WorkerLink, z: np.ndarray, request_id: int) -> np.ndarray:
+    link.send(P.Decode(request_id=request_id, view="check", z=z.astype(np.float32)))
+    return wait(link, lambda e: isinstance(e, P.Decoded) and e.request_id == request_id).images
+
+
+KEYS = np.array([[-2.0, 1.0, 0.0, 0.5], [0.5, -1.5, 2.0, 0.0], [2.0, 2.0, -1.0, -2.0]], np.float32)
+
+
+@pytest.mark.parametrize("method", ["lerp", "slerp", "spline"])
+def test_path_ends_are_the_keyframes(link, method):
+    link.send(P.Interpolate(request_id=1, keyframes=KEYS, frames=11, method=method, constant_speed=False))
+    ev = reply(link, 1)
+    assert isinstance(ev, P.Interpolated), getattr(ev, "message", ev)
+    assert ev.z.shape == (11, LATENT) and ev.images.shape == (11, 1, SIZE, SIZE)
+    assert ev.images.dtype == np.float32 and 0.0 <= ev.images.min() and ev.images.max() <= 1.0
+    np.testing.assert_allclose(ev.z[[0, -1]], KEYS[[0, -1]], atol=1e-6)
+    want = interpolate_spec(LatentSpec.gaussian(LATENT), torch.from_numpy(KEYS), 11, method, False).numpy()
+    np.testing.assert_allclose(ev.z, want, atol=1e-5)
+    ends = decode(link, KEYS[[0, 2]], 100)
+    np.testing.assert_allclose(ev.images[0], ends[0], atol=1e-5)
+    np.testing.assert_allclose(ev.images[-1], ends[1], atol=1e-5)
+    assert not np.allclose(ev.images[0], ev.images[5])  # the path moves
+
+
+def test_constant_speed_and_many_frames(link):
+    """More frames than one decode chunk (64): every frame is answered, in order."""
+    link.send(P.Interpolate(request_id=2, keyframes=KEYS[:2], frames=150, method="slerp", constant_speed=True))
+    ev = reply(link, 2)
+    assert isinstance(ev, P.Interpolated), getattr(ev, "message", ev)
+    assert ev.z.shape == (150, LATENT) and ev.images.shape == (150, 1, SIZE, SIZE)
+    last = decode(link, ev.z[[70, 149]], 101)
+    np.testing.assert_allclose(ev.images[[70, 149]], last, atol=1e-5)
+
+
+@pytest.mark.parametrize("bad, words", [
+    (dict(keyframes=KEYS[:1], frames=4), "at least 2 keyframes"),
+    (dict(keyframes=KEYS, frames=2), "frames"),
+    (dict(keyframes=KEYS, frames=1025), "frames"),
+    (dict(keyframes=KEYS, frames=8, method="cubic"), "unknown method"),
+    (dict(keyframes=KEYS[:, :3], frames=8), "(K, 4)"),
+    (dict(keyframes=np.array([[0, 0, 0, 0], [np.nan, 0, 0, 0]], np.float32), frames=8), "finite"),
+    (dict(keyframes=None, frames=8), "keyframes"),
+])
+def test_bad_input_is_an_error(link, bad, words):
+    link.send(P.Interpolate(request_id=9, **bad))
+    ev = reply(link, 9)
+    assert isinstance(ev, P.Error) and words in ev.message, ev
+
+
+def test_latest_interpolate_wins(link):
+    """A burst of Interpolate: the newest is answered, stale ones are dropped, none out of order."""
+    for rid in range(20, 30):
+        link.send(P.Interpolate(request_id=rid, keyframes=KEYS, frames=1024, method="spline"))
+    link.send(P.Interpolate(request_id=30, keyframes=KEYS, frames=3, method="lerp"))
+    answered = []
+    while not answered or answered[-1] != 30:
+        answered.append(wait(link, lambda e: isinstance(e, P.Interpolated)).request_id)
+    assert answered == sorted(answered) and answered[-1] == 30
+    assert len(answered) < 11
