@@ -307,11 +307,15 @@ class CollapseDetector:
         Returns
         -------
         str or None
-            "Mode collapse at step N: c / t modes captured", or None.
+            "Mode collapse at step N: c / t modes captured", or None. Fires once the model has
+            captured at least 2 modes and then drops to ``collapse_share`` of its best or to 1.
         """
         captured, total = int(captured), int(total)
         self.best = max(self.best, captured)
-        low = total > 1 and captured < self.best and (captured <= self.collapse_share * self.best or captured <= 1)
+        # Only a model that had spread over several modes can collapse; early training, when
+        # the best seen is one mode, is not a collapse.
+        low = (total > 1 and self.best >= 2 and captured < self.best
+               and (captured <= self.collapse_share * self.best or captured <= 1))
         if low and not self.collapsed:
             self.collapsed = True
             return f"Mode collapse at step {int(step):,}: {captured} / {total} {unit}"

@@ -126,6 +126,8 @@ def test_detector_coverage_thresholds() -> None:
     assert d.check_coverage(6, 1, 10, "classes covered") == "Mode collapse at step 6: 1 / 10 classes covered"
     d2 = CollapseDetector()
     assert d2.check_coverage(0, 2, 2) is None and d2.check_coverage(1, 1, 2) is not None  # dropped to 1
+    d3 = CollapseDetector()
+    assert d3.check_coverage(0, 1, 8) is None and d3.check_coverage(1, 0, 8) is None  # early training: best was 1
 
 
 def _gan_history(d_real: np.ndarray, d_fake: np.ndarray, g_loss: np.ndarray) -> LossHistory:
