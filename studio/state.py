@@ -10,6 +10,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from engines.spec import LatentSpec
+
 #: KL (nats) below which a latent dimension counts as collapsed: the decoder ignores it.
 COLLAPSED_KL = 0.05
 
@@ -367,3 +369,19 @@ class CollapseDetector:
         if message is None:
             self.d_wins = False
         return None
+
+
+def prior_draw(spec: LatentSpec, rng: np.random.Generator) -> np.ndarray:
+    """One (D,) float32 prior draw: standard normal, uniform over [low, high], one-hot per categorical group."""
+    z = np.zeros(spec.dim, np.float32)
+    groups: dict[str, list[int]] = {}
+    for i, d in enumerate(spec.dims):
+        if d.kind == "categorical":
+            groups.setdefault(d.group or d.name, []).append(i)
+        elif d.kind == "uniform":
+            z[i] = rng.uniform(d.low, d.high)
+        else:
+            z[i] = rng.standard_normal()
+    for members in groups.values():
+        z[members[int(rng.integers(len(members)))]] = 1.0
+    return z

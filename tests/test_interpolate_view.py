@@ -12,7 +12,8 @@ from engines import protocol
 from fakes import FakeClient
 from engines.data.base import DataInfo
 from engines.spec import LatentDim, LatentSpec
-from studio.panels.interpolate import path_frames, prior_draw, strip_picture, write_gif
+from studio.panels.interpolate import path_frames, strip_picture, write_gif
+from studio.state import prior_draw
 
 pytestmark = pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
 

@@ -7,7 +7,6 @@ latents, so a row that swept the wrong dimension or a wrong base z fails.
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest
@@ -16,23 +15,9 @@ import torch
 from engines import protocol as P
 from engines.hosting import prior_centre, traversal_latents
 from engines.link import WorkerLink
+from workers import LATENT, SIZE, configured_worker, wait
 from engines.spec import LatentDim, LatentSpec
 
-LATENT = 4
-SIZE = 16
-
-
-def wait(link: WorkerLink, want, timeout: float = 30.0) -> P.Event:
-    """The first event for which ``want(event)`` is true; TimeoutError otherwise."""
-    deadline = time.monotonic() + timeout
-    seen = []
-    while (left := deadline - time.monotonic()) > 0:
-        event = link.recv(left)
-        if event is not None:
-            if want(event):
-                return event
-            seen.append(type(event).__name__)
-    raise TimeoutError(f"gave up after {timeout} s; got {seen}")
 
 
 def reply(link: WorkerLink, request_id: int) -> P.Event:
@@ -43,20 +28,8 @@ def reply(link: WorkerLink, request_id: int) -> P.Event:
 
 @pytest.fixture(scope="module")
 def link(tmp_path_factory):
-    home = tmp_path_factory.mktemp("studio-home")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("LATENT_STUDIO_HOME", str(home))
-        link = WorkerLink(threads=1, device="cpu", connect_timeout=60)
-        link.start()
-    try:
-        link.wait_for(P.Started, timeout=60)
-        link.send(P.SetMetricSchedule(coverage_every=0, disentanglement_every=0))
-        link.send(P.Configure(data="digits", model="vae", image_size=SIZE, latent_dim=LATENT, seed=3, batch_size=32))
-        ready = wait(link, lambda e: isinstance(e, (P.Ready, P.Error)), timeout=60)
-        assert isinstance(ready, P.Ready), getattr(ready, "message", ready)
+    with configured_worker(tmp_path_factory.mktemp("studio-home")) as link:
         yield link
-    finally:
-        link.kill()
 
 
 def decode(link: WorkerLink, z: np.ndarray, request_id: int) -> np.ndarray:

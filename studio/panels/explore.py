@@ -12,7 +12,7 @@ from PySide6.QtWidgets import (
 from superqt import QLabeledDoubleSlider
 
 from engines.spec import LatentDim, LatentSpec
-from studio.state import COLLAPSED_KL, kl_order
+from studio.state import COLLAPSED_KL, kl_order, prior_draw
 from studio.widgets import BACKGROUND
 
 #: Seconds between re-orderings of the sliders (rows never jump while one is dragged).
@@ -395,18 +395,7 @@ class ExplorePanel(QWidget):
     def random_z(self, seed: int | None = None) -> np.ndarray:
         """Draw z from the prior (Gaussian clipped to the slider range, uniform, one-hot per categorical group)."""
         rng = self._rng if seed is None else np.random.default_rng(seed)
-        z = np.zeros(self.dim)
-        groups: dict[str, list[int]] = {}
-        for i, d in enumerate(self.spec.dims):
-            if d.kind == "categorical":
-                groups.setdefault(d.group or d.name, []).append(i)
-            elif d.kind == "uniform":
-                z[i] = rng.uniform(d.low, d.high)
-            else:
-                z[i] = rng.standard_normal()
-        for members in groups.values():
-            z[members] = 0.0
-            z[members[int(rng.integers(len(members)))]] = 1.0
+        z = prior_draw(self.spec, rng)
         self.set_z(z)
         return self.z()
 

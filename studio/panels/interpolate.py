@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 from engines.imaging import plot_points, save_png, tile, to_uint8
 from engines.spec import LatentSpec
 from studio.images import export_scale, to_display
+from studio.state import prior_draw
 from studio.widgets import BACKGROUND
 
 #: Interpolation methods, in the order of the combo box (as :data:`engines.latent.METHODS`).
@@ -38,22 +39,6 @@ RENDER_DELAY_MS = 250
 STRIP_COLUMNS = 12
 #: Thumbnail size in the keyframe list, px.
 THUMB = 40
-
-
-def prior_draw(spec: LatentSpec, rng: np.random.Generator) -> np.ndarray:
-    """One (D,) float32 prior draw: standard normal, uniform over [low, high], one-hot per categorical group."""
-    z = np.zeros(spec.dim, np.float32)
-    groups: dict[str, list[int]] = {}
-    for i, d in enumerate(spec.dims):
-        if d.kind == "categorical":
-            groups.setdefault(d.group or d.name, []).append(i)
-        elif d.kind == "uniform":
-            z[i] = rng.uniform(d.low, d.high)
-        else:
-            z[i] = rng.standard_normal()
-    for members in groups.values():
-        z[members[int(rng.integers(len(members)))]] = 1.0
-    return z
 
 
 def _extent(points: np.ndarray, modes: np.ndarray | None) -> float:
