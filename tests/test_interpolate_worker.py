@@ -15,26 +15,19 @@ import torch
 from engines import protocol as P
 from engines.latent import interpolate_spec
 from engines.link import WorkerLink
-from workers import LATENT, SIZE, configured_worker, wait
+from workers import LATENT, SIZE, answer, configured_worker, decode, wait
 from engines.spec import LatentSpec
 
 
 
 def reply(link: WorkerLink, request_id: int) -> P.Event:
-    """The Interpolated with ``request_id``, or the Error of an Interpolate."""
-    return wait(link, lambda e: (isinstance(e, P.Interpolated) and e.request_id == request_id)
-                or (isinstance(e, P.Error) and e.command == "Interpolate"))
+    return answer(link, P.Interpolated, "Interpolate", request_id)
 
 
 @pytest.fixture(scope="module")
 def link(tmp_path_factory):
     with configured_worker(tmp_path_factory.mktemp("studio-home")) as link:
         yield link
-
-
-def decode(link: WorkerLink, z: np.ndarray, request_id: int) -> np.ndarray:
-    link.send(P.Decode(request_id=request_id, view="check", z=z.astype(np.float32)))
-    return wait(link, lambda e: isinstance(e, P.Decoded) and e.request_id == request_id).images
 
 
 KEYS = np.array([[-2.0, 1.0, 0.0, 0.5], [0.5, -1.5, 2.0, 0.0], [2.0, 2.0, -1.0, -2.0]], np.float32)

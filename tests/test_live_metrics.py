@@ -15,6 +15,7 @@ from engines.data import load_dataset
 from engines.errors import ConfigError
 from engines.hosting import Snapshot
 from engines.link import WorkerLink
+from workers import collect
 from engines.live_metrics import (
     LiveMetrics,
     check_schedule,
@@ -191,20 +192,6 @@ def test_thread_reports_a_repeated_failure_once(ring):
 
 
 # -- the real worker -------------------------------------------------------------------------------
-def collect(link: WorkerLink, until, timeout: float = 30.0) -> list[P.Event]:
-    events: list[P.Event] = []
-    deadline = time.monotonic() + timeout
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError(f"gave up after {timeout} s; got {[type(e).__name__ for e in events]}")
-        event = link.recv(left)
-        if event is not None:
-            events.append(event)
-            if isinstance(event, P.Error):
-                raise AssertionError(f"{event.command}: {event.message}\n{event.traceback}")
-            if until(event):
-                return events
 
 
 @pytest.fixture(scope="module")

@@ -15,26 +15,19 @@ import torch
 from engines import protocol as P
 from engines.hosting import prior_centre, traversal_latents
 from engines.link import WorkerLink
-from workers import LATENT, SIZE, configured_worker, wait
+from workers import LATENT, SIZE, answer, configured_worker, decode, wait
 from engines.spec import LatentDim, LatentSpec
 
 
 
 def reply(link: WorkerLink, request_id: int) -> P.Event:
-    """The Traversed with ``request_id``, or the Error of a Traverse."""
-    return wait(link, lambda e: (isinstance(e, P.Traversed) and e.request_id == request_id)
-                or (isinstance(e, P.Error) and e.command == "Traverse"))
+    return answer(link, P.Traversed, "Traverse", request_id)
 
 
 @pytest.fixture(scope="module")
 def link(tmp_path_factory):
     with configured_worker(tmp_path_factory.mktemp("studio-home")) as link:
         yield link
-
-
-def decode(link: WorkerLink, z: np.ndarray, request_id: int) -> np.ndarray:
-    link.send(P.Decode(request_id=request_id, view="check", z=z.astype(np.float32)))
-    return wait(link, lambda e: isinstance(e, P.Decoded) and e.request_id == request_id).images
 
 
 def test_prior_traversal_matches_decode(link):

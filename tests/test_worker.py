@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import os
 import signal
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,26 +18,11 @@ import pytest
 
 from engines import protocol as P
 from engines.link import WorkerDied, WorkerLink
+from workers import collect
 from engines.trainloop import MetricsBuffer
 
 LATENT = 4
 SIZE = 16
-
-
-def collect(link: WorkerLink, until, timeout: float = 30.0) -> list[P.Event]:
-    """Events received until ``until(event)`` is true (that event last); TimeoutError otherwise."""
-    events: list[P.Event] = []
-    deadline = time.monotonic() + timeout
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError(f"gave up after {timeout} s; got {[type(e).__name__ for e in events]}")
-        event = link.recv(left)
-        if event is None:
-            continue
-        events.append(event)
-        if until(event):
-            return events
 
 
 def of(events: list[P.Event], cls: type) -> list:

@@ -29,6 +29,36 @@ def wait(link: WorkerLink, want, timeout: float = 30.0) -> P.Event:  # noqa: ANN
     raise TimeoutError(f"gave up after {timeout} s; got {seen}")
 
 
+def collect(link: WorkerLink, until, timeout: float = 30.0) -> list[P.Event]:  # noqa: ANN001
+    """Events received until ``until(event)`` is true (that event last); TimeoutError otherwise."""
+    events: list[P.Event] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"gave up after {timeout} s; got {[type(e).__name__ for e in events]}")
+        event = link.recv(left)
+        if event is None:
+            continue
+        events.append(event)
+        if until(event):
+            return events
+
+
+def answer(link: WorkerLink, event_type: type, command: str, request_id: int) -> P.Event:
+    """The ``event_type`` answer with ``request_id``, or the Error event of a ``command``."""
+    return wait(link, lambda e: (isinstance(e, event_type) and e.request_id == request_id)
+                or (isinstance(e, P.Error) and e.command == command))
+
+
+def decode(link: WorkerLink, z, request_id: int):  # noqa: ANN001, ANN201
+    """Images of a plain Decode of ``z`` (N, D), for comparing with other answers."""
+    import numpy as np
+
+    link.send(P.Decode(request_id=request_id, view="check", z=np.asarray(z, np.float32)))
+    return wait(link, lambda e: isinstance(e, P.Decoded) and e.request_id == request_id).images
+
+
 @contextmanager
 def configured_worker(home: Path) -> Iterator[WorkerLink]:
     """A CPU worker (one thread, metrics off, autosaves under ``home``) with a 4-dim VAE on digits at 16x16."""
