@@ -31,6 +31,8 @@ def main() -> int:
     ap.add_argument("--model", default="beta-vae")
     ap.add_argument("--latent-dim", type=int, default=10)
     ap.add_argument("--gap-ms", type=float, default=16.0)
+    ap.add_argument("--no-live-metrics", action="store_true",
+                    help="turn off the worker's live coverage and disentanglement measurements")
     args = ap.parse_args()
 
     import numpy as np
@@ -62,6 +64,8 @@ def main() -> int:
     spin(lambda: win.client.state == "idle", 180, "the worker")
     win.configure(data=args.data, model=args.model, latent_dim=args.latent_dim, image_size=None)
     spin(lambda: win.client.state == "ready", 300, "the model")
+    if args.no_live_metrics:
+        win.client.send(protocol.SetMetricSchedule(coverage_every=0, disentanglement_every=0))
     client, view = win.client, win.decoded_view.output
     painted: dict[int, float] = {}
 

@@ -68,6 +68,8 @@ def main() -> int:
     ap.add_argument("--latent-dim", type=int, default=10)
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--no-live-metrics", action="store_true",
+                    help="turn off the worker's live coverage and disentanglement measurements")
     args = ap.parse_args()
 
     from engines.link import WorkerLink
@@ -79,6 +81,8 @@ def main() -> int:
     link.start()
     started = link.wait_for(p.Started, timeout=120)
     threads = started.threads
+    if args.no_live_metrics:
+        link.send(p.SetMetricSchedule(coverage_every=0, disentanglement_every=0))
     device = pick_device()
     print(f"device {started.device}, {threads} torch threads in both; {args.data}, {args.model}, batch {args.batch_size}",
           file=sys.stderr)
