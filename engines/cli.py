@@ -57,6 +57,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     add_coverage_command(sub)
     add_metrics_command(sub)
+    from engines.export_cli import add_export_commands
+    add_export_commands(sub)
 
 
 def _write_samples(engine: Any, path: Path, n: int, seed: int, scale: int = 0) -> Path:

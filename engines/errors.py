@@ -25,3 +25,12 @@ class ProtocolError(LatentStudioError, ValueError):
 
 class ConfigError(LatentStudioError, ValueError):
     """An unknown model name, bad hyperparameter name or a value outside its range."""
+
+
+class ExportError(LatentStudioError, ValueError):
+    """An export or re-render that cannot be done: a bad sidecar, a missing checkpoint, a checkpoint
+    whose SHA-256 does not match the sidecar's, or settings out of range. The message names the file."""
+
+
+class ExportCancelled(LatentStudioError):
+    """An export stopped because its cancel event was set; any partial output file has been removed."""

@@ -402,6 +402,45 @@ def _load_image(path: str, channels: int, size: int) -> np.ndarray:
     return a[None] if a.ndim == 2 else np.moveaxis(a, -1, 0)
 
 
+def load_image_file(path: str, channels: int, size: int, invert: bool | None = None) -> np.ndarray:
+    """One image file a user hands us (a dropped file, a CLI ``--from PATH``) as a model input.
+
+    The file is untrusted: its header is checked first (size, decompression bombs), then it is
+    centre-cropped to a square, resized (bicubic) and converted to grey or RGB.
+
+    Parameters
+    ----------
+    path : str
+        Image file (PNG, JPEG, BMP, ...).
+    channels : {1, 3}
+        Channels of the model's images.
+    size : int
+        Side of the model's square images, in pixels.
+    invert : bool or None
+        Invert the values (1 - x). None: invert when the image's border is mostly bright, so a dark
+        digit drawn on white paper matches MNIST-style white-on-black data.
+
+    Returns
+    -------
+    (channels, size, size) float32 in [0, 1].
+
+    Raises
+    ------
+    DataError
+        If the file is missing, not an image Pillow can read, or absurdly large; the message names the file.
+    """
+    if channels not in (1, 3) or not MIN_SIZE <= int(size) <= MAX_SIZE:
+        raise DataError(f"{path}: cannot load for a model of {channels} channels and side {size}")
+    if not os.path.isfile(path):
+        raise DataError(f"{path}: no such file")
+    _probe(path)
+    x = _load_image(path, channels, int(size))
+    if invert is None:
+        border = np.concatenate([x[:, 0, :].ravel(), x[:, -1, :].ravel(), x[:, :, 0].ravel(), x[:, :, -1].ravel()])
+        invert = bool(border.mean() > 0.5)
+    return (1.0 - x).astype(np.float32) if invert else x
+
+
 def load_folder(path: str, image_size: int | None = None, spec: str | None = None) -> Dataset:
     """A folder of PNG/JPEG/BMP/WebP images, labelled by sub-folder where there are sub-folders.
 
