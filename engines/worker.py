@@ -17,7 +17,9 @@ connection): the worker never lingers as an orphan. Four threads share the work
   Traverse and Interpolate from the snapshot, newest Decode of each view (and newest Traverse,
   newest Interpolate) first;
 - the metrics thread (:mod:`engines.live_metrics`, low priority) measures mode coverage and
-  disentanglement on its own copy of the snapshot while training runs.
+  disentanglement on its own copy of the snapshot while training runs;
+- the job thread (:mod:`engines.jobs`) runs long requests one at a time, with progress and
+  cancel: Export, and Encode for a model without an encoder (projection).
 
 Every failure becomes an :class:`~engines.protocol.Error` event and the worker keeps serving.
 """
@@ -38,6 +40,7 @@ import torch
 from engines import protocol as P
 from engines.errors import ConfigError, DataError, LatentStudioError, ProtocolError
 from engines.hosting import GRID_SIZE, Host, Hosted, Snapshot, error_event
+from engines.jobs import Jobs, PrivateCopies, run_export, run_projection
 from engines.link import AUTHKEY_ENV, set_nodelay
 from engines.live_metrics import LiveMetrics
 from engines.registry import create_engine, model_names
@@ -81,6 +84,14 @@ class Worker:
     - Decode, Encode, Sample, GetExamples, Traverse, Interpolate: Decoded, Encoded, Samples,
       Examples, Traversed, Interpolated from the host thread; a Decode superseded by a newer one
       of its view, or a Traverse (Interpolate) superseded by a newer one, gets no answer.
+    - Encode for a model without an encoder: Progress (task "project", its request id), then
+      Encoded, from the job thread (projection on a private copy of the snapshot's weights).
+    - Export: Progress (task "export", its request id, at most ~10 a second), then Exported, from
+      the job thread; the weights are saved first to ``<out without suffix>.safetensors``, or the
+      last checkpoint written for an export or SaveCheckpoint is reused when the weights have not
+      changed since.
+    - Cancel: the job of that request id ends with Progress(message "cancelled") instead of its
+      answer (no partial file is left); no reply when there is no such job.
 
     Any failure is an Error whose ``command`` is the command's type name, ``"frame"`` for a frame
     that does not decode, ``"Train"`` for a failed training step (then Stopped "error"),
@@ -98,6 +109,10 @@ class Worker:
         self._send_lock = threading.Lock()
         self.host = Host(self.send)
         self.live = LiveMetrics(self.send)
+        self.jobs = Jobs(self.send)
+        self._copies = PrivateCopies()
+        self._has_encoder = True
+        self._last_saved: tuple[Any, int, Path] | None = None  # (session, step, path) of the last explicit save
         self._handlers: dict[type, Callable[[Any], None]] = {
             P.Configure: self._configure,
             P.Train: self._train,
@@ -148,6 +163,18 @@ class Worker:
 
     def handle(self, command: P.Command) -> None:
         """Handle one command; any exception becomes an Error event naming the command."""
+        if isinstance(command, P.Cancel):
+            self.jobs.cancel(command.request_id)
+            return
+        if isinstance(command, P.Export):
+            self.jobs.submit(command.request_id, "Export", "export",
+                             lambda job: run_export(job, command, self._checkpoint_for, self.device))
+            return
+        if isinstance(command, P.Encode) and self.session is not None and not self._has_encoder:
+            hosted = Hosted(self.session.snapshot, self.session.dataset, None)
+            self.jobs.submit(command.request_id, "Encode", "project",
+                             lambda job: run_projection(job, command, hosted, self._copies))
+            return
         if isinstance(command, (P.Decode, P.Encode, P.Sample, P.GetExamples, P.Traverse, P.Interpolate)):
             self.host.submit(command)
             return
@@ -162,6 +189,7 @@ class Worker:
     def shutdown(self) -> None:
         """End training (autosaving), stop the host thread and close the connection."""
         self._end_training()
+        self.jobs.close()
         self.live.close()
         self.host.close()
         try:
@@ -209,9 +237,49 @@ class Worker:
         from engines.checkpoint import save_checkpoint
 
         s = session or self._session()
-        out = save_checkpoint(s.engine, Path(path), step=s.step, data_spec=s.data_spec,
+        step = s.step
+        out = save_checkpoint(s.engine, Path(path), step=step, data_spec=s.data_spec,
                               image_size=s.image_size, extra=s.manifest_extra())
-        return P.CheckpointSaved(path=str(out), step=s.step, autosave=autosave)
+        if not autosave:  # autosaves are overwritten: an export never points at one
+            self._last_saved = (s, step, Path(out))
+        return P.CheckpointSaved(path=str(out), step=step, autosave=autosave)
+
+    def _checkpoint_for(self, out: Path, cancel: threading.Event) -> Path:
+        """A checkpoint of the current weights for an export to ``out`` (called on the job thread).
+
+        Returns the last checkpoint saved explicitly when the session and step are unchanged and
+        the file is still there; else writes ``out.with_suffix(".safetensors")``, between two
+        steps when training (waits for the trainer, polling ``cancel``).
+
+        Raises
+        ------
+        ConfigError
+            No model is configured, or the export was cancelled while waiting (the job is then
+            reported as cancelled).
+        """
+        s = self._session()
+        last = self._last_saved
+        if last is not None and last[0] is s and last[1] == s.step and last[2].is_file():
+            return last[2]
+        done, box = threading.Event(), {}
+
+        def save() -> None:
+            try:
+                box["saved"] = self._write_checkpoint(out.with_suffix(".safetensors"), False, s)
+            except Exception as exc:  # noqa: BLE001 - raised again on the job thread
+                box["error"] = exc
+            finally:
+                done.set()
+
+        t = self._training()
+        if t is None or not t.call_soon(save):
+            save()
+        while not done.wait(0.05):
+            if cancel.is_set():
+                raise ConfigError("export cancelled while waiting for the trainer to save the weights")
+        if "error" in box:
+            raise box["error"]
+        return Path(box["saved"].path)
 
     def _host_session(self, session: Session, checkpoint: str | None, summary: str) -> None:
         """Make ``session`` current: the host serves it, the window gets Ready and a first grid."""
@@ -226,12 +294,13 @@ class Worker:
             if engine.device.type == "cuda":
                 torch.cuda.synchronize(engine.device)  # the host thread reads fixed_z on its own stream
         self.session = session
+        self._has_encoder = _has_encoder(session.snapshot)
         self.host.attach(Hosted(session.snapshot, session.dataset, fixed_z, session.seed))
         self.live.attach(session)
         self.send(P.Ready(
             device=str(self.device), model=engine.name, family=engine.family, data=engine.data.to_json(),
             data_summary=summary, latent=engine.latent.to_json(), hyper=[h.to_json() for h in engine.hyper.values()],
-            config=engine.config.to_json(), step=session.step, has_encoder=_has_encoder(session.snapshot),
+            config=engine.config.to_json(), step=session.step, has_encoder=self._has_encoder,
             checkpoint=checkpoint,
         ))
         self.host.request_grid()

@@ -78,6 +78,13 @@ EXAMPLES: list[P.Message] = [
     P.DisentanglementMeasured(step=90, values={"mig": 0.25, "dci_disentanglement": 0.4},
                               mi_matrix=RNG.random((10, 5)).astype(np.float32),
                               factor_names=["shape", "scale", "orientation", "x", "y"], seconds=1.5),
+    P.Encode(request_id=12, view="interpolate", images=_images(1), project_steps=50),
+    P.Progress(task="export", done=4, total=60, message="cancelled", request_id=77),
+    P.Export(request_id=77, kind="interpolation", out="/tmp/out/path.gif",
+             latents={"keyframes": [[0.0, 1.5], [2.0, -1.0]], "method": "slerp", "frames": 24, "constant_speed": False},
+             settings={"fps": 12, "size": 256, "resample": "nearest", "labels": False}),
+    P.Exported(request_id=77, path="/tmp/out/path.gif", sidecar="/tmp/out/path.gif.json", frames=24, seconds=0.75),
+    P.Cancel(request_id=77),
 ]
 
 
@@ -256,6 +263,8 @@ def test_decode_refuses_malformed_headers():
 
 def test_decode_refuses_oversized_frames(monkeypatch):
     frame = P.encode(P.Decode(z=np.ones(100, np.float32)))
-    monkeypatch.setattr(P, "MAX_FRAME_BYTES", len(frame) - 1)
+    from engines import codec
+
+    monkeypatch.setattr(codec, "MAX_FRAME_BYTES", len(frame) - 1)  # the codec moved to engines.codec
     with pytest.raises(ProtocolError, match="exceeds"):
         P.decode(frame)
