@@ -57,7 +57,7 @@ class WorkerClient(QObject):
     encoded(Encoded), examples(Examples), hyper_changed(HyperparameterChanged),
     checkpoint_saved(CheckpointSaved), progress(Progress), stopped(Stopped), error(Error),
     coverage(CoverageMeasured), disentanglement(DisentanglementMeasured), traversed(Traversed),
-    interpolated(Interpolated)
+    interpolated(Interpolated), exported(Exported)
         One per event type. ``decoded`` only carries answers newer than the last one delivered.
     state_changed(str)
         One of :data:`STATES`.
@@ -82,6 +82,7 @@ class WorkerClient(QObject):
     disentanglement = Signal(object)
     traversed = Signal(object)
     interpolated = Signal(object)
+    exported = Signal(object)
     state_changed = Signal(str)
     worker_died = Signal(str)
     _incoming = Signal(int, object)  # (generation, event or _Died), queued from the link threads
@@ -94,6 +95,7 @@ class WorkerClient(QObject):
         protocol.Stopped: "stopped", protocol.Error: "error",
         protocol.CoverageMeasured: "coverage", protocol.DisentanglementMeasured: "disentanglement",
         protocol.Traversed: "traversed", protocol.Interpolated: "interpolated",
+        protocol.Exported: "exported",
     }
 
     def __init__(
@@ -235,6 +237,32 @@ class WorkerClient(QObject):
         rid = next(self._ids)
         self.send(protocol.Encode(request_id=rid, view=view, indices=[int(i) for i in indices], split=split))
         return rid
+
+    def request_encode_images(self, images: np.ndarray, view: str = "explore") -> int:
+        """Ask for the latents of images the user handed us; returns the request id.
+
+        Parameters
+        ----------
+        images : (N, C, H, W) float array in [0, 1]
+            Of the model's data shape. A model with an encoder answers with posterior means; one
+            without (a GAN) answers by projection, after :class:`~engines.protocol.Progress` events.
+        view : str
+            Echoed in the :class:`~engines.protocol.Encoded` answer.
+        """
+        rid = next(self._ids)
+        self.send(protocol.Encode(request_id=rid, view=view, images=np.ascontiguousarray(images, np.float32)))
+        return rid
+
+    def next_id(self) -> int:
+        """A fresh request id (for commands built elsewhere, e.g. Export)."""
+        return next(self._ids)
+
+    def cancel(self, request_id: int) -> bool:
+        """Ask the worker to cancel the job (Export, projecting Encode) of ``request_id``.
+
+        The job then ends with a Progress whose message is ``"cancelled"``; False if no worker runs.
+        """
+        return self.send(protocol.Cancel(request_id=int(request_id)))
 
     def _pump(self, view: str) -> None:
         inflight = self._inflight.get(view)

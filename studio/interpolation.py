@@ -4,11 +4,19 @@
 and its :class:`~studio.panels.interpolate.InterpolateView`: held-out keyframes go through the
 client's Encode path (view ``"interpolate"``), keyframe thumbnails through Decode (view
 ``"interpolate-keys"``), paths through :class:`~engines.protocol.Interpolate` (newest answer
-wins). Exports run on the window's export thread and each writes a JSON sidecar.
+wins). While training, the path shown is re-rendered as the weights change (at most every
+:data:`LIVE_RENDER_S` seconds, only while the tab is visible).
+
+GIF, MP4 and PNG-strip exports are rendered by the worker (:class:`~engines.protocol.Export`), so
+each has a sidecar that ``latent-studio render`` reproduces; the view's
+:class:`~studio.panels.interpolate.JobProgress` shows their progress and cancels them. The path's
+latents (.npy and .json) are written on the window's export thread.
 """
 
 from __future__ import annotations
 
+import json
+import time
 from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,13 +28,114 @@ from PySide6.QtWidgets import QFileDialog
 from engines import protocol
 from engines.data.base import DataInfo
 from engines.spec import LatentSpec
-from studio.panels.interpolate import InterpolateView, write_gif, write_strip_png
+from studio.panels.interpolate import InterpolateView, JobProgress
 
 if TYPE_CHECKING:
     from studio.window import MainWindow
 
 #: Client states in which the worker holds a model (as :data:`studio.window.MODEL_STATES`).
 MODEL_STATES = ("ready", "training", "paused")
+#: Least seconds between two re-renders of the path while training.
+LIVE_RENDER_S = 2.0
+#: Longest side of exported frames, px (nearest-neighbour upscaling by an integer factor).
+EXPORT_SIZE = 256
+#: Export suffix of each kind of the view's export buttons.
+SUFFIXES = {"gif": ".gif", "mp4": ".mp4", "strip": ".png"}
+
+
+def write_path_latents(z: np.ndarray, path: str | Path, meta: dict) -> Path:
+    """Write the path's latents as ``<stem>.npy`` (F, D) float32 and ``<stem>.json`` (z and ``meta``).
+
+    Parameters
+    ----------
+    z : (F, D) float array
+    path : path
+        Either file name (.npy or .json); both are written beside each other.
+    meta : dict
+        JSON-able description of the path (keyframes, method, frames, ...), stored beside ``z``.
+
+    Returns
+    -------
+    Path
+        The .npy file.
+
+    Raises
+    ------
+    ValueError
+        If ``z`` is not a finite 2-D array. OSError if a file cannot be written.
+    """
+    z = np.asarray(z, np.float32)
+    if z.ndim != 2 or not np.isfinite(z).all():
+        raise ValueError(f"latents must be a finite (F, D) array, not of shape {z.shape}")
+    base = Path(path)
+    base = base.with_suffix("") if base.suffix.lower() in (".npy", ".json") else base
+    npy, js = base.with_name(base.name + ".npy"), base.with_name(base.name + ".json")
+    np.save(npy, z, allow_pickle=False)
+    js.write_text(json.dumps({**meta, "z": z.astype(float).tolist()}, indent=1, allow_nan=False), encoding="utf-8")
+    return npy
+
+
+class WorkerExports(QObject):
+    """Exports rendered by the worker (:class:`~engines.protocol.Export`), each shown by a JobProgress.
+
+    One per window (the Interpolate controller's ``exports``, shared with the Traversal tab): the
+    worker runs its jobs in order, so an Error of an Export belongs to the oldest one pending.
+    A finished export goes through the window's usual export report (log, status bar and its
+    ``exported`` signal).
+
+    Parameters
+    ----------
+    window : MainWindow
+    """
+
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self.window = window
+        self.pending: dict[int, tuple[str, JobProgress]] = {}  # request id -> (output path, its widget)
+        c = window.client
+        c.progress.connect(self._on_progress)
+        c.error.connect(self._on_error)
+        c.exported.connect(self._on_exported)
+
+    def send(self, kind: str, path: str | Path, latents: dict, settings: dict, job: JobProgress) -> int:
+        """Send an Export of ``kind`` to ``path`` and show it in ``job``; the request id (0: no worker)."""
+        rid = next(self.window._ids)
+        if not self.window.client.send(protocol.Export(request_id=rid, kind=kind, out=str(path),
+                                                       latents=latents, settings=settings)):
+            return 0
+        self.pending[rid] = (str(path), job)
+        job.start(rid, f"Exporting {Path(path).name}")
+        return rid
+
+    def cancel(self, request_id: int) -> None:
+        """Ask the worker to cancel export ``request_id``."""
+        if request_id in self.pending:
+            self.window.client.cancel(request_id)
+
+    def _end(self, rid: int) -> str:
+        path, job = self.pending.pop(rid)
+        if job.request_id == rid:
+            job.finish()
+        return path
+
+    def _on_progress(self, event: protocol.Progress) -> None:
+        rid = getattr(event, "request_id", 0)
+        if rid not in self.pending:
+            return
+        self.pending[rid][1].update_progress(event)
+        if event.message == "cancelled":
+            path = self._end(rid)
+            self.window.messages.log(f"Export of {path} cancelled")
+            self.window.statusBar().showMessage(f"Export of {Path(path).name} cancelled", 5000)
+
+    def _on_exported(self, event: protocol.Exported) -> None:
+        if event.request_id in self.pending:
+            self._end(event.request_id)
+            self.window._on_export_done(event.path, "")
+
+    def _on_error(self, event: protocol.Error) -> None:
+        if event.command == "Export" and self.pending:
+            self._end(min(self.pending))  # the worker runs jobs in order: the oldest one failed
 
 
 class InterpolateController(QObject):
@@ -48,8 +157,11 @@ class InterpolateController(QObject):
         self.view = InterpolateView()
         self._request = self._shown = 0
         self._encodes: dict[int, int] = {}
+        self.exports = WorkerExports(window)
+        self._live_at = 0.0
         c = window.client
         c.ready.connect(self._on_ready)
+        c.samples.connect(self._on_samples)
         c.interpolated.connect(self._on_interpolated)
         c.encoded.connect(self._on_encoded)
         c.decoded.connect(self._on_decoded)
@@ -59,6 +171,9 @@ class InterpolateController(QObject):
         v.add_sliders_requested.connect(lambda: self.add_keyframe(window.explore_panel.z(), "current sliders"))
         v.add_example_requested.connect(self.add_example)
         v.export_requested.connect(self.ask_export)
+        v.job.cancel_requested.connect(self._cancel_job)
+        c.progress.connect(self._on_progress)
+        self._has_encoder = True
 
     # -- keyframes -------------------------------------------------------------------------------
     def add_keyframe(self, z: np.ndarray, label: str) -> int:
@@ -66,15 +181,35 @@ class InterpolateController(QObject):
         return self.view.add_keyframe(z, label)
 
     def add_example(self, index: int) -> int:
-        """Encode held-out example ``index``; its posterior mean becomes a keyframe when it arrives (request id, 0: none)."""
+        """Encode held-out example ``index``; its z becomes a keyframe when it arrives (request id, 0: none).
+
+        For a model without an encoder the worker projects the example (optimises z through the
+        decoder); the view's job widget then shows its progress and can cancel it.
+        """
         if self.window.client.state not in MODEL_STATES:
             return 0
         rid = self.window.client.request_encode([int(index)], view="interpolate", split="test")
         self._encodes[rid] = int(index)
+        if not self._has_encoder and rid:
+            self.view.job.start(rid, f"Projecting held-out #{index}")
         return rid
+
+    def _on_progress(self, event: protocol.Progress) -> None:
+        """Progress of a projection (a model without an encoder) of a held-out example."""
+        if event.task == "project" and event.request_id in self._encodes and self.view.job.update_progress(event):
+            if event.message == "cancelled":
+                self._encodes.pop(event.request_id, None)
+
+    def _cancel_job(self, request_id: int) -> None:
+        if request_id in self._encodes:
+            self.window.client.cancel(request_id)
+        else:
+            self.exports.cancel(request_id)
 
     def _on_encoded(self, event: protocol.Encoded) -> None:
         index = self._encodes.pop(event.request_id, None)
+        if index is not None and self.view.job.request_id == event.request_id:
+            self.view.job.finish()
         if event.view == "interpolate" and event.z is not None and len(event.z):
             self.add_keyframe(event.z[0], "encoded" if index is None else f"held-out #{index}")
 
@@ -117,14 +252,23 @@ class InterpolateController(QObject):
         info = DataInfo.from_json(ready.data)
         modes = np.asarray(info.modes, np.float64) if info.modes else None
         self.view.set_latent(LatentSpec.from_json(ready.latent), modes)
-        self.view.set_encoder(ready.has_encoder, info.n_test)
+        self._has_encoder = bool(ready.has_encoder)
+        self.view.set_encoder(True, info.n_test)  # without an encoder the worker projects (with progress)
         self._shown = 0
         self._request_thumbnails()
         self.view.schedule_render()
 
+    def _on_samples(self, event: protocol.Samples) -> None:
+        """A new training grid: the weights changed, so re-render the path (throttled, visible tab only)."""
+        if event.request_id != -1 or self.window.client.state != "training" or not self.view.isVisible():
+            return
+        now = time.monotonic()
+        if now - self._live_at >= LIVE_RENDER_S and self.request_interpolation():
+            self._live_at = now
+
     # -- exports ---------------------------------------------------------------------------------
     def metadata(self) -> dict:
-        """The sidecar of an export: keyframes (lists), method, frames, constant_speed, fps, model, step, checkpoint."""
+        """What the path's latents file records: keyframes, labels, method, frames, fps, model, step, checkpoint."""
         event = self.view.shown
         p = self.view.params()
         ready = self.window.ready_event
@@ -139,42 +283,76 @@ class InterpolateController(QObject):
             "checkpoint": self.window.client.last_checkpoint,
         }
 
-    def _frames(self) -> np.ndarray:
+    def export(self, path: str | Path) -> int:
+        """Ask the worker to render the path to ``path`` (.gif, .mp4 or .png strip) with a sidecar.
+
+        The keyframes, method, frame count and speed option shown go in the sidecar's latents;
+        fps from the view, frames upscaled to about :data:`EXPORT_SIZE` px. Progress and Cancel
+        show in ``view.job``; the window's ``exported`` signal fires when the file is written.
+
+        Returns
+        -------
+        int
+            The Export's request id (0 if no worker took it).
+
+        Raises
+        ------
+        ValueError
+            Fewer than two keyframes, an unknown suffix, or no model loaded.
+        """
+        keys, p = self.view.keyframes(), self.view.params()
+        path = Path(path)
+        if len(keys) < 2:
+            raise ValueError("an interpolation needs at least two keyframes")
+        if path.suffix.lower() not in SUFFIXES.values():
+            raise ValueError(f"{path}: export to .gif, .mp4 or .png")
+        if self.window.client.state not in MODEL_STATES:
+            raise ValueError("no model is loaded")
+        latents = {"keyframes": keys.astype(float).tolist(), "method": p["method"],
+                   "frames": max(int(p["frames"]), len(keys)), "constant_speed": bool(p["constant_speed"])}
+        settings = {"fps": int(p["fps"]), "size": EXPORT_SIZE, "resample": "nearest", "labels": False}
+        return self.exports.send("interpolation", path, latents, settings, self.view.job)
+
+    def export_gif(self, path: str | Path) -> int:
+        """:meth:`export` to an animated GIF; the request id."""
+        return self.export(Path(path).with_suffix(".gif"))
+
+    def export_mp4(self, path: str | Path) -> int:
+        """:meth:`export` to an H.264 MP4; the request id."""
+        return self.export(Path(path).with_suffix(".mp4"))
+
+    def export_strip(self, path: str | Path) -> int:
+        """:meth:`export` to a PNG film strip; the request id."""
+        return self.export(Path(path).with_suffix(".png"))
+
+    def export_latents(self, path: str | Path) -> Future:
+        """Write the path's z as .npy and .json (:func:`write_path_latents`) on the window's export thread.
+
+        Raises
+        ------
+        ValueError
+            If no path has arrived yet.
+        """
         event = self.view.shown
-        if event is None or event.images is None or not len(event.images):
+        if event is None or event.z is None or not len(event.z):
             raise ValueError("no interpolation to export yet: add two keyframes and press Render")
-        return np.asarray(event.images, np.float32)
-
-    def export_gif(self, path: str | Path) -> Future:
-        """Write the path as an animated GIF (and ``<path>.json``) on the export thread.
-
-        Raises
-        ------
-        ValueError
-            If no path has arrived yet.
-        """
-        frames, meta, modes, fps = self._frames(), self.metadata(), self.view.modes, self.view.params()["fps"]
-        return self.window._write_png(frames, path, writer=lambda x, p: write_gif(x, p, fps, modes, meta))
-
-    def export_strip(self, path: str | Path) -> Future:
-        """Write the film strip as a PNG (and ``<path>.json``) on the export thread.
-
-        Raises
-        ------
-        ValueError
-            If no path has arrived yet.
-        """
-        frames, meta, modes = self._frames(), self.metadata(), self.view.modes
-        return self.window._write_png(frames, path, writer=lambda x, p: write_strip_png(x, p, modes, meta))
+        meta = self.metadata()
+        return self.window._write_png(np.asarray(event.z, np.float32), path,
+                                      writer=lambda z, p: write_path_latents(z, p, meta))
 
     def ask_export(self, kind: str) -> None:
-        """Ask for a file name and export ("gif" or "strip")."""
-        gif = kind == "gif"
-        path, _ = QFileDialog.getSaveFileName(self.window, "Export interpolation", "interpolation.gif" if gif
-                                              else "interpolation.png", "GIF (*.gif)" if gif else "PNG images (*.png)")
+        """Ask for a file name and export: "gif", "mp4", "strip" (by the worker) or "latents" (.npy + .json)."""
+        names = {"gif": ("interpolation.gif", "GIF (*.gif)"), "mp4": ("interpolation.mp4", "MP4 video (*.mp4)"),
+                 "strip": ("interpolation.png", "PNG images (*.png)"),
+                 "latents": ("interpolation.npy", "NumPy and JSON (*.npy *.json)")}
+        name, filt = names.get(kind, names["gif"])
+        path, _ = QFileDialog.getSaveFileName(self.window, "Export interpolation", name, filt)
         if not path:
             return
         try:
-            (self.export_gif if gif else self.export_strip)(path)
+            if kind == "latents":
+                self.export_latents(path)
+            else:
+                self.export(Path(path).with_suffix(SUFFIXES.get(kind, ".gif")))
         except ValueError as exc:
             self.window.statusBar().showMessage(str(exc), 5000)

@@ -14,6 +14,8 @@ class FakeClient(QObject):
     state_changed, started, ready, metrics, samples, decoded, encoded = (Signal(object) for _ in range(7))
     hyper_changed, checkpoint_saved, progress, stopped, error, worker_died = (Signal(object) for _ in range(6))
     coverage, disentanglement, traversed, interpolated = (Signal(object) for _ in range(4))
+    exported = Signal(object)
+    examples = Signal(object)
 
     def __init__(self, state: str = "ready", last_checkpoint: str | None = None) -> None:
         super().__init__()
@@ -31,6 +33,13 @@ class FakeClient(QObject):
     def request_encode(self, indices: list[int], view: str = "explore", split: str = "test") -> int:
         self.sent.append(protocol.Encode(request_id=900 + len(self.sent), view=view, indices=list(indices), split=split))
         return self.sent[-1].request_id
+
+    def request_encode_images(self, images: np.ndarray, view: str = "explore") -> int:
+        self.sent.append(protocol.Encode(request_id=900 + len(self.sent), view=view, images=np.array(images, np.float32)))
+        return self.sent[-1].request_id
+
+    def cancel(self, request_id: int) -> bool:
+        return self.send(protocol.Cancel(request_id=int(request_id)))
 
     def shutdown(self, timeout: float = 3.0) -> None:
         pass

@@ -6,13 +6,13 @@ import json
 
 import numpy as np
 import pytest
-from PIL import Image, ImageSequence
 
 from engines import protocol
 from fakes import FakeClient
 from engines.data.base import DataInfo
 from engines.spec import LatentDim, LatentSpec
-from studio.panels.interpolate import path_frames, strip_picture, write_gif
+from studio.interpolation import write_path_latents
+from studio.panels.interpolate import path_frames, strip_picture
 from studio.state import prior_draw
 
 pytestmark = pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
@@ -105,7 +105,7 @@ def test_strip_playback_and_exports(window, qtbot, tmp_path) -> None:
     cmd = client.of(protocol.Interpolate)[-1]
     assert cmd.request_id == rid and cmd.frames == 10 and cmd.keyframes.shape == (2, D)
     with pytest.raises(ValueError):
-        w.export_gif(tmp_path / "none.gif")
+        w.interpolation.export_latents(tmp_path / "none.npy")
     client.interpolated.emit(interpolated(cmd))
     assert view.n_frames() == 10
     assert view.strip_item.image.shape == (8, 10 * 9 - 1)  # one row of 10 tiles, 1-pixel gaps
@@ -120,23 +120,66 @@ def test_strip_playback_and_exports(window, qtbot, tmp_path) -> None:
     assert view.preview_item.image[0, 0] == pytest.approx(view.frame / 10)
     view.play_button.click()
     assert not view.play_timer.isActive() and view.play_button.text() == "Play"
-    # GIF: 10 frames, ~256 px, 20 ms each, looping; a JSON sidecar with the keyframes
-    path = tmp_path / "path.gif"
+    # GIF, MP4, strip: Export commands for the worker, with the path's settings
+    rid = w.interpolation.export_gif(tmp_path / "path.gif")
+    cmd = client.of(protocol.Export)[-1]
+    assert cmd.request_id == rid and cmd.kind == "interpolation" and cmd.out == str(tmp_path / "path.gif")
+    assert cmd.latents == {"keyframes": [[0.0] * D, [1.0] * D], "method": "slerp", "frames": 10,
+                           "constant_speed": False}
+    assert cmd.settings == {"fps": 50, "size": 256, "resample": "nearest", "labels": False}
+    job = view.job
+    assert not job.isHidden() and job.request_id == rid and job.bar.maximum() == 0  # busy until progress
+    client.progress.emit(protocol.Progress(task="export", done=3, total=11, request_id=rid))
+    client.progress.emit(protocol.Progress(task="export", done=9, total=11, request_id=rid + 100))  # not ours
+    assert job.bar.maximum() == 11 and job.bar.value() == 3
+    with qtbot.waitSignal(w.exported, timeout=2000) as sig:
+        client.exported.emit(protocol.Exported(request_id=rid, path=cmd.out, sidecar=cmd.out + ".json", frames=10))
+    assert sig.args == [cmd.out] and job.isHidden()
+    # MP4, then Cancel: the worker's "cancelled" Progress ends the job
+    rid = w.interpolation.export_mp4(tmp_path / "path.mp4")
+    assert client.of(protocol.Export)[-1].out.endswith("path.mp4") and job.request_id == rid
+    job.cancel_button.click()
+    assert client.of(protocol.Cancel)[-1] == protocol.Cancel(request_id=rid) and not job.cancel_button.isEnabled()
+    client.progress.emit(protocol.Progress(task="export", done=2, total=11, message="cancelled", request_id=rid))
+    assert job.isHidden() and job.request_id == 0
+    # strip, then a failure reported by the worker
+    rid = w.interpolation.export_strip(tmp_path / "strip.png")
+    assert client.of(protocol.Export)[-1].out.endswith("strip.png") and not job.isHidden()
+    client.error.emit(protocol.Error(message="disk full", command="Export"))
+    assert job.isHidden()
+    with pytest.raises(ValueError, match="export to"):
+        w.interpolation.export(tmp_path / "x.bmp")
+    # the path's latents: .npy and .json, written on the export thread
     with qtbot.waitSignal(w.exported, timeout=5000):
-        w.export_gif(path)
-    gif = Image.open(path)
-    assert gif.size == (256, 256) and gif.info.get("loop") == 0 and gif.info.get("duration") == 20
-    assert sum(1 for _ in ImageSequence.Iterator(gif)) == 10
-    meta = json.loads((tmp_path / "path.gif.json").read_text())
+        w.interpolation.export_latents(tmp_path / "path.npy")
+    z = np.load(tmp_path / "path.npy", allow_pickle=False)
+    assert z.shape == (10, D) and z.dtype == np.float32
+    meta = json.loads((tmp_path / "path.json").read_text())
     assert meta["keyframes"] == [[0.0] * D, [1.0] * D] and meta["method"] == "slerp" and meta["frames"] == 10
-    assert meta["fps"] == 50 and meta["model"] == "vae" and meta["step"] == 7
+    assert meta["fps"] == 50 and meta["model"] == "vae" and meta["step"] == 7 and len(meta["z"]) == 10
     assert meta["checkpoint"] == "/runs/vae/model.safetensors" and meta["constant_speed"] is False
-    # strip PNG
-    with qtbot.waitSignal(w.exported, timeout=5000):
-        w.export_strip(tmp_path / "strip.png")
-    png = Image.open(tmp_path / "strip.png")
-    assert png.width > 2 * png.height and png.width % (10 * 9 - 1) == 0
-    assert json.loads((tmp_path / "strip.png.json").read_text())["keyframes"][1] == [1.0] * D
+
+
+def test_path_rerenders_while_training(window, qtbot) -> None:
+    w, client = window
+    w.add_keyframe(np.zeros(D), "a")
+    w.add_keyframe(np.ones(D), "b")
+    w.show()
+    w.central_tabs.setCurrentWidget(w.interpolate_view)
+    qtbot.waitUntil(lambda: w.interpolate_view.isVisible(), timeout=2000)
+    before = len(client.of(protocol.Interpolate))
+    grid = protocol.Samples(request_id=-1, step=50, images=np.zeros((4, 1, 8, 8), np.float32))
+    client.samples.emit(grid)
+    assert len(client.of(protocol.Interpolate)) == before  # not training: nothing
+    client.state = "training"
+    client.samples.emit(grid)
+    assert len(client.of(protocol.Interpolate)) == before + 1
+    client.samples.emit(grid)  # within 2 s: throttled
+    assert len(client.of(protocol.Interpolate)) == before + 1
+    w.interpolation._live_at -= 2.5
+    w.central_tabs.setCurrentIndex(0)  # another tab: the path is not visible
+    client.samples.emit(grid)
+    assert len(client.of(protocol.Interpolate)) == before + 1
 
 
 def test_points_path_over_modes(qtbot, tmp_path) -> None:
@@ -150,10 +193,9 @@ def test_points_path_over_modes(qtbot, tmp_path) -> None:
     assert view.n_frames() == 24 and view.strip_item.image.shape == (384, 384, 3)
     red = (view.strip_item.image[..., 0] == 1) & (view.strip_item.image[..., 1] == 0)
     assert red.sum() >= 4 * 13  # four mode crosses
-    with qtbot.waitSignal(w.exported, timeout=5000):
-        w.export_gif(tmp_path / "points.gif")
-    frames = [np.asarray(f.convert("RGB")) for f in ImageSequence.Iterator(Image.open(tmp_path / "points.gif"))]
-    assert len(frames) == 24 and not np.array_equal(frames[0], frames[-1])  # the point moves
+    w.interpolation.export_gif(tmp_path / "points.gif")
+    cmd = client.of(protocol.Export)[-1]
+    assert cmd.latents["keyframes"] == [[1.0, 0.0], [-1.0, 0.0]] and cmd.out.endswith("points.gif")
     w.close()
 
 
@@ -165,4 +207,52 @@ def test_helpers() -> None:
     assert strip_picture(np.zeros((30, 3, 4, 4), np.float32)).shape == (3, 3 * 5 - 1, 12 * 5 - 1)
     assert len(path_frames(np.zeros((5, 2), np.float32), size=32)) == 5
     with pytest.raises(ValueError):
-        write_gif(np.zeros((3, 2, 4, 4), np.float32), "/nonexistent/x.gif", 10)
+        write_path_latents(np.zeros(3, np.float32), "/nonexistent/x.npy", {})
+
+
+def test_traversal_animation_export_shares_the_export_jobs(window, qtbot, tmp_path) -> None:
+    """The Traversal tab's GIF/MP4 go to the worker as Export "traversal"; both tabs' jobs share one queue."""
+    w, client = window
+    w.traversal_view.set_base("sliders")
+    rid = w.traversal_exports.export(tmp_path / "sweep.mp4")
+    cmd = client.of(protocol.Export)[-1]
+    assert cmd.request_id == rid and cmd.kind == "traversal" and cmd.out.endswith("sweep.mp4")
+    assert cmd.latents["dims"] == w.traversal_dims() and len(cmd.latents["z"]) == D and cmd.latents["index"] is None
+    assert cmd.latents["steps"] == 9 and cmd.latents["low"] == -3.0 and cmd.latents["high"] == 3.0
+    assert cmd.settings["labels"] is True and not w.traversal_view.job.isHidden()
+    w.add_keyframe(np.zeros(D), "a")
+    w.add_keyframe(np.ones(D), "b")
+    rid2 = w.interpolation.export_gif(tmp_path / "path.gif")
+    client.error.emit(protocol.Error(message="no space", command="Export"))  # the oldest job failed: the sweep
+    assert w.traversal_view.job.isHidden() and not w.interpolate_view.job.isHidden()
+    w.traversal_view.job.cancel_button.click()  # nothing shown there any more: no Cancel sent
+    assert not client.of(protocol.Cancel)
+    w.interpolate_view.job.cancel_button.click()
+    assert client.of(protocol.Cancel) == [protocol.Cancel(request_id=rid2)]
+    with pytest.raises(ValueError, match=".gif or .mp4"):
+        w.traversal_exports.export(tmp_path / "sweep.png")
+
+
+def test_projection_of_a_held_out_example_shows_progress(qtbot) -> None:
+    """A model without an encoder: "Add held-out #" still works; the worker's projection shows progress."""
+    from studio.window import MainWindow
+
+    client = _FakeClient()
+    w = MainWindow(client=client)
+    qtbot.addWidget(w)
+    client.ready.emit(protocol.Ready(model="gan", family="gan", data=IMAGES.to_json(), has_encoder=False,
+                                     latent=LatentSpec.gaussian(D).to_json(), step=7))
+    view, job = w.interpolate_view, w.interpolate_view.job
+    assert view.example_button.isEnabled()
+    rid = w.interpolation.add_example(3)
+    assert rid and job.request_id == rid and "Projecting" in job.label.text() and not job.isHidden()
+    client.progress.emit(protocol.Progress(task="project", done=50, total=200, request_id=rid))
+    assert job.bar.maximum() == 200 and job.bar.value() == 50
+    job.cancel_button.click()
+    assert client.of(protocol.Cancel) == [protocol.Cancel(request_id=rid)]
+    client.progress.emit(protocol.Progress(task="project", done=60, total=200, message="cancelled", request_id=rid))
+    assert job.isHidden() and view.key_list.count() == 0
+    rid = w.interpolation.add_example(4)
+    client.encoded.emit(protocol.Encoded(request_id=rid, view="interpolate", z=np.ones((1, D), np.float32)))
+    assert job.isHidden() and view.key_list.count() == 1 and "held-out #4" in view.keys[0][1]
+    w.close()

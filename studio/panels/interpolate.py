@@ -4,28 +4,25 @@ The path itself is computed and decoded by the worker (:class:`~engines.protocol
 :func:`engines.latent.interpolate_spec`: linear, spherical (Shoemake, 1985, "Animating rotation
 with quaternion curves", as used for GAN latents by White, 2016, "Sampling generative networks")
 or Catmull-Rom spline through the keyframes). This module keeps the keyframes, draws the answer
-(:class:`~engines.protocol.Interpolated`), plays it, and writes GIF, PNG and JSON sidecar files
-(numpy and Pillow, no torch).
+(:class:`~engines.protocol.Interpolated`) and plays it. Exports (GIF, MP4, PNG strip) are rendered
+by the worker (:class:`~engines.protocol.Export`, :mod:`engines.media`), shown here by a
+:class:`JobProgress` with a Cancel button.
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pyqtgraph as pg
-from PIL import Image
 from PySide6.QtCore import QSize, QTimer, Signal
 from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
-    QCheckBox, QComboBox, QGridLayout, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton,
-    QSpinBox, QVBoxLayout, QWidget,
+    QCheckBox, QComboBox, QGridLayout, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QProgressBar,
+    QPushButton, QSpinBox, QVBoxLayout, QWidget,
 )
 
-from engines.imaging import plot_points, save_png, tile, to_uint8
+from engines.imaging import plot_points, tile, to_uint8
 from engines.spec import LatentSpec
-from studio.images import export_scale, to_display
+from studio.images import to_display
 from studio.state import prior_draw
 from studio.widgets import BACKGROUND
 
@@ -90,66 +87,67 @@ def strip_picture(images: np.ndarray, modes: np.ndarray | None = None, ncols: in
     return tile(x, ncols=min(len(x), ncols), pad=1, pad_value=0.35)
 
 
-def write_sidecar(path: str | Path, meta: dict) -> Path:
-    """Write ``meta`` as JSON next to the export ``path`` (``<name>.json`` appended to the full name)."""
-    path = Path(path)
-    side = path.with_name(path.name + ".json")
-    side.write_text(json.dumps(meta, indent=2, allow_nan=False), encoding="utf-8")
-    return side
+class JobProgress(QWidget):
+    """A small non-modal progress bar with a Cancel button for one worker job (an Export).
 
+    Signals
+    -------
+    cancel_requested(int)
+        The request id of the job shown, when Cancel is pressed.
 
-def write_gif(images: np.ndarray, path: str | Path, fps: float, modes: np.ndarray | None = None,
-              meta: dict | None = None, target: int = 256) -> Path:
-    """Write the frames as an animated GIF (looping) and, with ``meta``, a JSON sidecar.
-
-    Parameters
+    Attributes
     ----------
-    images : (F, C, H, W) float array in [0, 1], or (F, 2) points (see :func:`path_frames`)
-    fps : float
-        Frames per second; each frame lasts ``round(1000 / fps)`` ms.
-    target : int
-        Frames are upscaled by an integer factor (nearest) to about this many pixels, px.
-
-    Notes
-    -----
-    Pillow merges identical consecutive image frames into one longer frame (the timing is kept).
-
-    Raises
-    ------
-    ValueError
-        If the shapes are wrong or there is no frame. OSError if the file cannot be written.
+    request_id : int
+        The job shown (0: none; the widget is then hidden).
     """
-    frames = path_frames(images, modes, size=target)
-    if not frames:
-        raise ValueError("no frames to write")
-    scale = export_scale(frames[0].shape, target)
-    pics = []
-    for f in frames:
-        arr = to_uint8(f)
-        pil = Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr)
-        pics.append(pil.resize((pil.width * scale, pil.height * scale), Image.Resampling.NEAREST) if scale > 1 else pil)
-    path = Path(path)
-    duration = max(20, int(round(1000.0 / max(float(fps), 0.1))))
-    pics[0].save(path, format="GIF", save_all=True, append_images=pics[1:], duration=duration, loop=0, disposal=1)
-    if meta is not None:
-        write_sidecar(path, meta)
-    return path
 
+    cancel_requested = Signal(int)
 
-def write_strip_png(images: np.ndarray, path: str | Path, modes: np.ndarray | None = None,
-                    meta: dict | None = None, target: int = 1024) -> Path:
-    """Write the film strip (:func:`strip_picture`) to a PNG upscaled to about ``target`` px, and a sidecar.
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.request_id = 0
+        self.label = QLabel()
+        self.bar = QProgressBar()
+        self.bar.setMaximumHeight(14)
+        self.cancel_button = QPushButton("Cancel")
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.label)
+        layout.addWidget(self.bar, 1)
+        layout.addWidget(self.cancel_button)
+        self.cancel_button.clicked.connect(self._cancel)
+        self.hide()
 
-    Raises
-    ------
-    ValueError
-        If the shapes are wrong. OSError if the file cannot be written.
-    """
-    picture = strip_picture(images, modes)
-    path = save_png(picture, path, scale=export_scale(picture.shape, target))
-    if meta is not None:
-        write_sidecar(path, meta)
-    return Path(path)
+    def start(self, request_id: int, text: str) -> None:
+        """Show job ``request_id`` as ``text``, busy until its first Progress."""
+        self.request_id = int(request_id)
+        self.label.setText(text)
+        self.bar.setRange(0, 0)
+        self.cancel_button.setEnabled(True)
+        self.show()
+
+    def update_progress(self, event) -> bool:  # noqa: ANN001 - a protocol.Progress
+        """Show ``event`` if it belongs to the job shown; True if it did. A "cancelled" one ends the job."""
+        if not self.request_id or getattr(event, "request_id", 0) != self.request_id:
+            return False
+        if event.message == "cancelled":
+            self.finish()
+            return True
+        if event.total > 0:
+            self.bar.setRange(0, int(event.total))
+            self.bar.setValue(min(int(event.done), int(event.total)))
+        return True
+
+    def finish(self) -> None:
+        """Forget the job and hide."""
+        self.request_id = 0
+        self.hide()
+
+    def _cancel(self) -> None:
+        if self.request_id:
+            self.cancel_button.setEnabled(False)
+            self.label.setText("Cancelling...")
+            self.cancel_requested.emit(self.request_id)
 
 
 def _thumbnail(image: np.ndarray) -> QIcon:
@@ -173,8 +171,13 @@ class InterpolateView(QWidget):
     keyframes_changed()
         A keyframe was added or removed: the window asks for new thumbnails.
     add_sliders_requested(), add_example_requested(int), export_requested(str)
-        The buttons "Add current sliders", "Add held-out #", "Export GIF..." ("gif") and
-        "Export strip PNG..." ("strip").
+        The buttons "Add current sliders", "Add held-out #", and the exports: "gif", "mp4",
+        "strip" (PNG) and "latents" (.npy and .json of the path's z).
+
+    Attributes
+    ----------
+    job : JobProgress
+        Progress and Cancel of the export the worker is rendering.
     """
 
     render_requested = Signal()
@@ -219,7 +222,10 @@ class InterpolateView(QWidget):
         self.play_button = QPushButton("Play")
         self.play_button.setCheckable(True)
         self.gif_button = QPushButton("Export GIF...")
+        self.mp4_button = QPushButton("Export MP4...")
         self.strip_button = QPushButton("Export strip PNG...")
+        self.latents_button = QPushButton("Export latents...")
+        self.job = JobProgress()
         self.frame_label = QLabel("no path yet")
 
         controls = QGridLayout()
@@ -236,7 +242,10 @@ class InterpolateView(QWidget):
         controls.addWidget(self.render_button, 6, 0)
         controls.addWidget(self.play_button, 6, 1)
         controls.addWidget(self.gif_button, 7, 0)
-        controls.addWidget(self.strip_button, 7, 1)
+        controls.addWidget(self.mp4_button, 7, 1)
+        controls.addWidget(self.strip_button, 8, 0)
+        controls.addWidget(self.latents_button, 8, 1)
+        controls.addWidget(self.job, 9, 0, 1, 2)
         left = QVBoxLayout()
         left.addWidget(QLabel("Keyframes (path order)"))
         left.addWidget(self.key_list, 1)
@@ -277,6 +286,8 @@ class InterpolateView(QWidget):
         self.fps_spin.valueChanged.connect(lambda _v: self.set_playing(self.play_button.isChecked()))
         self.gif_button.clicked.connect(lambda: self.export_requested.emit("gif"))
         self.strip_button.clicked.connect(lambda: self.export_requested.emit("strip"))
+        self.mp4_button.clicked.connect(lambda: self.export_requested.emit("mp4"))
+        self.latents_button.clicked.connect(lambda: self.export_requested.emit("latents"))
         for signal in (self.method_combo.currentIndexChanged, self.frames_spin.valueChanged, self.speed_check.toggled):
             signal.connect(self.schedule_render)
         self.set_encoder(False, 0)

@@ -3,8 +3,11 @@
 A traversal grid (Higgins et al., 2017, "beta-VAE: Learning basic visual concepts with a
 constrained variational framework", figures of latent traversals) shows one row per latent
 dimension and one column per value; a disentangled dimension changes one factor along its row.
-The grid comes from the worker as a :class:`~engines.protocol.Traversed` event; this module only
-draws it and writes it to PNG (numpy and Pillow, no torch).
+The grid comes from the worker as a :class:`~engines.protocol.Traversed` event; this module
+draws it and writes it to PNG (numpy and Pillow, no torch). GIF and MP4 animations of the sweep
+(one frame per value, every row in it) are rendered by the worker
+(:class:`~engines.protocol.Export` of kind "traversal", :class:`TraversalExportController`), so
+``latent-studio render`` reproduces them from their sidecar.
 """
 
 from __future__ import annotations
@@ -14,14 +17,15 @@ from pathlib import Path
 import numpy as np
 import pyqtgraph as pg
 from PIL import Image, ImageDraw, ImageFont
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QFontMetrics, QPainter
 from PySide6.QtWidgets import (
-    QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget,
+    QComboBox, QDoubleSpinBox, QFileDialog, QHBoxLayout, QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget,
 )
 
 from engines.imaging import plot_points, to_uint8, tile
 from studio.images import grid, to_display
+from studio.panels.interpolate import JobProgress
 from studio.widgets import BACKGROUND
 
 #: Choices of the base latent, in the order of the combo box.
@@ -119,10 +123,18 @@ class TraversalView(QWidget):
         The base, the held-out index, the steps or the range changed: ask for a new grid.
     export_requested()
         "Export PNG..." pressed.
+    animation_requested(str)
+        "GIF..." ("gif") or "MP4..." ("mp4") pressed.
+
+    Attributes
+    ----------
+    job : JobProgress
+        Progress and Cancel of the animation the worker is rendering.
     """
 
     controls_changed = Signal()
     export_requested = Signal()
+    animation_requested = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -145,6 +157,9 @@ class TraversalView(QWidget):
         self.range_spin.setToolTip("Each row sweeps its dimension from -range to +range")
         self.export_button = QPushButton("Export PNG...")
         self.export_button.setEnabled(False)
+        self.gif_button = QPushButton("GIF...")
+        self.mp4_button = QPushButton("MP4...")
+        self.job = JobProgress()
         self.title = QLabel("Traversal: waiting for a model")
         self.title.setStyleSheet("color: #a0a0a0")
         controls = QHBoxLayout()
@@ -155,6 +170,8 @@ class TraversalView(QWidget):
         controls.addWidget(self.range_spin)
         controls.addStretch(1)
         controls.addWidget(self.export_button)
+        controls.addWidget(self.gif_button)
+        controls.addWidget(self.mp4_button)
         self.plot = pg.PlotWidget(background=BACKGROUND)
         self.plot.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
         self.plot.setMouseEnabled(False, False)
@@ -170,6 +187,7 @@ class TraversalView(QWidget):
         layout.setSpacing(2)
         layout.addLayout(controls)
         layout.addWidget(self.title)
+        layout.addWidget(self.job)
         layout.addWidget(self.plot, 1)
         self.shown = None
         self.labels: list[str] = []
@@ -178,6 +196,8 @@ class TraversalView(QWidget):
             spin.valueChanged.connect(lambda _v: self.controls_changed.emit())
         self.range_spin.valueChanged.connect(lambda _v: self.controls_changed.emit())
         self.export_button.clicked.connect(self.export_requested.emit)
+        self.gif_button.clicked.connect(lambda: self.animation_requested.emit("gif"))
+        self.mp4_button.clicked.connect(lambda: self.animation_requested.emit("mp4"))
 
     # -- controls --------------------------------------------------------------------------------
     def base(self) -> str:
@@ -275,3 +295,67 @@ class TraversalView(QWidget):
     def picture(self) -> np.ndarray | None:
         """The traversal shown: (R, S, C, H, W) or (R, S, 2), or None."""
         return None if self.shown is None else np.asarray(self.shown.images, np.float32)
+
+class TraversalExportController(QObject):
+    """GIF and MP4 of the Traversal tab's sweep, rendered by the worker with a sidecar.
+
+    Parameters
+    ----------
+    window : MainWindow
+        Gives the traversal view and its controls, the rows (``traversal_dims``), the Explore
+        sliders (base "current sliders") and the window's :class:`~studio.interpolation.WorkerExports`
+        (``window.interpolation.exports``).
+    """
+
+    def __init__(self, window) -> None:  # noqa: ANN001 - MainWindow (studio.window imports this module)
+        super().__init__(window)
+        self.window = window
+        view = window.traversal_view
+        view.animation_requested.connect(self.ask_export)
+        view.job.cancel_requested.connect(lambda rid: window.interpolation.exports.cancel(rid))
+
+    def latents(self) -> dict:
+        """The sidecar latents of the sweep the controls describe: z or index, dims, steps, low, high.
+
+        Raises
+        ------
+        ValueError
+            If there is no continuous dimension to sweep (no model yet).
+        """
+        w = self.window
+        dims = w.traversal_dims()
+        if not dims:
+            raise ValueError("no latent dimension to traverse: load or configure a model first")
+        p = w.traversal_view.params()
+        z = [float(v) for v in w.explore_panel.z()] if p["base"] == "sliders" else None
+        return {"z": z, "index": p["index"] if p["base"] == "example" else None, "dims": dims,
+                "steps": p["steps"], "low": p["low"], "high": p["high"]}
+
+    def export(self, path: str | Path, fps: int = 4, size: int = 512) -> int:
+        """Ask the worker for an animation of the sweep at ``path`` (.gif or .mp4); the request id (0: none).
+
+        Raises
+        ------
+        ValueError
+            Another suffix, or no model.
+        """
+        path = Path(path)
+        if path.suffix.lower() not in (".gif", ".mp4"):
+            raise ValueError(f"{path}: export a traversal animation to .gif or .mp4")
+        if self.window.client.state not in ("ready", "training", "paused"):
+            raise ValueError("no model is loaded")
+        settings = {"fps": int(fps), "size": int(size), "resample": "nearest", "labels": True}
+        return self.window.interpolation.exports.send("traversal", path, self.latents(), settings,
+                                                      self.window.traversal_view.job)
+
+    def ask_export(self, kind: str) -> None:
+        """Ask for a file name and export ("gif" or "mp4")."""
+        suffix = ".mp4" if kind == "mp4" else ".gif"
+        path, _ = QFileDialog.getSaveFileName(self.window, "Export traversal animation", f"traversal{suffix}",
+                                              "MP4 video (*.mp4)" if kind == "mp4" else "GIF (*.gif)")
+        if not path:
+            return
+        try:
+            self.export(Path(path).with_suffix(suffix))
+        except ValueError as exc:
+            self.window.statusBar().showMessage(str(exc), 5000)
