@@ -89,7 +89,7 @@ def main() -> int:
             return "-"
         return " / ".join(f"{x:.2f}" for x in xs) + (f" (mean {statistics.mean(xs):.2f})" if len(xs) > 1 else "")
 
-    print(f"| model | MIG per seed | FactorVAE score | DCI disentanglement | train s per run | published (64 px, 300k steps) |")
+    print("| model | MIG per seed | FactorVAE score | DCI disentanglement | train s per run | published (64 px, 300k steps) |")
     print("| --- | --- | --- | --- | --- | --- |")
     for m in args.models:
         secs = statistics.mean(r["train_seconds"] for r in runs if r["model"] == m)

@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QEventLoop, QObject, QTimer, qInstallMessageHandler
+from PySide6.QtCore import QEventLoop, QObject, Qt, QTimer, qInstallMessageHandler
 
 from engines import protocol
 from studio.app import create_application
@@ -103,7 +103,7 @@ def _quiet_handler(_mode: object, _context: object, message: str) -> None:
 
 def run_snapshot(
     out: str, data: str = "digits", model: str = "beta-vae", steps: int = 200,
-    size: tuple[int, int] = (1400, 900), timeout: float = 300.0, panel: str = "Losses",
+    size: tuple[int, int] = (1400, 900), timeout: float = 300.0, panel: str = "Losses", tab: str | None = None,
 ) -> int:
     """Open the real window, train ``steps`` steps through the real worker and save a screenshot.
 
@@ -123,6 +123,10 @@ def run_snapshot(
         The bottom dock shown in front: "Losses", "Coverage", "Disentanglement" or "Messages". For
         Coverage and Disentanglement the picture waits (up to 60 s) for that metric's measurement
         of the final weights.
+    tab : str or None
+        "Morph" shows the Data set browser (with an image file drawn for the picture and loaded as a
+        user's file would be) and the Morph tab: A and B from held-out examples and that file, half
+        of the dimensions taken from B, and a 2 x 2 style grid. None keeps the "Samples" tab.
 
     Returns
     -------
@@ -140,7 +144,7 @@ def run_snapshot(
         home = tempfile.TemporaryDirectory(prefix="latent-studio-snapshot-")
         os.environ["LATENT_STUDIO_HOME"] = home.name
     try:
-        return _run(out, data, model, steps, size, timeout, panel)
+        return _run(out, data, model, steps, size, timeout, panel, tab)
     finally:
         if home is not None:
             del os.environ["LATENT_STUDIO_HOME"]
@@ -162,7 +166,52 @@ def _show_panel(app: object, window: MainWindow, panel: str, final_step: int) ->
     loop.exec()
 
 
-def _run(out: str, data: str, model: str, steps: int, size: tuple[int, int], timeout: float, panel: str) -> int:
+def _wait_until(condition, timeout: float = 60.0) -> bool:  # noqa: ANN001
+    """Run the event loop until ``condition()`` holds (True) or ``timeout`` seconds pass (False)."""
+    loop = QEventLoop()
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        QTimer.singleShot(50, loop.quit)
+        loop.exec()
+    return True
+
+
+def _stage_morph(window: MainWindow) -> bool:
+    """Fill the browser and the Morph tab through the real worker (see :func:`run_snapshot`'s ``tab``)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    window.docks["Data set"].raise_()
+    window.resizeDocks([window.docks["Data set"]], [560], Qt.Orientation.Vertical)  # room for the thumbnails
+    window.central_tabs.setCurrentWidget(window.morph.view)
+    browser, morph = window.browser, window.morph
+    folder = tempfile.mkdtemp(prefix="latent-studio-morph-")
+    path = os.path.join(folder, "my 3.png")
+    picture = Image.new("L", (64, 64), 255)  # a dark "3" on white paper, as a user would draw it
+    ImageDraw.Draw(picture).text((14, 2), "3", fill=0, font=ImageFont.load_default(size=56))
+    picture.save(path)
+    browser.open_files([path])
+    if not _wait_until(lambda: browser.user and browser.view.held_list.count()):
+        return False
+    image, name = next(iter(browser.user.values()))
+    steps = [lambda: morph.set_from_example("A", 3), lambda: morph.view.row_button.click(),
+             lambda: morph.set_from_example("A", 11), lambda: morph.set_from_image("B", image, name),
+             lambda: morph.view.col_button.click(), lambda: morph.set_from_example("B", 20)]
+    for step in steps:
+        step()
+        if not _wait_until(lambda: not morph._pending):  # each Encode answered before the next step
+            return False
+    for row in morph.view.rows[: max(1, len(morph.view.rows) // 2)]:
+        row.check.setChecked(True)
+    morph.view.rows[0].slider.setValue(0.8)
+    ok = _wait_until(lambda: morph.view.grid_picture() is not None and morph.view.grid_picture().shape[-1] > 30)
+    _wait_until(lambda: False, 1.0)  # the newest decodes of the result and the grid
+    return ok
+
+
+def _run(out: str, data: str, model: str, steps: int, size: tuple[int, int], timeout: float, panel: str,
+         tab: str | None = None) -> int:
     app = create_application()
     window = MainWindow()
     if panel not in window.docks:
@@ -191,6 +240,8 @@ def _run(out: str, data: str, model: str, steps: int, size: tuple[int, int], tim
     code = 0
     if script.failure is None:
         _show_panel(app, window, panel, script.final_step)
+        if tab == "Morph" and not _stage_morph(window):
+            script.failure = "the Morph tab did not fill in within 60 s"
         window.explore_panel.apply_order()
         window.statusBar().clearMessage()  # transient messages (the autosave's temporary path) are noise here
         app.processEvents()

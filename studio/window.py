@@ -26,7 +26,9 @@ from engines.data.base import DataInfo
 from engines.spec import HyperParam, LatentSpec
 from studio.client import WorkerClient
 from studio.images import write_png
+from studio.browser import BrowserController
 from studio.interpolation import InterpolateController
+from studio.morph import MorphController
 from studio.panels.coverage import CoveragePanel
 from studio.panels.data_model import DataModelPanel
 from studio.panels.disentangle import DisentanglementPanel
@@ -108,8 +110,14 @@ class MainWindow(QMainWindow):
         self.central_tabs.addTab(splitter, "Samples && decode")
         self.central_tabs.addTab(self.traversal_view, "Traversal")
         self.interpolation = InterpolateController(self)  # the Interpolate tab: keyframes, path, exports
+        from studio.timelapse import TimeLapse
+        self.timelapse = TimeLapse(self)  # the fixed-z grids seen while training, for File > Export time-lapse
+        from studio.panels.traversal import TraversalExportController
+        self.traversal_exports = TraversalExportController(self)  # GIF/MP4 of the sweep, rendered by the worker
         self.interpolate_view = self.interpolation.view
         self.central_tabs.addTab(self.interpolate_view, "Interpolate")
+        self.morph = MorphController(self)  # the Morph tab: A, B, per-dimension strengths, style grid
+        self.central_tabs.addTab(self.morph.view, "Morph")
         layout.addWidget(self.central_tabs, 1)
         self.setCentralWidget(central)
         self._traverse_id = self._traverse_shown = 0
@@ -135,6 +143,10 @@ class MainWindow(QMainWindow):
         self._dock("Messages", self.messages, Qt.DockWidgetArea.BottomDockWidgetArea)
         self._dock("Coverage", self.coverage_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
         self._dock("Disentanglement", self.disentangle_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.browser = BrowserController(self)  # the Data set browser, and drops of image files on the window
+        self._dock("Data set", self.browser.view, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.tabifyDockWidget(self.docks["Data & Model"], self.docks["Data set"])
+        self.docks["Data & Model"].raise_()
         for title in ("Coverage", "Disentanglement", "Messages"):
             self.tabifyDockWidget(self.docks["Losses"], self.docks[title])
         self.docks["Losses"].raise_()
@@ -185,6 +197,8 @@ class MainWindow(QMainWindow):
         action(file_menu, "Export grid...", lambda: self._ask_export("grid"))
         action(file_menu, "Export traversal...", lambda: self._ask_export("traversal"))
         action(file_menu, "Export interpolation GIF...", lambda: self.interpolation.ask_export("gif"))
+        action(file_menu, "Export interpolation MP4...", lambda: self.interpolation.ask_export("mp4"))
+        action(file_menu, "Export training time-lapse...", self.timelapse.ask_export)
         file_menu.addSeparator()
         action(file_menu, "Quit", self.close, QKeySequence.StandardKey.Quit)
         worker_menu = self.menuBar().addMenu("&Worker")
@@ -350,14 +364,6 @@ class MainWindow(QMainWindow):
     def request_interpolation(self) -> int:
         """Send an Interpolate for the tab's keyframes and settings; the request id (0: none sent)."""
         return self.interpolation.request_interpolation()
-
-    def export_gif(self, path: str | Path) -> Future:
-        """Write the interpolation as an animated GIF plus a JSON sidecar (ValueError if none yet)."""
-        return self.interpolation.export_gif(path)
-
-    def export_strip(self, path: str | Path) -> Future:
-        """Write the interpolation's film strip as a PNG plus a JSON sidecar (ValueError if none yet)."""
-        return self.interpolation.export_strip(path)
 
     # -- exports ---------------------------------------------------------------------------------
     def export_image(self, path: str | Path) -> Future:
