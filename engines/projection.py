@@ -53,6 +53,27 @@ def _pixel_loss(x_hat: torch.Tensor, x: torch.Tensor, loss: str) -> torch.Tensor
     return F.binary_cross_entropy(x_hat.clamp(1e-6, 1 - 1e-6), x, reduction="none").mean(dims)
 
 
+def _best_of_prior(
+    engine: torch.nn.Module, decode: Callable, x: torch.Tensor, loss: str, restarts: int,
+    generator: torch.Generator | None,
+) -> torch.Tensor:
+    """(N, D): for each example of x, the prior draw (of ``restarts``) whose decoding is closest."""
+    n, device = x.shape[0], x.device
+    if generator is None:
+        generator = torch.Generator(device=device).manual_seed(0)
+    best_z, best = None, None
+    for _ in range(restarts):
+        z = engine.prior_sample(n, generator).to(device=device, dtype=torch.float32)
+        per = _pixel_loss(decode(z), x, loss)
+        if best_z is None:
+            best_z, best = z, per
+        else:
+            better = per < best
+            best_z = torch.where(better[:, None], z, best_z)
+            best = torch.minimum(best, per)
+    return best_z
+
+
 def project(
     engine: torch.nn.Module,
     x: torch.Tensor,
@@ -63,13 +84,19 @@ def project(
     callback: Callable[[int, float], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     generator: torch.Generator | None = None,
+    restarts: int = 16,
 ) -> tuple[torch.Tensor, list[float]]:
     """Latents whose decodings reconstruct x: optimise z with Adam on a pixel loss through decode.
 
     GAN inversion by optimisation (Zhu et al. 2016; Creswell & Bharath 2018). The start is the
-    encoder's posterior mean where the engine has an encoder and ``warm_start``, else a prior draw
-    from ``generator`` where one is given, else the prior mean (:func:`prior_mean`). Gaussian
-    dimensions are free; uniform ones are clamped to their [low, high] after every step;
+    encoder's posterior mean where the engine has an encoder and ``warm_start``; else, for each
+    example, the best (lowest loss) of ``restarts`` prior draws from ``generator`` (seed 0 when
+    None, so projection is deterministic); else (``restarts=0``) the prior mean
+    (:func:`prior_mean`) -- a poor start for ReLU generators, whose units can all be dead at
+    z = 0, leaving no gradient. Gaussian
+    and uniform dimensions are clamped to their slider range [low, high] (-3 to 3 for a standard
+    Gaussian) after every step, which keeps z where the prior has mass (a GAN inverted without it
+    drifts to |z| >> 3 on images it cannot make);
     categorical blocks are optimised as logits and decoded through a softmax, so they stay valid
     mixtures. The engine is put in eval mode and its parameters' ``requires_grad`` turned off
     for the run; both are restored afterwards, and its weights and buffers are not changed.
@@ -95,7 +122,9 @@ def project(
     should_stop : callable () -> bool or None
         Polled before every step; True ends the projection early (the best z so far is returned).
     generator : torch.Generator or None
-        Seeds a prior draw as the start where there is no warm start.
+        Seeds the prior draws tried as starts where there is no warm start (None: seed 0).
+    restarts : int
+        Prior draws tried per example as the start (>= 0); one batched decode each.
 
     Returns
     -------
@@ -112,8 +141,8 @@ def project(
     """
     if loss not in LOSSES:
         raise ConfigError(f"project: loss must be one of {', '.join(LOSSES)}, not {loss!r}")
-    if steps < 0:
-        raise ConfigError(f"project: steps must be >= 0, not {steps}")
+    if steps < 0 or restarts < 0:
+        raise ConfigError(f"project: steps and restarts must be >= 0, not {steps} and {restarts}")
     spec: LatentSpec = engine.latent
     device = engine.device
     x = torch.as_tensor(x).to(device=device, dtype=torch.float32)
@@ -122,8 +151,8 @@ def project(
     n = x.shape[0]
     groups = categorical_groups(spec)
     cont = torch.tensor(continuous_indices(spec), dtype=torch.long, device=device)
-    uniform = {k: (spec.dims[i].low, spec.dims[i].high) for k, i in enumerate(cont.tolist())
-               if spec.dims[i].kind == "uniform"}  # position in zc -> range
+    bounded = {k: (spec.dims[i].low, spec.dims[i].high) for k, i in enumerate(cont.tolist())
+               if spec.dims[i].high > spec.dims[i].low}  # position in zc -> range
     decode = differentiable_decode(engine)
 
     was_training = engine.training
@@ -134,8 +163,10 @@ def project(
             p.requires_grad_(False)
         with torch.no_grad():
             z0 = engine.encode(x) if warm_start else None
-            if z0 is None:
-                z0 = engine.prior_sample(n, generator) if generator is not None else prior_mean(spec, n, device)
+            if z0 is None and restarts:
+                z0 = _best_of_prior(engine, decode, x, loss, restarts, generator)
+            elif z0 is None:
+                z0 = prior_mean(spec, n, device)
             z0 = z0.to(device=device, dtype=torch.float32)
             if z0.shape != (n, spec.dim):
                 raise ConfigError(f"project: start z has shape {tuple(z0.shape)}, not {(n, spec.dim)}")
@@ -175,7 +206,7 @@ def project(
                 per.sum().backward()
                 opt.step()
                 with torch.no_grad():
-                    for pos, (lo, hi) in uniform.items():
+                    for pos, (lo, hi) in bounded.items():
                         zc[:, pos].clamp_(lo, hi)
                 losses.append(float(per.detach().mean()))
                 if callback is not None and ((step + 1) % every == 0 or step + 1 == steps):

@@ -265,7 +265,7 @@ def test_projection_honours_should_stop_and_falls_back_to_projection():
     assert len(losses) == 7 and z.shape == (3, 6) and not engine.training
     z2 = to_latent(engine, x, steps=5)  # no encoder: to_latent projects
     assert z2.shape == (3, 6) and torch.isfinite(z2).all()
-    z3, losses3 = project(engine, x, steps=5, generator=torch.Generator().manual_seed(0))
+    z3, losses3 = project(engine, x, steps=5, generator=torch.Generator().manual_seed(1))
     assert len(losses3) == 5 and not torch.allclose(z3, z2)
     with pytest.raises(ConfigError):
         project(engine, x, loss="l1")
@@ -302,9 +302,11 @@ def test_projection_lowers_vae_reconstruction_error(trained_vae):
     engine = trained_vae
     x = blobs(6, seed=1)
     before = {k: v.clone() for k, v in engine.state_dict().items()}
-    z0, cold = project(engine, x, steps=80, warm_start=False)
+    z0, cold = project(engine, x, steps=80, warm_start=False)  # from the best of 16 prior draws
+    _, flat = project(engine, x, steps=80, warm_start=False, restarts=0)  # from the prior mean
     z1, warm = project(engine, x, steps=80, warm_start=True, loss="bce")
-    assert cold[-1] < 0.5 * cold[0] and warm[-1] < warm[0]
+    assert cold[0] <= flat[0] and cold[-1] < cold[0] and cold[-1] < 0.5 * flat[0] and flat[-1] < 0.5 * flat[0]
+    assert warm[-1] < warm[0]
     # the warm start is the encoder's posterior mean, and projection refines it
     mse = lambda z: float((engine.decode(z) - x).pow(2).mean())  # noqa: E731
     mu = engine.encode(x)
