@@ -287,8 +287,9 @@ class InterpolateController(QObject):
         """Ask the worker to render the path to ``path`` (.gif, .mp4 or .png strip) with a sidecar.
 
         The keyframes, method, frame count and speed option shown go in the sidecar's latents;
-        fps from the view, frames upscaled to about :data:`EXPORT_SIZE` px. Progress and Cancel
-        show in ``view.job``; the window's ``exported`` signal fires when the file is written.
+        fps, export size (default :data:`EXPORT_SIZE` px) and nearest or Lanczos upscaling come
+        from the view. Progress and Cancel show in ``view.job``; the window's ``exported`` signal
+        fires when the file is written.
 
         Returns
         -------
@@ -310,7 +311,8 @@ class InterpolateController(QObject):
             raise ValueError("no model is loaded")
         latents = {"keyframes": keys.astype(float).tolist(), "method": p["method"],
                    "frames": max(int(p["frames"]), len(keys)), "constant_speed": bool(p["constant_speed"])}
-        settings = {"fps": int(p["fps"]), "size": EXPORT_SIZE, "resample": "nearest", "labels": False}
+        settings = {"fps": int(p["fps"]), "size": int(p.get("size", EXPORT_SIZE)),
+                    "resample": p.get("resample", "nearest"), "labels": False}
         return self.exports.send("interpolation", path, latents, settings, self.view.job)
 
     def export_gif(self, path: str | Path) -> int:

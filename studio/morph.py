@@ -11,16 +11,13 @@ their checked dimensions.
 :class:`MorphController` sits between the window's client and :class:`~studio.panels.morph.MorphView`:
 A and B come from held-out examples or the user's images (Encode, view ``"morph"``), the sliders or
 the prior; the result and the grid are decoded live (views ``"morph"`` and ``"morph-grid"``, the
-newest request wins); exports run on the window's export thread and write a JSON sidecar.
+newest request wins); exports (PNG of the result or the grid, GIF/MP4 of A morphing into the
+result) are rendered by the worker from the same latents and come with a sidecar that
+``latent-studio render`` reproduces.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
-import hashlib
-import json
-import os
-from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,9 +28,8 @@ from PySide6.QtWidgets import QFileDialog
 
 from engines import protocol
 from engines.data.base import DataInfo
-from engines.imaging import plot_points, save_png, tile
+from engines.imaging import plot_points, tile
 from engines.spec import LatentSpec
-from studio.images import export_scale
 from studio.panels.explore import factor_of
 from studio.panels.morph import MorphView
 from studio.state import prior_draw
@@ -43,8 +39,10 @@ if TYPE_CHECKING:
 
 #: Client states in which the worker holds a model (as :data:`studio.window.MODEL_STATES`).
 MODEL_STATES = ("ready", "training", "paused")
-#: Version of the JSON sidecar written beside an export (as ``engines.export.SIDECAR_VERSION``).
-SIDECAR_VERSION = 1
+#: Frames of an exported morph animation (strength ramping from 0 to the chosen values) and its rate.
+MORPH_FRAMES, MORPH_FPS = 24, 12
+#: Longest side of exported morph pictures and frames, px (nearest-neighbour upscaling).
+EXPORT_SIZE = 512
 #: Most extra content rows and extra style columns of the grid.
 MAX_GRID = 6
 
@@ -151,44 +149,6 @@ def style_grid_picture(content_images: np.ndarray, style_images: np.ndarray, cel
     return tile(np.stack(tiles), ncols=k + 1, pad=1, pad_value=0.35)
 
 
-def file_sha256(path: str | Path) -> str:
-    """SHA-256 of a file's bytes, hex (read in 1 MiB blocks)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def write_morph_png(picture: np.ndarray, path: str | Path, latents: dict, checkpoint: str | None,
-                    target: int = 512) -> Path:
-    """Write a morph picture as PNG (nearest, integer upscaling to about ``target`` px) and ``<path>.json``.
-
-    The sidecar follows the export contract: ``{"latent_studio_sidecar": 1, "kind": "morph",
-    "output", "checkpoint": {"path", "sha256"} or None, "latents", "settings", "created"}``.
-
-    Raises
-    ------
-    ValueError
-        If the picture is not (1|3, H, W). OSError if a file cannot be written.
-    """
-    path = Path(path)
-    scale = export_scale(np.shape(picture), target)
-    save_png(np.asarray(picture, np.float32), path, scale=scale)
-    ckpt = None
-    if checkpoint and os.path.isfile(checkpoint):
-        ckpt = {"path": os.path.abspath(checkpoint), "sha256": file_sha256(checkpoint)}
-    side = {
-        "latent_studio_sidecar": SIDECAR_VERSION, "kind": "morph", "output": path.name, "checkpoint": ckpt,
-        "latents": latents,
-        "settings": {"fps": None, "size": int(max(np.shape(picture)[-2:]) * scale), "resample": "nearest",
-                     "labels": False},
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-    }
-    path.with_name(path.name + ".json").write_text(json.dumps(side, indent=2, allow_nan=False), encoding="utf-8")
-    return path
-
-
 @dataclass
 class MorphSlot:
     """Image A or B: its latent (D,), the image it was encoded from (C, H, W) if any, and where it came from."""
@@ -238,6 +198,7 @@ class MorphController(QObject):
         v.set_requested.connect(self._set_from)
         v.grid_requested.connect(self._grid_action)
         v.export_requested.connect(self.ask_export)
+        v.job.cancel_requested.connect(lambda rid: window.interpolation.exports.cancel(rid))
 
     # -- A and B ---------------------------------------------------------------------------------
     def set_z(self, slot: str, z: np.ndarray, label: str, image: np.ndarray | None = None) -> None:
@@ -414,27 +375,48 @@ class MorphController(QObject):
             out["grid"] = {"contents": g[0].astype(float).tolist(), "styles": g[1].astype(float).tolist()}
         return out
 
-    def export(self, path: str | Path, what: str = "result") -> Future:
-        """Write the morph result ("result") or the style grid ("grid") as PNG with a sidecar, on the export thread.
+    def export(self, path: str | Path, what: str = "result") -> int:
+        """Ask the worker to render the morph to ``path``, with a sidecar ``latent-studio render`` reproduces.
+
+        ``what``: "result" (PNG of the result), "grid" (PNG of the style grid: rows are contents,
+        columns styles) or "animation" (GIF or MP4 by suffix: :data:`MORPH_FRAMES` frames with the
+        strengths ramping from 0, image A, to the ones shown). Progress and Cancel show in
+        ``view.job``; the window's ``exported`` signal fires when the file is written.
+
+        Returns
+        -------
+        int
+            The Export's request id (0 if no worker took it).
 
         Raises
         ------
         ValueError
-            If nothing has been decoded yet.
+            If A or B is not set, the grid is empty, the suffix does not fit ``what``, or no model is loaded.
         """
-        picture = self.view.result_picture() if what == "result" else self.view.grid_picture()
-        if picture is None:
-            raise ValueError(f"no morph {what} to export yet: set image A and image B")
-        latents, ckpt = self.latents(grid=what == "grid"), self.window.client.last_checkpoint
-        return self.window._write_png(picture, path, writer=lambda x, p: write_morph_png(x, p, latents, ckpt))
+        path = Path(path)
+        want = (".gif", ".mp4") if what == "animation" else (".png",)
+        if path.suffix.lower() not in want:
+            raise ValueError(f"{path}: export the morph {what} to {' or '.join(want)}")
+        if self.window.client.state not in MODEL_STATES:
+            raise ValueError("no model is loaded")
+        latents = self.latents(grid=what == "grid")
+        if what == "grid" and (not latents["grid"]["contents"] or not latents["grid"]["styles"]):
+            raise ValueError("the style grid is empty: add A as a row and B as a column")
+        if what == "animation":
+            latents["frames"] = MORPH_FRAMES
+        settings = {"fps": MORPH_FPS, "size": EXPORT_SIZE, "resample": "nearest", "labels": False}
+        return self.window.interpolation.exports.send("morph", path, latents, settings, self.view.job)
 
     def ask_export(self, what: str) -> None:
-        """Ask for a PNG file name and export the result or the grid."""
-        path, _ = QFileDialog.getSaveFileName(self.window, f"Export morph {what}", f"morph-{what}.png",
-                                              "PNG images (*.png)")
+        """Ask for a file name and export ("result", "grid", "gif" or "mp4")."""
+        kind = "animation" if what in ("gif", "mp4") else what
+        suffix = f".{what}" if kind == "animation" else ".png"
+        filters = {".png": "PNG images (*.png)", ".gif": "GIF (*.gif)", ".mp4": "MP4 video (*.mp4)"}
+        path, _ = QFileDialog.getSaveFileName(self.window, f"Export morph {what}", f"morph-{what}{suffix}",
+                                              filters[suffix])
         if not path:
             return
         try:
-            self.export(path, what)
+            self.export(path, kind)
         except ValueError as exc:
             self.window.statusBar().showMessage(str(exc), 5000)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from engines import protocol
 from engines.data.base import DataInfo
@@ -160,18 +158,23 @@ def test_style_grid_and_exports(qtbot, tmp_path) -> None:
                                          images=np.linspace(0, 1, 8, dtype=np.float32)[:, None, None, None]
                                          * np.ones((8, 1, 8, 8), np.float32)))
     assert view.grid_picture().shape == (1, (r + 1) * 9 - 1, (k + 1) * 9 - 1)
-    client.decoded.emit(protocol.Decoded(request_id=2, view="morph", images=np.full((3, 1, 8, 8), 0.25, np.float32)))
-    with qtbot.waitSignal(w.exported, timeout=5000):
-        ctl.export(tmp_path / "m.png", "result")
-    side = json.loads((tmp_path / "m.png.json").read_text())
-    assert side["latent_studio_sidecar"] == 1 and side["kind"] == "morph" and side["output"] == "m.png"
-    np.testing.assert_allclose(side["latents"]["z_a"], np.full(D, 2.0))
-    assert side["latents"]["strengths"] == [1.0, 0.0, 0.0, 0.0]
-    assert np.asarray(Image.open(tmp_path / "m.png")).shape[:2] == (512, 512)
-    with qtbot.waitSignal(w.exported, timeout=5000):
-        ctl.export(tmp_path / "g.png", "grid")
-    side = json.loads((tmp_path / "g.png.json").read_text())
-    assert np.shape(side["latents"]["grid"]["contents"]) == (2, D)
+    # exports go to the worker as Export commands whose latents reproduce what the tab shows
+    with pytest.raises(ValueError):
+        ctl.export(tmp_path / "m.gif", "result")  # a result is a PNG
+    assert ctl.export(tmp_path / "m.png", "result")
+    cmd = client.sent[-1]
+    assert isinstance(cmd, protocol.Export) and cmd.kind == "morph" and cmd.out == str(tmp_path / "m.png")
+    np.testing.assert_allclose(cmd.latents["z_a"], np.full(D, 2.0))
+    assert cmd.latents["strengths"] == [1.0, 0.0, 0.0, 0.0] and "grid" not in cmd.latents
+    assert view.job.isVisible() or view.job.request_id == cmd.request_id
+    assert ctl.export(tmp_path / "g.png", "grid")
+    assert np.shape(client.sent[-1].latents["grid"]["contents"]) == (2, D)
+    assert ctl.export(tmp_path / "m.mp4", "animation")
+    assert client.sent[-1].latents["frames"] > 1 and client.sent[-1].out.endswith(".mp4")
+    # the worker's answer ends the progress display
+    client.exported.emit(protocol.Exported(request_id=client.sent[-1].request_id, path=str(tmp_path / "m.mp4"),
+                                           sidecar=str(tmp_path / "m.mp4.json"), frames=24, seconds=0.1))
+    assert client.sent[-1].request_id not in w.interpolation.exports.pending
     view.clear_button.click()
     assert last_decode(client, "morph-grid").shape == (3, D)
     w.close()

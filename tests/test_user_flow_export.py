@@ -1,7 +1,7 @@
 """Issue 5's "Done when", as a user does it, in the real window with the real worker.
 
 Two of the user's own digit images (dark ink on white paper, drawn here with Pillow) are dropped
-on the window, one is morphed toward the other, the path between them is exported as a GIF and an
+on the window, one is morphed toward the other (exported as a GIF), the path between them is exported as a GIF and an
 MP4, and ``latent-studio render`` re-renders the GIF from its sidecar byte for byte. A VAE maps the
 images to z with its encoder, a GAN by projection (progress shown in the browser).
 """
@@ -72,8 +72,10 @@ def test_drop_morph_export_and_render(qtbot, tmp_path, monkeypatch, model) -> No
         client.exported.connect(done.append)
         gif, mp4 = tmp_path / "out" / "path.gif", tmp_path / "out" / "path.mp4"
         gif.parent.mkdir()
+        morph_gif = tmp_path / "out" / "morph.gif"
         assert w.interpolation.export_gif(gif) and w.interpolation.export_mp4(mp4)
-        qtbot.waitUntil(lambda: len(done) == 2, timeout=60_000)
+        assert w.morph.export(morph_gif, "animation")
+        qtbot.waitUntil(lambda: len(done) == 3, timeout=60_000)
         frames = w.interpolation.view.n_frames()
         assert read_frame_count(mp4) == frames
         assert 2 <= read_frame_count(gif) <= frames  # Pillow merges identical consecutive GIF frames
@@ -82,5 +84,7 @@ def test_drop_morph_export_and_render(qtbot, tmp_path, monkeypatch, model) -> No
         again = tmp_path / "again.gif"
         assert latent_studio.main(["render", str(gif) + ".json", "--out", str(again)]) == 0
         assert again.read_bytes() == gif.read_bytes()
+        assert latent_studio.main(["render", str(morph_gif) + ".json", "--out", str(again)]) == 0
+        assert again.read_bytes() == morph_gif.read_bytes()
     finally:
         w.close()

@@ -218,6 +218,15 @@ class InterpolateView(QWidget):
         self.fps_spin.setValue(12)
         self.fps_spin.setSuffix(" fps")
         self.speed_check = QCheckBox("constant speed")
+        self.size_spin = QSpinBox()
+        self.size_spin.setRange(32, 2048)
+        self.size_spin.setSingleStep(64)
+        self.size_spin.setValue(256)
+        self.size_spin.setPrefix("export ")
+        self.size_spin.setSuffix(" px")
+        self.size_spin.setToolTip("Longest side of exported frames (nearest: rounded to a whole multiple of the model's size)")
+        self.lanczos_check = QCheckBox("smooth (Lanczos)")
+        self.lanczos_check.setToolTip("Upscale exports with Lanczos instead of nearest neighbour (blocky pixels)")
         self.render_button = QPushButton("Render")
         self.play_button = QPushButton("Play")
         self.play_button.setCheckable(True)
@@ -239,13 +248,15 @@ class InterpolateView(QWidget):
         controls.addWidget(self.frames_spin, 4, 1)
         controls.addWidget(self.speed_check, 5, 0)
         controls.addWidget(self.fps_spin, 5, 1)
-        controls.addWidget(self.render_button, 6, 0)
-        controls.addWidget(self.play_button, 6, 1)
-        controls.addWidget(self.gif_button, 7, 0)
-        controls.addWidget(self.mp4_button, 7, 1)
-        controls.addWidget(self.strip_button, 8, 0)
-        controls.addWidget(self.latents_button, 8, 1)
-        controls.addWidget(self.job, 9, 0, 1, 2)
+        controls.addWidget(self.lanczos_check, 6, 0)
+        controls.addWidget(self.size_spin, 6, 1)
+        controls.addWidget(self.render_button, 7, 0)
+        controls.addWidget(self.play_button, 7, 1)
+        controls.addWidget(self.gif_button, 8, 0)
+        controls.addWidget(self.mp4_button, 8, 1)
+        controls.addWidget(self.strip_button, 9, 0)
+        controls.addWidget(self.latents_button, 9, 1)
+        controls.addWidget(self.job, 10, 0, 1, 2)
         left = QVBoxLayout()
         left.addWidget(QLabel("Keyframes (path order)"))
         left.addWidget(self.key_list, 1)
@@ -362,9 +373,10 @@ class InterpolateView(QWidget):
 
     # -- path ------------------------------------------------------------------------------------
     def params(self) -> dict:
-        """The settings: ``method``, ``frames``, ``constant_speed``, ``fps``."""
+        """The settings: ``method``, ``frames``, ``constant_speed``, ``fps``, export ``size`` (px) and ``resample``."""
         return {"method": self.method_combo.currentText(), "frames": self.frames_spin.value(),
-                "constant_speed": self.speed_check.isChecked(), "fps": self.fps_spin.value()}
+                "constant_speed": self.speed_check.isChecked(), "fps": self.fps_spin.value(),
+                "size": self.size_spin.value(), "resample": "lanczos" if self.lanczos_check.isChecked() else "nearest"}
 
     def schedule_render(self, *_args: object) -> None:
         """Re-render after :data:`RENDER_DELAY_MS` of quiet (changes in a burst make one request)."""

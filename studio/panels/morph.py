@@ -18,6 +18,7 @@ from superqt import QLabeledDoubleSlider
 
 from engines.spec import LatentSpec
 from studio.panels.browser import to_pixmap
+from studio.panels.interpolate import JobProgress
 
 #: Side of the A, B and result pictures, px.
 PICTURE = 132
@@ -174,12 +175,21 @@ class MorphView(QWidget):
         scroll.setWidget(self.rows_widget)
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
         self.result_export = QPushButton("Export result PNG...")
+        self.gif_export = QPushButton("Export GIF...")
+        self.mp4_export = QPushButton("Export MP4...")
+        for b in (self.gif_export, self.mp4_export):
+            b.setToolTip("An animation from image A to the result: the strengths ramp from 0 to the values shown")
+        self.job = JobProgress()
+        exports = QHBoxLayout()
+        for b in (self.result_export, self.gif_export, self.mp4_export):
+            exports.addWidget(b)
         left = QVBoxLayout()
         left.addLayout(pics)
         left.addWidget(self.hint)
         left.addLayout(head)
         left.addWidget(scroll, 1)
-        left.addWidget(self.result_export)
+        left.addLayout(exports)
+        left.addWidget(self.job)
 
         self.grid_label = FitLabel()
         self.grid_label.setMinimumSize(200, 200)
@@ -212,6 +222,8 @@ class MorphView(QWidget):
         self.clear_button.clicked.connect(lambda: self.grid_requested.emit("clear"))
         self.result_export.clicked.connect(lambda: self.export_requested.emit("result"))
         self.grid_export.clicked.connect(lambda: self.export_requested.emit("grid"))
+        self.gif_export.clicked.connect(lambda: self.export_requested.emit("gif"))
+        self.mp4_export.clicked.connect(lambda: self.export_requested.emit("mp4"))
 
     # -- model -----------------------------------------------------------------------------------
     def set_latent(self, spec: LatentSpec, rows: list[tuple[str, list[int]]]) -> None:
