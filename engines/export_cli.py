@@ -69,7 +69,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", required=True, type=Path, help="run folder (model.safetensors inside) or .safetensors file")
     p.add_argument("--out", required=True, type=Path, help="output file: .png, .gif or .mp4")
     p.add_argument("--fps", type=float, default=12, help="frames per second of a GIF or MP4 (default %(default)s)")
-    p.add_argument("--size", type=int, help="longest side of each frame in px (default: the model's size)")
+    p.add_argument("--size", type=int,
+                   help="longest side of each frame (each tile of a PNG) in px; 0: the model's own size "
+                        "(default: 256 for GIF and MP4, 96 for PNG tiles)")
     p.add_argument("--lanczos", action="store_true", help="resize with Lanczos instead of nearest-neighbour")
     p.add_argument("--labels", action="store_true", help="write a label under each frame")
     p.add_argument("--project-steps", type=int, default=PROJECT_STEPS,
@@ -162,7 +164,8 @@ def _to_latent(engine: Any, x: Any, steps: int) -> Any:
 
 
 def _settings(args: argparse.Namespace) -> dict:
-    return {"fps": args.fps, "size": args.size, "resample": "lanczos" if args.lanczos else "nearest",
+    size = args.size if args.size is not None else (96 if args.out.suffix.lower() == ".png" else 256)
+    return {"fps": args.fps, "size": size or None, "resample": "lanczos" if args.lanczos else "nearest",
             "labels": bool(args.labels)}
 
 
