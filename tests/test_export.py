@@ -194,9 +194,13 @@ def test_cli_interpolate_traverse_render(vae_run, tmp_path, capsys) -> None:
 
     png = tmp_path / "t.png"
     assert latent_studio.main(["traverse", "--run", str(vae_run / "model.safetensors"), "--dims", "0", "2",
-                               "--steps", "4", "--out", str(png)]) == 0
+                               "--steps", "4", "--size", "0", "--out", str(png)]) == 0
     with Image.open(png) as im:
-        assert im.size == (4 * 17 - 1, 2 * 17 - 1)
+        assert im.size == (4 * 17 - 1, 2 * 17 - 1)  # --size 0: the model's own 16 px tiles
+    assert latent_studio.main(["traverse", "--run", str(vae_run), "--dims", "0", "2", "--steps", "4",
+                               "--out", str(tmp_path / "big.png")]) == 0
+    with Image.open(tmp_path / "big.png") as im:
+        assert im.size == (4 * 97 - 1, 2 * 97 - 1)  # default: 96 px tiles (nearest, x6)
     mp4 = tmp_path / "t.mp4"
     assert latent_studio.main(["render", str(png) + ".json", "--out", str(mp4)]) == 0
     assert media.read_frame_count(mp4) == 4 and (tmp_path / "t.mp4.json").is_file()
