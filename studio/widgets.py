@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtCore import QObject, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QPainter, QValidator
 from PySide6.QtWidgets import (
     QDoubleSpinBox, QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget,
@@ -74,8 +74,25 @@ class ImageView(QWidget):
         return self._image
 
 
+#: Diverging map of the critic's output over the plane: purple where it says fake, green where real (GAN Lab).
+CRITIC_MAP = pg.ColorMap(pos=[0.0, 0.5, 1.0], color=[(140, 80, 190), (58, 60, 66), (60, 170, 90)])
+
+
+def critic_levels(critic: np.ndarray) -> tuple[float, float]:
+    """Colour levels of one critic map: [0, 1] for probabilities, else its finite min and max."""
+    finite = critic[np.isfinite(critic)]
+    if not len(finite):
+        return 0.0, 1.0
+    lo, hi = float(finite.min()), float(finite.max())
+    if lo >= 0.0 and hi <= 1.0:
+        return 0.0, 1.0
+    return (lo, hi) if hi > lo else (lo - 0.5, hi + 0.5)
+
+
 class PointsView(QWidget):
-    """A titled scatter plot of 2-D points, with the data's known mode centres as red crosses."""
+    """A titled scatter plot of 2-D points, with the data's known mode centres as red crosses and,
+    for a GAN, the critic's output over the plane as a heat map underneath (as in GAN Lab: Kahng
+    et al. 2019)."""
 
     def __init__(self, title: str = "", parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -87,7 +104,11 @@ class PointsView(QWidget):
         self.scatter = pg.ScatterPlotItem(size=4, pen=None, brush=pg.mkBrush(120, 200, 255, 160))
         self.modes = pg.ScatterPlotItem(size=12, symbol="x", pen=None, brush=pg.mkBrush(255, 80, 80, 220))
         self.highlight = pg.ScatterPlotItem(size=14, symbol="o", pen=pg.mkPen("#ffd24d", width=2), brush=None)
-        for item in (self.scatter, self.modes, self.highlight):
+        self.critic = pg.ImageItem(axisOrder="row-major")
+        self.critic.setColorMap(CRITIC_MAP)
+        self.critic.setOpacity(0.85)
+        self.critic.setZValue(-10)
+        for item in (self.critic, self.scatter, self.modes, self.highlight):
             self.plot.addItem(item)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -109,6 +130,19 @@ class PointsView(QWidget):
     def set_modes(self, modes: np.ndarray | None) -> None:
         """Show (M, 2) mode centres, or none."""
         self.modes.setData(pos=np.zeros((0, 2)) if modes is None else np.asarray(modes, np.float64).reshape(-1, 2))
+
+    def set_critic(self, critic: np.ndarray | None, extent: tuple[float, float, float, float] = (0, 1, 0, 1)) -> None:
+        """Show the critic's output (H, W) over ``extent`` = (x0, x1, y0, y1) in data units, row 0 at y0; None clears it.
+
+        Probabilities (all in [0, 1]) are coloured on [0, 1], other critics on their own range.
+        """
+        if critic is None:
+            self.critic.clear()
+            return
+        critic = np.asarray(critic, np.float32)
+        x0, x1, y0, y1 = (float(e) for e in extent)
+        self.critic.setImage(critic, autoLevels=False, levels=critic_levels(critic))
+        self.critic.setRect(QRectF(x0, y0, x1 - x0, y1 - y0))
 
     def set_highlight(self, points: np.ndarray | None) -> None:
         """Ring (K, 2) points (the decoded point of the Explore view)."""

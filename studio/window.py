@@ -223,6 +223,7 @@ class MainWindow(QMainWindow):
         c.error.connect(self._on_error)
         c.worker_died.connect(self._on_died)
         c.coverage.connect(self.coverage_panel.add_coverage)
+        c.coverage.connect(self.samples_view.set_coverage)
         c.disentanglement.connect(self.disentangle_panel.add_disentanglement)
         c.disentanglement.connect(self._on_disentanglement)
         c.traversed.connect(self._on_traversed)

@@ -276,3 +276,25 @@ def test_client_dispatches_metric_events_to_typed_signals(qtbot) -> None:
     with qtbot.waitSignal(client.disentanglement, timeout=1000) as got_dis:
         client._dispatch(client._gen, dis)
     assert got_cov.args[0] is cov and got_dis.args[0] is dis
+
+
+def test_samples_view_shows_the_critic_under_the_points(qtbot) -> None:
+    from studio.panels.views import SamplesView
+
+    view = SamplesView()
+    qtbot.addWidget(view)
+    info = DataInfo(spec="ring", kind="points", shape=(2,), size=100, n_train=90, n_test=10,
+                    modes=[[1.0, 0.0], [0.0, 1.0]], mode_std=0.01)
+    view.set_data(info)
+    view.set_samples(np.zeros((5, 2), np.float32), step=7)
+    assert view.points.critic.image is None
+    critic = np.linspace(0, 1, 16, dtype=np.float32).reshape(4, 4)
+    view.set_coverage(protocol.CoverageMeasured(step=9, critic=critic, extent=[-2.0, 2.0, -1.0, 1.0]))
+    np.testing.assert_array_equal(view.points.critic.image, critic)
+    rect = view.points.critic.boundingRect()
+    assert view.points.critic.mapRectToParent(rect).width() == pytest.approx(4.0)
+    assert "critic at step 9" in view.points.title.text() and "5 samples at step 7" in view.points.title.text()
+    view.set_samples(np.zeros((6, 2), np.float32), step=8)
+    assert "critic at step 9" in view.points.title.text()
+    view.set_data(info)  # a new model: no stale critic
+    assert view.points.critic.image is None

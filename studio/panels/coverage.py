@@ -20,13 +20,11 @@ from PySide6.QtWidgets import (
 from engines import protocol
 from engines.data.base import DataInfo
 from studio.state import CollapseDetector, LossHistory, nice_ceiling, stable_range
-from studio.widgets import BACKGROUND, Banner
+from studio.widgets import BACKGROUND, CRITIC_MAP, Banner, critic_levels
 
 #: Colours: generated samples / bars, real bars, captured share, quality share, KL.
 GENERATED, REAL, CAPTURED, QUALITY, KL = "#4fc3f7", "#9e9e9e", "#81c784", "#ffb74d", "#e57373"
 
-#: Diverging map of the critic's output over the plane: purple where it says fake, green where real (GAN Lab).
-CRITIC_MAP = pg.ColorMap(pos=[0.0, 0.5, 1.0], color=[(140, 80, 190), (58, 60, 66), (60, 170, 90)])
 
 
 def schedule_spin(default: float, tip: str) -> QDoubleSpinBox:
@@ -41,17 +39,6 @@ def schedule_spin(default: float, tip: str) -> QDoubleSpinBox:
     spin.setValue(default)
     spin.setToolTip(tip)
     return spin
-
-
-def critic_levels(critic: np.ndarray) -> tuple[float, float]:
-    """Colour levels of one critic map: [0, 1] for probabilities, else its finite min and max."""
-    finite = critic[np.isfinite(critic)]
-    if not len(finite):
-        return 0.0, 1.0
-    lo, hi = float(finite.min()), float(finite.max())
-    if lo >= 0.0 and hi <= 1.0:
-        return 0.0, 1.0
-    return (lo, hi) if hi > lo else (lo - 0.5, hi + 0.5)
 
 
 class CoveragePanel(QWidget):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtWidgets import QHBoxLayout, QStackedWidget, QWidget
 
+from engines import protocol
 from engines.data.base import DataInfo
 from studio.images import grid, points_picture
 from studio.widgets import FpsCounter, ImageView, PointsView
@@ -33,6 +34,7 @@ class SamplesView(QStackedWidget):
         self.info: DataInfo | None = None
         self.samples: np.ndarray | None = None
         self.step = -1
+        self.critic_step: int | None = None
 
     def set_data(self, info: DataInfo) -> None:
         """Switch between the image grid and the scatter plot for a data set."""
@@ -42,6 +44,23 @@ class SamplesView(QStackedWidget):
         self.setCurrentWidget(self.points if info.kind == "points" else self.images)
         self.points.set_points(np.zeros((0, 2)))
         self.points.set_modes(_modes(info))
+        self.points.set_critic(None)
+        self.critic_step: int | None = None
+
+    def set_coverage(self, event: protocol.CoverageMeasured) -> None:
+        """Put the critic's heat map of a coverage measurement (2-D data, GANs) under the sample scatter."""
+        critic = event.critic
+        if critic is None or np.ndim(critic) != 2 or len(event.extent) != 4:
+            return
+        self.points.set_critic(critic, tuple(event.extent))
+        self.critic_step = int(event.step)
+        self._points_title()
+
+    def _points_title(self) -> None:
+        text = "waiting for samples" if self.samples is None else f"{len(self.samples)} samples at step {self.step:,}"
+        if self.critic_step is not None:
+            text += f"; critic at step {self.critic_step:,} (green: judged real, purple: fake)"
+        self.points.set_title(text)
 
     def set_samples(self, images: np.ndarray, step: int) -> None:
         """Show samples: (N, C, H, W) in [0, 1] as a grid, or (N, 2) points."""
@@ -50,7 +69,7 @@ class SamplesView(QStackedWidget):
         if images.ndim == 2:
             self.setCurrentWidget(self.points)
             self.points.set_points(images)
-            self.points.set_title(f"{len(images)} samples at step {step:,}")
+            self._points_title()
         else:
             self.setCurrentWidget(self.images)
             self.images.set_image(grid(images))
