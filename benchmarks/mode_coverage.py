@@ -7,7 +7,7 @@ same engine code the worker runs), then draws 2,500 samples and scores them with
 of its nearest mode; a mode is captured when it is the nearest mode of a high-quality sample).
 Prints modes captured, high-quality share and reverse KL as mean +- std over seeds.
 
-    python benchmarks/mode_coverage.py [--steps 20000] [--seeds 0 1 2] [--data grid ring]
+    python benchmarks/mode_coverage.py [--steps N] [--seeds 0 1 2] [--data grid ring] [--decay-at 0.4]
 
 PacGAN's Table 1 (their networks and budget): grid GAN 17.3 modes / 94.8%, PacGAN4 24.8 / 93.6%;
 ring GAN 6.3 / 98.2%, PacGAN2 7.9 / 95.6%. The goal for this project: the packed or WGAN-GP model
@@ -28,11 +28,22 @@ PACGAN_TABLE1 = {
     ("ring", "gan pack=4"): "7.9 / 95.6% (PacGAN2)",
 }
 
-MODELS = {"gan": ("gan", {}), "wgan-gp": ("wgan-gp", {}), "gan pack=4": ("gan", {"pack": 4})}
+#: label -> (engine, live hyperparameters, default steps, batch). Steps give each model about the same
+#: wall time (wgan-gp takes 5 critic steps with a gradient penalty per generator step); the packed
+#: critic sees batches of 400 so that it, like the others, judges 100 inputs (of 4 samples) per step.
+MODELS = {
+    "gan": ("gan", {}, 20000, 100),
+    "wgan-gp": ("wgan-gp", {}, 5000, 100),
+    "gan pack=4": ("gan", {"pack": 4}, 20000, 400),
+}
 
 
-def run_one(data: str, label: str, seed: int, steps: int, batch: int, latent_dim: int) -> dict:
-    """Train one model on one data set and score 2,500 samples; returns the coverage dict and timing."""
+def run_one(data: str, label: str, seed: int, steps: int, batch: int, latent_dim: int, decay_at: float) -> dict:
+    """Train one model on one data set and score 2,500 samples; returns the coverage dict and timing.
+
+    Both learning rates drop to a tenth after ``decay_at`` of the steps (0: never): the high rate
+    finds the modes, the low one sharpens them.
+    """
     import numpy as np
     import torch
 
@@ -44,7 +55,7 @@ def run_one(data: str, label: str, seed: int, steps: int, batch: int, latent_dim
     device = pick_device()
     configure_threads(device)
     dataset = load_dataset(data)
-    name, overrides = MODELS[label]
+    name, overrides, _, _ = MODELS[label]
     torch.manual_seed(seed)
     engine = create_engine(name, dataset.info, latent_dim=latent_dim, seed=seed).to(device)
     for k, v in overrides.items():
@@ -52,7 +63,11 @@ def run_one(data: str, label: str, seed: int, steps: int, batch: int, latent_dim
     stream = BatchStream(dataset, batch, seed, device)
     engine.train()
     t0 = time.perf_counter()
+    decay_step = int(decay_at * steps) if decay_at > 0 else -1
     for step in range(steps):
+        if step == decay_step:
+            for lr in ("g_lr", "d_lr"):
+                engine.set_hyper(lr, engine.h(lr) / 10.0)
         engine.training_step(next(stream), step)
     seconds = time.perf_counter() - t0
     gen = torch.Generator(device=device).manual_seed(10_000 + seed)
@@ -69,27 +84,33 @@ def main() -> int:
     ap.add_argument("--data", nargs="+", default=["grid", "ring"])
     ap.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    ap.add_argument("--steps", type=int, default=20000)
-    ap.add_argument("--batch-size", type=int, default=100, help="PacGAN's 2-D experiments use 100")
+    ap.add_argument("--steps", type=int, help="steps for every model (default: each model's own, see MODELS)")
+    ap.add_argument("--batch-size", type=int, help="batch for every model (default: 100, 400 for the packed critic)")
+    ap.add_argument("--decay-at", type=float, default=0.4,
+                    help="fraction of the steps after which both learning rates drop to a tenth (0: never)")
     ap.add_argument("--latent-dim", type=int, default=2, help="PacGAN's 2-D experiments use 2")
     args = ap.parse_args()
 
     def mean_std(xs: list[float]) -> str:
         return f"{statistics.mean(xs):.2f} +- {statistics.stdev(xs) if len(xs) > 1 else 0.0:.2f}"
 
-    print("| data | model | modes captured | high-quality share | reverse KL (nats) | s per run | PacGAN Table 1 |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| data | model | steps x batch | modes captured | high-quality share | reverse KL (nats) | s per run "
+          "| PacGAN Table 1 |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for data in args.data:
         for label in args.models:
             runs = []
             for seed in args.seeds:
-                r = run_one(data, label, seed, args.steps, args.batch_size, args.latent_dim)
+                _, _, steps, batch = MODELS[label]
+                r = run_one(data, label, seed, args.steps or steps, args.batch_size or batch, args.latent_dim,
+                            args.decay_at)
                 print(f"  {data} {label} seed {seed}: {r['modes_captured']}/{r['modes_total']} modes, "
                       f"{100 * r['high_quality_share']:.1f}% HQ, {r['seconds']:.0f} s", file=sys.stderr)
                 runs.append(r)
             kls = [r["reverse_kl"] for r in runs if r["reverse_kl"] is not None]
             print(
-                f"| {data} | {label} | {mean_std([r['modes_captured'] for r in runs])} "
+                f"| {data} | {label} | {args.steps or steps:,} x {args.batch_size or batch} "
+                f"| {mean_std([r['modes_captured'] for r in runs])} "
                 f"| {mean_std([100 * r['high_quality_share'] for r in runs])}% "
                 f"| {mean_std(kls) if kls else 'undefined'} | {statistics.mean(r['seconds'] for r in runs):.0f} "
                 f"| {PACGAN_TABLE1.get((data, label), '-')} |",
