@@ -329,7 +329,7 @@ def test_infogan_latent_layout():
     assert torch.equal(z[:, 62:72].sum(1), torch.ones(200))
     assert z[:, 72:].abs().max() <= 1.0 and z[:, 72:].min() < -0.5
     assert engine.latent_order()[:12] == list(range(62, 74))
-    assert "mi_lambda" in engine.hyper and "pack" not in engine.hyper
+    assert "mi_lambda" in engine.hyper and engine.h("pack") == 1  # pack_max 4 as for the GAN, pack 1
 
 
 @pytest.mark.parametrize("kind", ["image", "points"])
@@ -366,3 +366,163 @@ def test_infogan_mi_lambda_zero_leaves_q_untrained_by_the_bound():
     engine.set_hyper("mi_lambda", 1.0)
     engine.training_step(ring_points()[0], 1)
     assert any(not torch.equal(a, b) for a, b in zip(before, engine.q_head.parameters()))
+
+
+# -- packing for cgan and infogan (PacGAN, Lin et al. 2018) -----------------------------------------
+TINY = dict(width=8, hidden=16, latent_dim=4)
+
+
+def labelled(kind: str, n: int = 16) -> tuple[DataInfo, torch.Tensor, torch.Tensor]:
+    info = image_info(CLASSES) if kind == "image" else points_info(CLASSES)
+    x = square_images(n) if kind == "image" else ring_points(n)[0]
+    return info, x, torch.arange(n) % 4
+
+
+@pytest.mark.parametrize("loss", ["gan", "wgan-gp"])
+@pytest.mark.parametrize("kind", ["image", "points"])
+def test_cgan_trains_packed_with_live_pack_changes(kind, loss):
+    info, x, y = labelled(kind)
+    engine = CGAN(CGANConfig(loss=loss, n_critic=1, pack=2, **TINY), info)
+    engine.name = "cgan"
+    first = next(m for m in engine.critic.modules() if isinstance(m, (nn.Conv2d, nn.Linear)))
+    want = 4 * ((1 if kind == "image" else 2) + 4)  # pack_max slots of (example, one-hot label)
+    assert (first.in_channels if kind == "image" else first.in_features) == want
+    expected = EXPECTED["gan" if loss == "gan" else "wgan-gp"]
+    for step, m in enumerate([2, 4, 1, 3]):  # 3 does not divide 16: a last incomplete group is dropped
+        engine.set_hyper("pack", m)
+        terms = engine.training_step((x, y), step)
+        assert_terms(terms, expected)
+        assert engine.critic_score(x, y).shape == (16 // m,)
+        if loss == "wgan-gp":
+            assert terms["gp"] > 0.0
+    assert engine.config.pack == 3
+    with pytest.raises(ConfigError, match="labels"):
+        engine.critic_score(x)
+
+
+@pytest.mark.parametrize("kind", ["image", "points"])
+def test_cgan_packed_labels_reach_the_critic_slot_by_slot(kind):
+    info, x, y = labelled(kind, 8)
+    engine = CGAN(CGANConfig(pack=4, **TINY), info)
+    engine.eval()  # batch norm on running statistics: groups scored independently
+    base = engine.critic_score(x, y)
+    assert base.shape == (2,)
+    for i in range(4):  # relabel example i of the first group
+        y2 = y.clone()
+        y2[i] = (y[i] + 1) % 4
+        changed = engine.critic_score(x, y2)
+        assert not torch.isclose(changed[0], base[0], rtol=0, atol=1e-7), i
+        assert torch.equal(changed[1], base[1])
+    # swapping two examples together with their labels is a different packed input from
+    # swapping the examples only
+    perm = torch.tensor([1, 0, 2, 3, 4, 5, 6, 7])
+    both, only_x = engine.critic_score(x[perm], y[perm]), engine.critic_score(x[perm], y)
+    assert not torch.allclose(both[0], only_x[0])
+
+
+def test_cgan_unused_pack_slots_ignore_their_weights():
+    """pack 2 of pack_max 4: weights of slots 3, 4 (examples and labels) do not matter."""
+    info, x, y = labelled("points", 8)
+    engine = CGAN(CGANConfig(pack=2, **TINY), info)
+    scores = engine.critic_score(x, y)
+    first = engine.critic[0][0][0]
+    with torch.no_grad():
+        first.weight[:, 4:8].normal_()  # examples of slots 3, 4 (2 features each)
+        first.weight[:, 8 + 8 :].normal_()  # labels of slots 3, 4 (4 classes each)
+    assert torch.allclose(engine.critic_score(x, y), scores)
+    with torch.no_grad():
+        first.weight[:, 8 + 4 : 8 + 8].normal_()  # labels of slot 2: used
+    assert not torch.allclose(engine.critic_score(x, y), scores)
+
+
+def test_cgan_gradient_penalty_with_packed_labels():
+    """The packed penalty takes the norm over each group's examples, the labels held fixed."""
+    info, x, y = labelled("points", 8)
+    engine = CGAN(CGANConfig(loss="wgan-gp", pack=2, **TINY), info)
+    cond = torch.nn.functional.one_hot(y, 4).float()
+    gp = gradient_penalty(lambda t: engine.discriminate(t, cond)[0], x, x.flip(0), 2)
+    assert gp.item() > 0.0 and math.isfinite(gp.item())
+    # a linear critic on packed (example, label) input: the gradient norm per group is the norm of
+    # the example weights of the used slots, whatever the labels
+    w = torch.zeros(4 * (2 + 4))
+    w[:4] = torch.tensor([0.6, 0.0, 0.0, 0.8])  # unit norm over the two used example slots
+    w[8:] = 5.0  # labels: large weights, no effect on the penalty
+
+    def linear(t: torch.Tensor) -> torch.Tensor:
+        return torch.cat([pack_inputs(t, 2, 4), pack_inputs(cond, 2, 4)], 1) @ w
+
+    assert gradient_penalty(linear, x, x.flip(0), 2).item() == pytest.approx(0.0, abs=1e-10)
+
+
+@pytest.mark.parametrize("kind", ["image", "points"])
+def test_infogan_trains_packed_with_live_pack_changes(kind):
+    info = image_info() if kind == "image" else points_info()
+    x = square_images(16) if kind == "image" else ring_points(16)[0]
+    engine = InfoGAN(InfoGANConfig(n_categories=3, n_continuous=1, pack=2, **TINY), info)
+    assert engine.q_head[-1].out_features == 4 * (3 + 2)
+    for step, m in enumerate([2, 4, 1, 3]):
+        engine.set_hyper("pack", m)
+        terms = engine.training_step(x, step)
+        assert_terms(terms, EXPECTED["gan"] | {"mi"})
+        assert terms["mi"] <= engine.codes_entropy() + 5.0  # the continuous part is a density
+        out = engine.sample(5)
+        assert engine.predict_codes(out).shape == (5, 3 + 1)  # 5 is not a multiple of m
+        probs = engine.predict_codes(out)[:, :3]
+        assert torch.allclose(probs.sum(1), torch.ones(5))
+
+
+def test_infogan_q_loss_uses_only_the_real_slots():
+    engine = InfoGAN(InfoGANConfig(n_categories=4, n_continuous=0, pack=2, **TINY), points_info())
+    z = engine.prior_sample(8, torch.Generator().manual_seed(0))
+    feats = torch.randn(4, 16, generator=torch.Generator().manual_seed(1))
+    q = engine.q_head[-1]
+    with torch.no_grad():  # uniform predictions in the real slots 1, 2: bound log K - log K = 0
+        q.weight.zero_()
+        q.bias.zero_()
+        q.bias[8:] = torch.randn(8)  # slots 3, 4: arbitrary, must not count
+    assert engine.mi_bound(z, feats).item() == pytest.approx(0.0, abs=1e-6)
+    # Q as the identity on 16 features = 4 slots x 4 logits, to set each slot's prediction
+    lin = nn.Linear(16, 16)
+    with torch.no_grad():
+        lin.weight.copy_(torch.eye(16))
+        lin.bias.zero_()
+    engine.q_head = nn.Sequential(lin)
+    codes = z[:, 4:].argmax(1).view(4, 2)  # the category of example i of group g
+    logits = torch.zeros(4, 16)
+    logits[torch.arange(4), codes[:, 0]] = 50.0  # slot 1 sure and right, slot 2 uniform
+    # per example: CE ~ 0 in slot 1, log 4 in slot 2, so the bound is log 4 - (0 + log 4) / 2
+    assert engine.mi_bound(z, logits).item() == pytest.approx(math.log(4) / 2, abs=1e-6)
+    logits[:, 8:] = torch.randn(4, 8)  # unused slots 3, 4
+    assert engine.mi_bound(z, logits).item() == pytest.approx(math.log(4) / 2, abs=1e-6)
+    logits[:, 4:8] = torch.randn(4, 4)  # slot 2 is used
+    assert engine.mi_bound(z, logits).item() != pytest.approx(math.log(4) / 2, abs=1e-3)
+    engine.set_hyper("pack", 4)  # now every slot counts: slots 3, 4 are random, the bound moves
+    assert engine.mi_bound(z, logits[:2]).item() != pytest.approx(math.log(4) / 2, abs=1e-3)
+
+
+def test_infogan_packed_q_gets_no_gradient_from_unused_slots():
+    engine = InfoGAN(InfoGANConfig(n_categories=3, n_continuous=1, pack=2, **TINY), points_info())
+    x = ring_points(16)[0]
+    z = engine.draw_z(16)
+    _, feats = engine.discriminate(engine.generator(z).detach())
+    engine.mi_bound(z, feats).backward()
+    grad = engine.q_head[-1].weight.grad.view(4, 5, -1)
+    assert grad[:2].abs().sum() > 0 and torch.equal(grad[2:], torch.zeros_like(grad[2:]))
+    assert_terms(engine.training_step(x, 0), EXPECTED["gan"] | {"mi"})
+
+
+@pytest.mark.parametrize("pack_max", [1, 4])
+def test_cgan_checkpoint_round_trip_packed_and_unpacked(tmp_path, pack_max):
+    """pack_max 1 is the layout of checkpoints saved before packing existed; both reload."""
+    info, x, y = labelled("points", 8)
+    engine = CGAN(CGANConfig(pack=pack_max, pack_max=pack_max, n_critic=1, **TINY), info)
+    engine.name = "cgan"
+    engine.training_step((x, y), 0)
+    if pack_max > 1:
+        engine.set_hyper("pack", 2)
+    path = save_checkpoint(engine, tmp_path / "c.safetensors", step=1, data_spec="ring")
+    loaded, _ = load_checkpoint(path)
+    assert loaded.config.pack_max == pack_max and loaded.pack_size() == min(pack_max, 2)
+    loaded.eval()
+    engine.eval()
+    assert torch.equal(loaded.critic_score(x, y), engine.critic_score(x, y))

@@ -9,14 +9,20 @@ gets the label as extra constant input channels (images: K one-hot planes concat
 points: K features), the concatenation form of the paper. Generated training examples take the
 labels of the real batch, so the class frequencies match the data's.
 
-Any of the :class:`engines.models.gan.GAN` losses can be used (``loss``, default ``"gan"``);
-packing is not supported (``pack_max`` must stay 1). Training batches are ``(x, y)`` tuples
-(``needs_labels``).
+Any of the :class:`engines.models.gan.GAN` losses can be used (``loss``, default ``"gan"``),
+including the gradient penalty (``wgan-gp``: the gradient is taken with respect to the examples,
+the labels held fixed). Training batches are ``(x, y)`` tuples (``needs_labels``).
+
+Packing (PacGAN, Lin et al. 2018) works as for the unconditional GAN (``pack`` m live in [1,
+``pack_max``]), with each example's one-hot label packed beside it: a packed group of m examples
+is ``[x_1 .. x_pack_max, y_1 .. y_pack_max]`` along channels (features), zeros in the slots
+beyond m, so the critic judges m (example, label) pairs at once. Generated examples of a group
+carry the labels of the real examples in the same positions.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -29,9 +35,8 @@ from engines.spec import LatentDim, LatentSpec
 @dataclass
 class CGANConfig(GANConfig):
     """Settings of :class:`CGAN`: those of :class:`GANConfig`; ``latent_dim`` counts the noise
-    dimensions only (the class block adds one per class), and ``pack_max`` must be 1."""
-
-    pack_max: int = 1
+    dimensions only (the class block adds one per class). ``pack_max`` slots each hold an example
+    and its one-hot label."""
 
 
 def one_hot(y: torch.Tensor, k: int) -> torch.Tensor:
@@ -52,11 +57,17 @@ class CGAN(GAN):
     ----------
     n_classes : int
         K, the width of the one-hot block at the end of z.
+    critic : nn.Sequential
+        As :class:`GAN`'s, its input ``pack_max * (C + K)`` channels (images) or
+        ``pack_max * (2 + K)`` features (points): the packed examples, then their packed labels.
+    hyper : dict
+        :class:`GAN`'s; ``pack`` (when ``pack_max`` > 1) counts (example, label) pairs per
+        critic input.
 
     Raises
     ------
     ConfigError
-        Data without class names, ``pack_max`` above 1, or any :class:`GAN` configuration error.
+        Data without class names, or any :class:`GAN` configuration error.
     """
 
     config_class = CGANConfig
@@ -65,10 +76,10 @@ class CGAN(GAN):
     def __init__(self, config: CGANConfig, data: DataInfo) -> None:
         if not data.class_names or len(data.class_names) < 2:
             raise ConfigError(f"cgan needs labelled data with at least two classes; {data.spec} has no class names")
-        if config.pack_max != 1:
-            raise ConfigError(f"cgan does not support packing: pack_max must be 1, not {config.pack_max}")
         self.n_classes = len(data.class_names)
         super().__init__(config, data)
+        if "pack" in self.hyper:
+            self.hyper["pack"] = replace(self.hyper["pack"], doc="PacGAN: (example, label) pairs per critic input")
 
     def build_latent(self) -> LatentSpec:
         """Noise z0.. (Gaussian) then one categorical dimension per class name (group ``"class"``)."""
@@ -106,6 +117,21 @@ class CGAN(GAN):
     def split(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """z (N, latent.dim) -> noise (N, latent_dim) and class weights (N, K) (one-hot or soft)."""
         return z[:, : self.config.latent_dim], z[:, self.config.latent_dim :]
+
+    @torch.no_grad()
+    def critic_score(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Critic scores (N // m,) of examples x (N, ...) with labels y (N,) int64, packed m =
+        ``pack`` (example, label) pairs at a time.
+
+        Raises
+        ------
+        ConfigError
+            y missing or not of shape (N,).
+        """
+        if y is None or y.shape != x.shape[:1]:
+            raise ConfigError(f"{self.name or 'cgan'}: critic_score needs labels y of shape ({x.shape[0]},)")
+        y = y.to(device=self.device, dtype=torch.int64)
+        return self.discriminate(x.to(device=self.device, dtype=torch.float32), one_hot(y, self.n_classes))[0]
 
     @torch.no_grad()
     def decode_class(self, noise: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

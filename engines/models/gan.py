@@ -26,7 +26,10 @@ slots beyond m are filled with zeros. A zero slot contributes only through the f
 so a critic with m of its slots in use is exactly an m-packed PacGAN critic (the weights of unused
 slots get zero gradient); changing m keeps the critic's training and changes no tensor shape (so
 checkpoints and the host's weight snapshot are unaffected). The cost is a first layer
-``pack_max`` times wider.
+``pack_max`` times wider. A conditional critic (``cond_width`` > 0, e.g. the cGAN's one-hot
+labels) gets its condition packed the same way: the packed input is ``[x_1 .. x_slots, c_1 ..
+c_slots]`` along channels (features), each example's condition in its own slot (broadcast to
+constant planes for images), zeros beyond m.
 
 Critic updates: each :meth:`GAN.training_step` makes ``n_critic`` critic updates and then one
 generator update. The trainer hands over one batch per step, so every critic update reuses that
@@ -136,7 +139,9 @@ def gradient_penalty(
     """The WGAN-GP penalty E (||grad_x_hat f(x_hat)||_2 - 1)^2 (Gulrajani et al. 2017), 0-d.
 
     x_hat = eps * real + (1 - eps) * fake with eps ~ U[0, 1] per example. With packing the critic
-    sees groups of m examples and the norm is taken over each group's packed input.
+    sees groups of m examples and the norm is taken over each group's packed input. A condition
+    the critic also reads (cGAN labels, closed over by ``critic``) is held fixed: the gradient is
+    with respect to x_hat only.
 
     Parameters
     ----------
@@ -329,7 +334,7 @@ class GAN(Engine):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
             self.generator = self.build_generator(self.latent.dim)
-            self.critic = self.build_critic(config.pack_max * self._features() + self.cond_width())
+            self.critic = self.build_critic(config.pack_max * (self._features() + self.cond_width()))
             self.build_extra()
             if not self.points:
                 dcgan_init(self)
@@ -346,7 +351,8 @@ class GAN(Engine):
         return LatentSpec.gaussian(self.config.latent_dim)
 
     def cond_width(self) -> int:
-        """Width of the condition the critic sees besides x (0: unconditional)."""
+        """Width K of the condition the critic sees besides each example x (0: unconditional);
+        the critic's input has ``pack_max * (C + K)`` channels (features)."""
         return 0
 
     def build_extra(self) -> None:
@@ -438,6 +444,13 @@ class GAN(Engine):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Critic scores and body features of x (N, ...) packed m at a time.
 
+        Parameters
+        ----------
+        x : (N, C, H, W) or (N, F) tensor
+        cond : (N, K) tensor or None
+            Per-example condition (``cond_width`` K), packed with its example: slot i of a group
+            carries example i's condition, zeros beyond m; broadcast to (K, H, W) planes for images.
+
         Returns
         -------
         scores : (N // m,) tensor
@@ -445,9 +458,10 @@ class GAN(Engine):
         feats : (N // m, F) tensor
             The body's output.
         """
-        xp = pack_inputs(x, self.pack_size(), self.config.pack_max)
+        m = self.pack_size()
+        xp = pack_inputs(x, m, self.config.pack_max)
         if cond is not None:
-            cond = cond.to(xp.dtype)
+            cond = pack_inputs(cond.to(xp.dtype), m, self.config.pack_max)
             if xp.dim() == 4:
                 cond = cond[:, :, None, None].expand(-1, -1, xp.shape[2], xp.shape[3])
             xp = torch.cat([xp, cond], 1)

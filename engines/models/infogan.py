@@ -17,7 +17,12 @@ the paper, where Q shares D's parameters); L_I is logged as ``mi`` (nats) from t
 update. ``mi`` <= H(c) = log K + n_continuous * log 2 for the categorical part; the continuous
 part can exceed it as Q's variance shrinks (a density, not a probability).
 
-Packing is not supported (``pack_max`` must stay 1); the loss defaults to ``"gan"``.
+Packing (PacGAN, Lin et al. 2018) works as for the unconditional GAN (``pack`` m live in [1,
+``pack_max``]). Q reads the critic body's features of a packed group and predicts the codes of
+every example in it: its output holds ``pack_max`` slots of (c1 logits, means, log variances),
+slot i for the group's i-th example, and L_I averages over the m real slots of each group only
+(the slots beyond m are ignored), so ``mi`` stays a per-example bound in nats whatever m is. The
+loss defaults to ``"gan"``.
 """
 
 from __future__ import annotations
@@ -57,7 +62,6 @@ class InfoGANConfig(GANConfig):
     """
 
     latent_dim: int = 62
-    pack_max: int = 1
     n_categories: int = 10
     n_continuous: int = 2
     mi_lambda: float = 1.0
@@ -69,13 +73,16 @@ class InfoGAN(GAN):
     Attributes
     ----------
     q_head : nn.Module
-        Critic body features (N, hidden) -> (N, n_categories + 2 * n_continuous): c1 logits, then
-        the continuous codes' means, then their log variances.
+        Critic body features of packed groups (G, hidden) -> (G, pack_max * Q) with Q =
+        n_categories + 2 * n_continuous: per slot, c1 logits, then the continuous codes' means,
+        then their log variances.
+    hyper : dict
+        :class:`GAN`'s (``pack`` when ``pack_max`` > 1) and ``mi_lambda``.
 
     Raises
     ------
     ConfigError
-        No codes, negative code counts, ``pack_max`` above 1, or any :class:`GAN` error.
+        No codes, negative code counts, or any :class:`GAN` error.
     """
 
     config_class = InfoGANConfig
@@ -85,8 +92,6 @@ class InfoGAN(GAN):
             raise ConfigError("infogan needs at least one code: n_categories >= 0, n_continuous >= 0, not both 0")
         if config.n_categories == 1:
             raise ConfigError("infogan: a categorical code needs at least 2 categories (or 0 for none)")
-        if config.pack_max != 1:
-            raise ConfigError(f"infogan does not support packing: pack_max must be 1, not {config.pack_max}")
         super().__init__(config, data)
         self.hyper["mi_lambda"] = HyperParam(
             "mi_lambda", 1.0, 0.0, 10.0, doc="weight of the mutual-information bound"
@@ -104,7 +109,28 @@ class InfoGAN(GAN):
 
     def build_extra(self) -> None:
         c = self.config
-        self.q_head = mlp(c.hidden, c.n_categories + 2 * c.n_continuous, c.hidden, 1, act="leaky_relu")
+        self.q_head = mlp(c.hidden, c.pack_max * self.q_width(), c.hidden, 1, act="leaky_relu")
+
+    def q_width(self) -> int:
+        """Q's outputs per slot: n_categories + 2 * n_continuous."""
+        return self.config.n_categories + 2 * self.config.n_continuous
+
+    def q_slots(self, feats: torch.Tensor) -> torch.Tensor:
+        """Q's per-example outputs from packed features.
+
+        Parameters
+        ----------
+        feats : (G, hidden)
+            Critic body features of G groups of m = ``pack`` examples.
+
+        Returns
+        -------
+        (G * m, n_categories + 2 * n_continuous) tensor
+            The m real slots of each group in example order; slots beyond m are dropped.
+        """
+        m = self.pack_size()
+        q = self.q_head(feats).view(feats.shape[0], self.config.pack_max, self.q_width())
+        return q[:, :m].reshape(feats.shape[0] * m, self.q_width())
 
     def critic_parameters(self) -> list[nn.Parameter]:
         return list(self.critic.parameters()) + list(self.q_head.parameters())
@@ -131,19 +157,21 @@ class InfoGAN(GAN):
 
     # -- the bound -------------------------------------------------------------------------------
     def mi_bound(self, z: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
-        """The lower bound L_I (module docstring), 0-d, nats, averaged over the batch.
+        """The lower bound L_I (module docstring), 0-d, nats, averaged over the examples.
 
         Parameters
         ----------
         z : (N, latent.dim)
             The generator inputs, holding the codes.
-        feats : (N, hidden)
-            Critic body features of G(z).
+        feats : (N // m, hidden)
+            Critic body features of G(z) packed m = ``pack`` at a time; Q's prediction for slot i
+            of group g is scored against the codes of example g * m + i (a last incomplete group
+            was dropped by the packing).
         """
         c = self.config
         k, j = c.n_categories, c.n_continuous
-        q = self.q_head(feats)
-        codes = z[:, c.latent_dim :]
+        q = self.q_slots(feats)
+        codes = z[: q.shape[0], c.latent_dim :]
         bound = torch.zeros((), device=z.device) + self.codes_entropy()
         if k:
             bound = bound - F.cross_entropy(q[:, :k], codes[:, :k].argmax(1))
@@ -160,9 +188,21 @@ class InfoGAN(GAN):
 
     @torch.no_grad()
     def predict_codes(self, x: torch.Tensor) -> torch.Tensor:
-        """Q's estimate of the codes of images or points x: (N, n_categories + n_continuous),
-        the c1 probabilities then the continuous codes' means."""
+        """Q's estimate of the codes of images or points x (N, ...).
+
+        Examples are packed m = ``pack`` at a time as in training; when N is not a multiple of m
+        the last group is completed with copies of the last example (their predictions dropped).
+
+        Returns
+        -------
+        (N, n_categories + n_continuous) tensor
+            The c1 probabilities in [0, 1], then the continuous codes' means.
+        """
         c = self.config
-        q = self.q_head(self.discriminate(x.to(device=self.device, dtype=torch.float32))[1])
+        x = x.to(device=self.device, dtype=torch.float32)
+        n, m = x.shape[0], self.pack_size()
+        if n % m:
+            x = torch.cat([x, x[-1:].expand(m - n % m, *x.shape[1:])], 0)
+        q = self.q_slots(self.discriminate(x)[1])[:n]
         k, j = c.n_categories, c.n_continuous
         return torch.cat([q[:, :k].softmax(1), q[:, k : k + j]], 1)
