@@ -47,6 +47,8 @@ COVERAGE_EVERY = 10.0
 DISENTANGLEMENT_EVERY = 30.0
 #: A kind of measurement is due no sooner than this many times its own last wall time.
 COST_FACTOR = 10.0
+#: A measurement due while the user drags a slider waits until no Decode has arrived for this long, s.
+QUIET_AFTER_DECODE = 1.0
 #: Points of a 2-D measurement sent back for the live scatter plot.
 SAMPLES_SHOWN = 1000
 #: Side of the critic heat map (2-D GANs), cells.
@@ -381,6 +383,7 @@ class LiveMetrics:
         self._last = dict.fromkeys(KINDS, 0.0)  # training clock at the last measurement of each kind
         self._final: set[str] = set()
         self._closed = False
+        self._quiet_from = 0.0  # monotonic time before which no measurement starts (a slider is moving)
         self._thread = threading.Thread(target=self._run, name="metrics", daemon=True)
         self._thread.start()
 
@@ -427,6 +430,13 @@ class LiveMetrics:
                 self._final = {k for k in KINDS if self._every[k] > 0}
             self._cv.notify()
 
+    def interactive(self) -> None:
+        """An interactive request (a slider's Decode) arrived: start no measurement for
+        :data:`QUIET_AFTER_DECODE` s, so a drag's decodes do not share the CPU with one. A
+        measurement already running finishes."""
+        with self._cv:
+            self._quiet_from = time.monotonic() + QUIET_AFTER_DECODE
+
     def close(self, timeout: float = 5.0) -> None:
         """Stop the thread after the measurement in progress (waits up to ``timeout`` s)."""
         with self._cv:
@@ -470,6 +480,9 @@ class LiveMetrics:
                     if self._closed:
                         return
                     kind, wait = self._due()
+                    hold = self._quiet_from - time.monotonic()
+                    if kind is not None and hold > 0:
+                        kind, wait = None, hold
                     if kind is not None:
                         break
                     self._cv.wait(wait)

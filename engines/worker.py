@@ -176,6 +176,8 @@ class Worker:
                              lambda job: run_projection(job, command, hosted, self._copies))
             return
         if isinstance(command, (P.Decode, P.Encode, P.Sample, P.GetExamples, P.Traverse, P.Interpolate)):
+            if isinstance(command, P.Decode):
+                self.live.interactive()  # a slider is moving: hold the next measurement back
             self.host.submit(command)
             return
         try:
