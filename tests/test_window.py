@@ -359,3 +359,19 @@ def test_killed_worker_is_reported_and_restarts(studio, qtbot) -> None:
     before = _decoded(w)
     w.explore_panel.set_value(0, -1.5)
     qtbot.waitUntil(lambda: _decoded(w) is not None and not np.array_equal(_decoded(w), before), timeout=20_000)
+
+
+def test_point_mixtures_suggest_pacgan_latent_and_batch(qtbot) -> None:
+    from studio.panels.data_model import DataModelPanel
+
+    panel = DataModelPanel()
+    qtbot.addWidget(panel)
+    panel.set_data_spec("digits")
+    assert (panel.latent_spin.value(), panel.batch_spin.value()) == (10, 64)
+    panel.set_data_spec("ring")
+    assert (panel.latent_spin.value(), panel.batch_spin.value()) == (2, 100)
+    panel.set_data_spec("shapes")
+    assert (panel.latent_spin.value(), panel.batch_spin.value()) == (10, 64)
+    panel.set_values(latent_dim=6)  # the user's own choice stays
+    panel.set_data_spec("grid")
+    assert (panel.latent_spin.value(), panel.batch_spin.value()) == (6, 64)

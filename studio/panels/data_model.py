@@ -15,6 +15,10 @@ TOOLTIP = Qt.ItemDataRole.ToolTipRole
 
 #: Spin-box value that stands for "the data set's own image size".
 NATIVE_SIZE = 7
+#: (latent dims, batch size) shown for images, and for the built-in 2-D mixtures (as in PacGAN's
+#: 2-D experiments, Lin et al. 2018: z of width 2, batches of 100).
+IMAGE_DEFAULTS, POINT_DEFAULTS = (10, 64), (2, 100)
+POINT_SPECS = ("ring", "grid")
 
 
 def builtin_specs() -> list[tuple[str, str]]:
@@ -59,7 +63,7 @@ class DataModelPanel(QWidget):
         )
         self.latent_spin = QSpinBox()
         self.latent_spin.setRange(1, 256)
-        self.latent_spin.setValue(10)
+        self.latent_spin.setValue(IMAGE_DEFAULTS[0])
         self.latent_spin.setToolTip("Width of z (latent dimensions)")
         self.size_spin = QSpinBox()
         self.size_spin.setRange(NATIVE_SIZE, 64)
@@ -68,7 +72,7 @@ class DataModelPanel(QWidget):
         self.size_spin.setToolTip("Side images are resized to (8-64 px), or the data set's own size")
         self.batch_spin = QSpinBox()
         self.batch_spin.setRange(1, 4096)
-        self.batch_spin.setValue(64)
+        self.batch_spin.setValue(IMAGE_DEFAULTS[1])
         self.seed_spin = QSpinBox()
         self.seed_spin.setRange(0, 2**31 - 1)
         self.build_button = QPushButton("Build model")
@@ -98,8 +102,19 @@ class DataModelPanel(QWidget):
         self.open_file_button.clicked.connect(self.open_file_dialog)
         self.open_folder_button.clicked.connect(self.open_folder_dialog)
         self.model_combo.currentIndexChanged.connect(self._model_changed)
+        self.data_combo.currentIndexChanged.connect(self._data_changed)
         self.build_button.clicked.connect(lambda: self.build_requested.emit(self.configure_command()))
         self._model_changed()
+
+    def _data_changed(self, _index: int = 0) -> None:
+        """Suggest the setup of PacGAN's 2-D experiments for the point mixtures (z of width 2, batch 100),
+        and the image defaults back when leaving them, unless the user changed the values."""
+        points = self.data_spec() in POINT_SPECS
+        now = (self.latent_spin.value(), self.batch_spin.value())
+        if points and now == IMAGE_DEFAULTS:
+            self.set_values(latent_dim=POINT_DEFAULTS[0], batch_size=POINT_DEFAULTS[1])
+        elif not points and now == POINT_DEFAULTS:
+            self.set_values(latent_dim=IMAGE_DEFAULTS[0], batch_size=IMAGE_DEFAULTS[1])
 
     # -- values ----------------------------------------------------------------------------------
     def data_spec(self) -> str:
