@@ -87,7 +87,7 @@ class Worker:
     - Encode for a model without an encoder: Progress (task "project", its request id), then
       Encoded, from the job thread (projection on a private copy of the snapshot's weights).
     - Export: Progress (task "export", its request id, at most ~10 a second), then Exported, from
-      the job thread; the weights are saved first to ``<out without suffix>.safetensors``, or the
+      the job thread; the weights are saved first to ``<out>.safetensors`` (``walk.gif.safetensors``), or the
       last checkpoint written for an export or SaveCheckpoint is reused when the weights have not
       changed since.
     - Cancel: the job of that request id ends with Progress(message "cancelled") instead of its
@@ -250,7 +250,8 @@ class Worker:
         """A checkpoint of the current weights for an export to ``out`` (called on the job thread).
 
         Returns the last checkpoint saved explicitly when the session and step are unchanged and
-        the file is still there; else writes ``out.with_suffix(".safetensors")``, between two
+        the file is still there; else writes ``<out>.safetensors`` (its own file per export, so a
+        later export never overwrites the weights an earlier sidecar names), between two
         steps when training (waits for the trainer, polling ``cancel``).
 
         Raises
@@ -267,7 +268,7 @@ class Worker:
 
         def save() -> None:
             try:
-                box["saved"] = self._write_checkpoint(out.with_suffix(".safetensors"), False, s)
+                box["saved"] = self._write_checkpoint(out.with_name(out.name + ".safetensors"), False, s)
             except Exception as exc:  # noqa: BLE001 - raised again on the job thread
                 box["error"] = exc
             finally:

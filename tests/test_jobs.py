@@ -94,7 +94,7 @@ def test_export_writes_file_and_sidecar_and_render_is_byte_identical(link, tmp_p
     assert progress and all(e.task == "export" for e in progress)
     side = read_sidecar(done.sidecar)
     assert side["kind"] == "interpolation" and side["output"] == "path.gif"
-    ckpt = tmp_path / "path.safetensors"
+    ckpt = tmp_path / "path.gif.safetensors"
     assert ckpt.is_file()  # the weights were saved beside the output
     again = render(done.sidecar, tmp_path / "again.gif")
     assert again.read_bytes() == out.read_bytes()
@@ -102,9 +102,9 @@ def test_export_writes_file_and_sidecar_and_render_is_byte_identical(link, tmp_p
     # the weights did not change: a second export reuses that checkpoint instead of writing another
     events = _export(link, 11, tmp_path / "other.png")
     assert isinstance(events[-1], P.Exported), getattr(events[-1], "message", events[-1])
-    assert not (tmp_path / "other.safetensors").exists()
+    assert not (tmp_path / "other.png.safetensors").exists()
     side = json.loads((tmp_path / "other.png.json").read_text())
-    assert side["checkpoint"]["path"] in ("path.safetensors", str(ckpt))
+    assert side["checkpoint"]["path"] in ("path.gif.safetensors", str(ckpt))
 
 
 def test_traversal_mp4_export(link, tmp_path):
@@ -137,9 +137,9 @@ def test_export_while_training_saves_between_steps(link, tmp_path):
     try:
         events = _export(link, 25, tmp_path / "live.png")
         assert isinstance(events[-1], P.Exported), getattr(events[-1], "message", events[-1])
-        assert (tmp_path / "live.safetensors").is_file()  # weights changed since the last save: a new checkpoint
+        assert (tmp_path / "live.png.safetensors").is_file()  # weights changed since the last save: a new checkpoint
         side = json.loads((tmp_path / "live.png.json").read_text())
-        assert side["checkpoint"]["path"] in ("live.safetensors", str(tmp_path / "live.safetensors"))
+        assert side["checkpoint"]["path"] in ("live.png.safetensors", str(tmp_path / "live.png.safetensors"))
     finally:
         link.send(P.Stop())
         wait(link, lambda e: isinstance(e, P.Stopped), timeout=60)
