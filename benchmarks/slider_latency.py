@@ -58,7 +58,7 @@ def main() -> int:
         deadline = time.monotonic() + timeout
         while not until():
             if time.monotonic() > deadline:
-                raise TimeoutError(f"timed out waiting for {what}")
+                raise TimeoutError(f"timed out waiting for {what() if callable(what) else what}")
             app.processEvents(QEventLoop.ProcessEventsFlag.WaitForMoreEvents)
 
     spin(lambda: win.client.state == "idle", 180, "the worker")
@@ -70,8 +70,16 @@ def main() -> int:
     painted: dict[int, float] = {}
 
     def on_decoded(event) -> None:  # noqa: ANN001 - connected after the window's own slot
+        if event.view != "explore":
+            return
         view.graphics.viewport().repaint()  # paint now; returns when the pixels are drawn
         painted[event.request_id] = time.perf_counter()
+
+    def first_painted(rid: int) -> float | None:
+        """When the first image answering request ``rid`` or a newer one was painted (the client
+        condenses requests: a newer one, e.g. from a KL reorder, can replace ``rid`` unsent)."""
+        times = [t for r, t in painted.items() if r >= rid]
+        return min(times) if times else None
 
     client.decoded.connect(on_decoded)
     rng = np.random.default_rng(0)
@@ -83,8 +91,9 @@ def main() -> int:
             t0 = time.perf_counter()
             win.explore_panel.set_value(k, float(rng.uniform(-2.5, 2.5)))
             rid = client.last_requested("explore")
-            spin(lambda: rid in painted, 10, "a decoded image")
-            out.append((painted[rid] - t0) * 1e3)
+            spin(lambda: first_painted(rid) is not None, 10, lambda: f"decoded image {rid} (client: "
+                 f"{client.decode_stats}, in flight {client._inflight}, pending {list(client._pending)})")
+            out.append((first_painted(rid) - t0) * 1e3)
             time.sleep(args.gap_ms / 1e3)
             app.processEvents()
         return np.asarray(out)
