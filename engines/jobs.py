@@ -104,7 +104,8 @@ class Jobs:
     Notes
     -----
     Any exception of a job becomes an Error naming its command, except when the job was cancelled:
-    then the job ends with Progress(message "cancelled") and sends nothing else.
+    then the job ends with Progress(message "cancelled") and sends nothing else. A job that finished
+    before its Cancel reached it sends its answer as usual (its files are complete).
     """
 
     def __init__(self, send: Callable[[P.Event], None]) -> None:
@@ -164,8 +165,8 @@ class Jobs:
                 job = self._running = self._queue.popleft()
             try:
                 event = job.body(job)
-                if job.cancel.is_set():
-                    event = job.cancelled()
+                if event is None and job.cancel.is_set():
+                    event = job.cancelled()  # a job that finished before the cancel reached it still answers
             except Exception as exc:  # noqa: BLE001 - every failure becomes an event
                 event = job.cancelled() if job.cancel.is_set() else error_event(exc, job.command)
             finally:
@@ -232,11 +233,18 @@ def run_export(job: Job, cmd: P.Export, checkpoint_for: Callable[[Path, threadin
     if not isinstance(cmd.latents, dict) or not isinstance(cmd.settings, dict):
         raise ConfigError("Export: latents and settings must be dicts")
     job.progress(0, 0, "saving the weights")
+    own = out.with_name(out.name + ".safetensors")
+    fresh = not own.exists()  # the checkpoint this export writes, unless an earlier one is reused
     checkpoint = checkpoint_for(out, job.cancel)
-    engine, _ = load_checkpoint(checkpoint, device=device, with_optimizer=False)
-    engine.eval()
-    sidecar = X.export(engine, cmd.kind, out, checkpoint, dict(cmd.latents), dict(cmd.settings),
-                       progress=job.progress, cancel=job.cancel)
+    try:
+        engine, _ = load_checkpoint(checkpoint, device=device, with_optimizer=False)
+        engine.eval()
+        sidecar = X.export(engine, cmd.kind, out, checkpoint, dict(cmd.latents), dict(cmd.settings),
+                           progress=job.progress, cancel=job.cancel)
+    except BaseException:
+        if fresh and Path(checkpoint).resolve() == own.resolve():  # a failed or cancelled export leaves no file
+            own.unlink(missing_ok=True)
+        raise
     if out.suffix.lower() == ".png":  # one picture: the cells of the strip (progress counts the latents + the write)
         frames = max(0, job._total - 1)
     else:

@@ -124,8 +124,7 @@ def test_export_cancel_leaves_no_file(link, tmp_path):
     link.send(P.Export(request_id=20, kind="interpolation", out=str(out),
                        latents={"keyframes": KEYS, "method": "spline", "frames": 1024, "constant_speed": True},
                        settings={"fps": 24, "size": 256, "resample": "lanczos", "labels": False}))
-    wait(link, lambda e: isinstance(e, P.Progress) and e.request_id == 20 and e.total > 0, timeout=60)
-    link.send(P.Cancel(request_id=20))
+    link.send(P.Cancel(request_id=20))  # right behind it: the job has at most begun saving the weights
     end = collect(link, _ends(20), timeout=60)[-1]
     assert isinstance(end, P.Progress) and end.message == CANCELLED, end
     assert not out.exists() and not any(p.name.startswith("long.gif") for p in tmp_path.iterdir())
