@@ -23,6 +23,7 @@ from engines import protocol
 from engines.data.base import DataInfo
 from engines.data.files import load_image_file
 from engines.errors import LatentStudioError
+from studio.client import MODEL_STATES
 from studio.panels.browser import BrowserPanel
 
 if TYPE_CHECKING:
@@ -32,8 +33,6 @@ if TYPE_CHECKING:
 PAGE = 48
 #: Most files loaded from one drop or one "Open images...".
 MAX_FILES = 32
-#: Client states in which the worker holds a model (as :data:`studio.window.MODEL_STATES`).
-MODEL_STATES = ("ready", "training", "paused")
 #: File dialog filter for "Open images...".
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.gif *.webp *.tif *.tiff);;All files (*)"
 

@@ -25,6 +25,8 @@ from engines.link import WorkerDied, WorkerLink
 
 #: Client states, as the status bar shows them.
 STATES = ("stopped", "starting", "idle", "configuring", "ready", "training", "paused", "died")
+#: States in which the worker holds a model that can decode and encode.
+MODEL_STATES = ("ready", "training", "paused")
 
 #: Seconds after which an unanswered decode no longer blocks the next one.
 DECODE_TIMEOUT = 2.0

@@ -28,13 +28,12 @@ from PySide6.QtWidgets import QFileDialog
 from engines import protocol
 from engines.data.base import DataInfo
 from engines.spec import LatentSpec
+from studio.client import MODEL_STATES
 from studio.panels.interpolate import InterpolateView, JobProgress
 
 if TYPE_CHECKING:
     from studio.window import MainWindow
 
-#: Client states in which the worker holds a model (as :data:`studio.window.MODEL_STATES`).
-MODEL_STATES = ("ready", "training", "paused")
 #: Least seconds between two re-renders of the path while training.
 LIVE_RENDER_S = 2.0
 #: Longest side of exported frames, px (nearest-neighbour upscaling by an integer factor).

@@ -30,6 +30,7 @@ from engines import protocol
 from engines.data.base import DataInfo
 from engines.imaging import plot_points, tile
 from engines.spec import LatentSpec
+from studio.client import MODEL_STATES
 from studio.panels.explore import factor_of
 from studio.panels.morph import MorphView
 from studio.state import prior_draw
@@ -37,8 +38,6 @@ from studio.state import prior_draw
 if TYPE_CHECKING:
     from studio.window import MainWindow
 
-#: Client states in which the worker holds a model (as :data:`studio.window.MODEL_STATES`).
-MODEL_STATES = ("ready", "training", "paused")
 #: Frames of an exported morph animation (strength ramping from 0 to the chosen values) and its rate.
 MORPH_FRAMES, MORPH_FPS = 24, 12
 #: Longest side of exported morph pictures and frames, px (nearest-neighbour upscaling).

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 from engines import protocol
 from engines.data.base import DataInfo
 from engines.spec import HyperParam, LatentSpec
-from studio.client import WorkerClient
+from studio.client import MODEL_STATES, WorkerClient
 from studio.images import write_png
 from studio.browser import BrowserController
 from studio.interpolation import InterpolateController
@@ -46,8 +46,6 @@ POINT_SAMPLES = 1000
 #: Seconds between automatic traversal refreshes while training (a new sample grid also triggers one).
 TRAVERSAL_REFRESH_S = 3.0
 
-#: States in which the worker holds a model that can decode and encode.
-MODEL_STATES = ("ready", "training", "paused")
 
 _STATE_TEXT = {
     "stopped": "no worker", "starting": "starting worker...", "idle": "worker up, no model",
