@@ -13,6 +13,7 @@ from engines.data.base import DataInfo
 from engines.spec import LatentSpec
 from fakes import FakeClient
 from studio.browser import PAGE
+from workers import real_window
 
 pytestmark = pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
 
@@ -165,18 +166,11 @@ def test_drop_before_a_model_is_reported(qtbot, tmp_path) -> None:
 
 
 @pytest.mark.qt_log_ignore("propagateSizeHints")
-def test_real_worker_browser_to_morph(qtbot, tmp_path, monkeypatch) -> None:
+def test_real_worker_browser_to_morph(qtbot, tmp_path) -> None:
     """End to end on digits: a page of thumbnails, a dropped PNG encoded into B, held-out #0 into A, a live morph."""
-    from studio.client import WorkerClient
-    from studio.window import MainWindow
-
-    monkeypatch.setenv("LATENT_STUDIO_HOME", str(tmp_path / "home"))
-    client = WorkerClient(threads=1, device="cpu", connect_timeout=90)
-    w = MainWindow(client=client)
-    qtbot.addWidget(w)
-    try:
-        with qtbot.waitSignal(client.started, timeout=90_000):
-            w.start_worker()
+    with real_window(tmp_path / "home") as w:
+        client = w.client
+        qtbot.waitUntil(lambda: client.state == "idle", timeout=90_000)
         w.send_metric_schedule()
         with qtbot.waitSignal(client.ready, timeout=60_000):
             w.configure(protocol.Configure(data="digits", model="vae", image_size=16, latent_dim=D, seed=3,
@@ -197,5 +191,3 @@ def test_real_worker_browser_to_morph(qtbot, tmp_path, monkeypatch) -> None:
         rid = client.last_requested("morph")
         qtbot.waitUntil(lambda: client.last_delivered("morph") >= rid, timeout=20_000)
         assert w.morph.view.result_picture().shape == (1, 16, 16)
-    finally:
-        w.close()

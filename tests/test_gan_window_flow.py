@@ -7,12 +7,11 @@ coverage arrive, and (cGAN, InfoGAN) move the class or code picker and see the d
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 
 from engines import protocol
+from workers import real_window
 
 pytestmark = [pytest.mark.slow, pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")]
 
@@ -29,23 +28,8 @@ ENGINES = {
 
 @pytest.fixture(scope="module")
 def window(qapp, tmp_path_factory):
-    from studio.client import WorkerClient
-    from studio.window import MainWindow
-
-    old_home = os.environ.get("LATENT_STUDIO_HOME")
-    os.environ["LATENT_STUDIO_HOME"] = str(tmp_path_factory.mktemp("home"))
-    w = MainWindow(WorkerClient(threads=1, device="cpu", connect_timeout=90))
-    w.resize(1200, 800)
-    w.show()
-    w.start_worker()
-    try:
+    with real_window(tmp_path_factory.mktemp("home")) as w:
         yield w
-    finally:
-        w.close()
-        if old_home is None:
-            os.environ.pop("LATENT_STUDIO_HOME", None)
-        else:
-            os.environ["LATENT_STUDIO_HOME"] = old_home
 
 
 def _decoded(w) -> np.ndarray | None:

@@ -14,8 +14,9 @@ from PIL import Image, ImageDraw
 
 from engines import protocol
 from test_browser import drop
+from workers import real_window
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")]
 
 
 def _digit_png(path, strokes) -> None:
@@ -26,22 +27,15 @@ def _digit_png(path, strokes) -> None:
 
 
 @pytest.mark.parametrize("model", ["vae", "gan"])
-def test_drop_morph_export_and_render(qtbot, tmp_path, monkeypatch, model) -> None:
+def test_drop_morph_export_and_render(qtbot, tmp_path, model) -> None:
     import latent_studio
     from engines.media import read_frame_count
-    from studio.client import WorkerClient
-    from studio.window import MainWindow
-
-    monkeypatch.setenv("LATENT_STUDIO_HOME", str(tmp_path / "home"))
     one, seven = tmp_path / "one.png", tmp_path / "seven.png"
     _digit_png(one, [(32, 8), (32, 56)])
     _digit_png(seven, [(12, 10), (52, 10), (26, 56)])
-    client = WorkerClient(threads=1, device="cpu", connect_timeout=90)
-    w = MainWindow(client=client)
-    qtbot.addWidget(w)
-    try:
-        with qtbot.waitSignal(client.started, timeout=90_000):
-            w.start_worker()
+    with real_window(tmp_path / "home") as w:
+        client = w.client
+        qtbot.waitUntil(lambda: client.state == "idle", timeout=90_000)
         with qtbot.waitSignal(client.ready, timeout=60_000):
             w.configure(protocol.Configure(data="digits", model=model, latent_dim=4, seed=1, batch_size=32))
         with qtbot.waitSignal(client.stopped, timeout=120_000):
@@ -86,5 +80,3 @@ def test_drop_morph_export_and_render(qtbot, tmp_path, monkeypatch, model) -> No
         assert again.read_bytes() == gif.read_bytes()
         assert latent_studio.main(["render", str(morph_gif) + ".json", "--out", str(again)]) == 0
         assert again.read_bytes() == morph_gif.read_bytes()
-    finally:
-        w.close()

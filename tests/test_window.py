@@ -24,6 +24,7 @@ from studio.panels.losses import LossPlotPanel
 from studio.panels.train import TrainPanel
 from studio.state import LossHistory, kl_order
 from studio.widgets import LogSpinBox
+from workers import real_window
 
 # The offscreen platform plugin warns about every dock resize; it is not a problem of ours.
 pytestmark = pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
@@ -212,24 +213,8 @@ def test_data_model_panel_configure_command(qtbot) -> None:
 @pytest.fixture(scope="module")
 def studio(qapp, tmp_path_factory):
     """One real window and CPU worker for the end-to-end tests (autosaves go to a temporary home)."""
-    from studio.client import WorkerClient
-    from studio.window import MainWindow
-
-    home = tmp_path_factory.mktemp("home")
-    old_home = os.environ.get("LATENT_STUDIO_HOME")
-    os.environ["LATENT_STUDIO_HOME"] = str(home)
-    window = MainWindow(WorkerClient(threads=1, device="cpu"))
-    window.resize(1200, 800)
-    window.show()
-    window.start_worker()
-    try:
+    with real_window(tmp_path_factory.mktemp("home")) as window:
         yield window
-    finally:
-        window.close()
-        if old_home is None:
-            os.environ.pop("LATENT_STUDIO_HOME", None)
-        else:
-            os.environ["LATENT_STUDIO_HOME"] = old_home
 
 
 def _decoded(window) -> np.ndarray | None:

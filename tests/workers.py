@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -75,3 +76,27 @@ def configured_worker(home: Path) -> Iterator[WorkerLink]:
         yield link
     finally:
         link.kill()
+
+
+@contextmanager
+def real_window(home: Path | str) -> Iterator:
+    """The real main window with a CPU worker being started (one torch thread), autosaves and the
+    coverage classifier cache under ``home``; closed (worker shut down) and the environment restored
+    on exit. Wait for ``window.client.state == "idle"`` before building a model."""
+    from studio.client import WorkerClient
+    from studio.window import MainWindow
+
+    old_home = os.environ.get("LATENT_STUDIO_HOME")
+    os.environ["LATENT_STUDIO_HOME"] = str(home)
+    window = MainWindow(WorkerClient(threads=1, device="cpu", connect_timeout=90))
+    window.resize(1200, 800)
+    window.show()
+    window.start_worker()
+    try:
+        yield window
+    finally:
+        window.close()
+        if old_home is None:
+            os.environ.pop("LATENT_STUDIO_HOME", None)
+        else:
+            os.environ["LATENT_STUDIO_HOME"] = old_home
