@@ -35,7 +35,7 @@ from studio.panels.disentangle import DisentanglementPanel
 from studio.panels.explore import ExplorePanel
 from studio.panels.losses import LossPlotPanel
 from studio.panels.train import TrainPanel
-from studio.panels.traversal import TraversalView, write_traversal_png
+from studio.panels.traversal import TraversalView, write_traversal_csv, write_traversal_png
 from studio.panels.views import DecodedView, SamplesView
 from studio.state import LossHistory
 from studio.widgets import Banner, FpsCounter, MessageLog
@@ -392,7 +392,8 @@ class MainWindow(QMainWindow):
         return self._write_png(picture, path)
 
     def export_traversal(self, path: str | Path) -> Future:
-        """Write the traversal grid shown, with its row labels and column values, to a PNG on a background thread.
+        """Write the traversal grid shown, with its row labels and column values, to a PNG on a background thread,
+        and beside it (same name, ``.csv``) every cell's latent (:func:`~studio.panels.traversal.write_traversal_csv`).
 
         Raises
         ------
@@ -403,8 +404,14 @@ class MainWindow(QMainWindow):
         images = view.picture()
         if images is None or view.shown is None:
             raise ValueError("no traversal to export yet")
-        values = np.asarray(view.shown.values, np.float32)
-        return self._write_png(images, path, writer=lambda x, p: write_traversal_png(x, list(view.labels), values, p))
+        event, labels = view.shown, list(view.labels)
+        values = np.asarray(event.values, np.float32)
+
+        def write(x: np.ndarray, p: str) -> None:
+            write_traversal_png(x, labels, values, p)
+            write_traversal_csv(event, labels, Path(p).with_suffix(".csv"))
+
+        return self._write_png(images, path, writer=write)
 
     def _write_png(self, picture: np.ndarray, path: str | Path, writer=write_png) -> Future:
         path = str(path)

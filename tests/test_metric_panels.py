@@ -227,6 +227,17 @@ def test_disentanglement_csv_export(qtbot, tmp_path) -> None:
                        "dci_completeness", "beta_vae_score"]
     assert len(rows) == 3 and rows[1][0] == "10" and rows[2][0] == "20"
     assert rows[2][2] == "0.25" and rows[2][3] == "" and rows[2][-1] == "0.7"
+    # the button's export: the CSV and, beside it, a picture of the curves, heat map and table
+    panel.resize(900, 300)
+    panel.show()
+    with qtbot.waitSignal(panel.png_written, timeout=5000) as got:
+        panel.export(tmp_path / "both.csv")
+    assert got.args == [str(tmp_path / "both.png"), ""]
+    assert (tmp_path / "both.csv").read_text() == path.read_text()
+    from PIL import Image
+    png = Image.open(tmp_path / "both.png")
+    assert png.width >= 300 and png.height >= 100
+    assert "both.png" in panel.status.text()
 
 
 def test_disentanglement_without_factors_says_so(qtbot) -> None:

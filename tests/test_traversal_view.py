@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -87,6 +89,17 @@ def test_traversal_tab_requests_and_shows_grid(window, qtbot, tmp_path) -> None:
         w.export_traversal(path)
     png = Image.open(path)
     assert png.mode == "RGB" and png.width > 5 * 9 * 10 and png.height > 4 * 9 * 10
+    # beside it, every cell's latent: the base with the row's dimension set to the column's value
+    with open(tmp_path / "traversal.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 4 * 5 and list(rows[0])[:5] == ["row", "column", "dim", "label", "value"]
+    for row in rows:
+        z = np.array([float(row[f"z{i}"]) for i in range(D)])
+        want = np.zeros(D)
+        want[int(row["dim"])] = float(row["value"])
+        np.testing.assert_allclose(z, want, atol=1e-6)
+        assert row["label"] == view.labels[int(row["row"])]
+    assert [float(r["value"]) for r in rows[:5]] == pytest.approx(np.linspace(-2, 2, 5))
 
 
 def test_traversal_refreshes_while_training(window, qtbot) -> None:

@@ -1,4 +1,4 @@
-"""The Disentanglement panel: scores over steps, the latent x factor mutual information, a CSV export.
+"""The Disentanglement panel: scores over steps, the latent x factor mutual information, CSV and PNG export.
 
 The scores are measured in the worker (:mod:`engines.metrics.disentanglement`): MIG (Chen et al.,
 2018), SAP (Kumar et al., 2018), DCI (Eastwood & Williams, 2018), the FactorVAE score (Kim & Mnih,
@@ -8,6 +8,7 @@ The scores are measured in the worker (:mod:`engines.metrics.disentanglement`): 
 from __future__ import annotations
 
 import csv
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -44,9 +45,12 @@ class DisentanglementPanel(QWidget):
     -------
     schedule_changed(float)
         Seconds between disentanglement measurements the user chose (0 = off).
+    png_written(str, str)
+        A PNG export finished: the path and an error message ("" on success).
     """
 
     schedule_changed = Signal(float)
+    png_written = Signal(str, str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -60,9 +64,11 @@ class DisentanglementPanel(QWidget):
         self.spin = schedule_spin(protocol.SetMetricSchedule().disentanglement_every,
                                   "Seconds of training between disentanglement measurements (off: never)")
         self.spin.valueChanged.connect(self.schedule_changed)
-        self.export_button = QPushButton("Export CSV...")
-        self.export_button.setToolTip("Write the table of scores per measurement to a CSV file")
+        self.export_button = QPushButton("Export CSV + PNG...")
+        self.export_button.setToolTip("Write the scores of every measurement to a CSV file, and beside it a PNG "
+                                      "of the curves, the MI heat map and the latest scores")
         self.export_button.clicked.connect(self._ask_export)
+        self.png_written.connect(self._on_png_written)
         self.export_button.setEnabled(False)
         self.status = QLabel("No disentanglement measured yet")
         self.status.setStyleSheet("color: #c8c8c8")
@@ -219,12 +225,45 @@ class DisentanglementPanel(QWidget):
                 writer.writerow([int(r["step"]) if c == "step" else ("" if c not in r else f"{r[c]:.6g}") for c in cols])
         return path
 
+    def export_png(self, path: str | Path) -> threading.Thread:
+        """Write the curves, the MI heat map and the table as shown to ``path`` (PNG).
+
+        The widgets are grabbed on the GUI thread (a copy of pixels); the PNG is encoded and written
+        on a background thread, which emits :attr:`png_written` when done (an error message if the
+        file could not be written). Returns that thread.
+        """
+        path = str(path)
+        image = self.body.grab().toImage()
+
+        def save() -> None:
+            ok = image.save(path, "PNG")
+            self.png_written.emit(path, "" if ok else f"could not write {path}")
+
+        thread = threading.Thread(target=save, name="disentanglement-png", daemon=True)
+        thread.start()
+        return thread
+
+    def export(self, path: str | Path) -> Path:
+        """Write the scores to ``path`` (CSV, :meth:`export_csv`) and the picture beside it (same name, ``.png``).
+
+        Raises
+        ------
+        OSError
+            If the CSV cannot be written (a PNG failure arrives through :attr:`png_written`).
+        """
+        path = self.export_csv(path)
+        self.export_png(path.with_suffix(".png"))
+        return path
+
+    def _on_png_written(self, path: str, error: str) -> None:
+        self.status.setText(f"Could not write {path}" if error else f"Wrote {Path(path).with_suffix('.csv')} and {path}")
+
     def _ask_export(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export disentanglement scores", "disentanglement.csv", "CSV (*.csv)")
         if not path:
             return
         try:
-            self.export_csv(path)
+            self.export(path)
             self.status.setText(f"Wrote {path}")
         except OSError as exc:
             self.status.setText(f"Could not write {path}: {exc.strerror or exc}")

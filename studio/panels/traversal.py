@@ -4,13 +4,16 @@ A traversal grid (Higgins et al., 2017, "beta-VAE: Learning basic visual concept
 constrained variational framework", figures of latent traversals) shows one row per latent
 dimension and one column per value; a disentangled dimension changes one factor along its row.
 The grid comes from the worker as a :class:`~engines.protocol.Traversed` event; this module
-draws it and writes it to PNG (numpy and Pillow, no torch). GIF and MP4 animations of the sweep
+draws it and writes it to PNG, with every cell's latent in a CSV beside it (numpy and Pillow,
+no torch). GIF and MP4 animations of the sweep
 (one frame per value, every row in it) are rendered by the worker
 (:class:`~engines.protocol.Export` of kind "traversal", :class:`TraversalExportController`), so
 ``latent-studio render`` reproduces them from their sidecar.
 """
 
 from __future__ import annotations
+
+import csv
 
 from pathlib import Path
 
@@ -110,6 +113,50 @@ def write_traversal_png(images: np.ndarray, labels: list[str], values: np.ndarra
     return path
 
 
+def write_traversal_csv(event, labels: list[str], path: str | Path) -> Path:
+    """Write the latents behind a traversal grid to ``path`` as CSV, one line per cell (call it off the GUI thread).
+
+    Columns: ``row``, ``column``, ``dim`` (the latent dimension the row sweeps), ``label`` (its
+    Explore label, for example "z3: x (MI 0.71 nats)"), ``value`` (that dimension's value in the
+    cell), then ``z0`` .. ``z{D-1}``: the whole latent decoded in that cell (the base with the row's
+    dimension set to ``value``), so any cell can be decoded again. A 2-D points traversal adds the
+    decoded ``x`` and ``y``.
+
+    Parameters
+    ----------
+    event : Traversed
+        ``dims`` (R,), ``values`` (S,), ``z`` (1, D) the base latent, ``images`` (R, S, ...).
+    labels : list of str
+        R row labels.
+
+    Raises
+    ------
+    ValueError
+        If the labels, dims, values and images disagree.
+    OSError
+        If the file cannot be written.
+    """
+    dims = [int(d) for d in event.dims]
+    values = np.asarray(event.values, np.float64)
+    images = np.asarray(event.images)
+    base = np.asarray(event.z, np.float64).reshape(-1)
+    if len(labels) != len(dims) or images.shape[:2] != (len(dims), len(values)):
+        raise ValueError(f"{len(labels)} labels and {len(dims)} dims for a traversal of shape {images.shape}")
+    points = images.ndim == 3 and images.shape[-1] == 2
+    path = Path(path)
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["row", "column", "dim", "label", "value", *(f"z{i}" for i in range(len(base))),
+                         *(("x", "y") if points else ())])
+        for r, (dim, label) in enumerate(zip(dims, labels)):
+            for c, value in enumerate(values):
+                z = base.copy()
+                z[dim] = value
+                out = [f"{v:.6g}" for v in images[r, c]] if points else []
+                writer.writerow([r, c, dim, label, f"{value:.6g}", *(f"{v:.6g}" for v in z), *out])
+    return path
+
+
 class TraversalView(QWidget):
     """The traversal grid with its controls: base latent, number of steps and range.
 
@@ -122,7 +169,7 @@ class TraversalView(QWidget):
     controls_changed()
         The base, the held-out index, the steps or the range changed: ask for a new grid.
     export_requested()
-        "Export PNG..." pressed.
+        "Export PNG + CSV..." pressed.
     animation_requested(str)
         "GIF..." ("gif") or "MP4..." ("mp4") pressed.
 
@@ -155,7 +202,9 @@ class TraversalView(QWidget):
         self.range_spin.setValue(3.0)
         self.range_spin.setPrefix("\u00b1")
         self.range_spin.setToolTip("Each row sweeps its dimension from -range to +range")
-        self.export_button = QPushButton("Export PNG...")
+        self.export_button = QPushButton("Export PNG + CSV...")
+        self.export_button.setToolTip("The grid with its row labels and values as PNG, and beside it a CSV "
+                                      "with every cell's latent")
         self.export_button.setEnabled(False)
         self.gif_button = QPushButton("GIF...")
         self.mp4_button = QPushButton("MP4...")
