@@ -140,6 +140,15 @@ def test_set_factor_labels() -> None:
     assert "x: 0.900" in tip and "y: 0.550" in tip and "shape: 0.100" in tip
     assert panel.rows[0].name.text() == "z0"
     assert np.array_equal(panel.order, order) and [r.kl.text() for r in panel.rows] == kl_texts
+    # a collapsed dimension whose posterior mean follows a factor is not labelled by it (moving it does nothing)
+    panel.set_latent_kl(np.array([0.2, 0.001, 0.9]))
+    panel.apply_order()
+    assert panel.rows[1].collapsed and panel.rows[1].name.text() == "z1" and panel.row_label(1) == "z1"
+    assert "collapsed" in panel.rows[1].name.toolTip()
+    assert panel.set_factor_labels(mi, ["shape", "x", "y"]) == [None, None, None]
+    panel.set_latent_kl(np.array([0.2, 1.5, 0.9]))  # it opens again: the label comes back
+    panel.apply_order()
+    assert panel.row_label(1) == "z1: x (MI 0.90)"
     assert panel.set_factor_labels(None, []) == [None] * 3 and panel.rows[1].name.text() == "z1"
     assert panel.set_factor_labels(np.zeros((2, 3)), ["a", "b", "c"]) == [None] * 3  # wrong shape: cleared
 

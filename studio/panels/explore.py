@@ -64,6 +64,7 @@ class LatentRow(QWidget):
         self.slider.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.factor: str | None = None
         self.factor_mi = 0.0
+        self._factor_tip = ""
         self.kl = QLabel("")
         self.kl.setMinimumWidth(62)
         self.kl.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -81,14 +82,32 @@ class LatentRow(QWidget):
         return 0.5 * (self.dim.low + self.dim.high)
 
     def set_factor(self, factor: str | None, mi: float = 0.0, tooltip: str = "") -> None:
-        """Label the row by the factor it captures: ``"z3 · x (0.71)"`` (MI in nats), or just the name."""
-        self.factor, self.factor_mi = factor, float(mi)
-        self.name.setText(self.dim.name if factor is None else f"{self.dim.name} · {factor} ({mi:.2f})")
-        self.name.setToolTip(tooltip)
+        """Label the row by the factor it captures: ``"z3 · x (0.71)"`` (MI in nats), or just the name.
+
+        A collapsed row (see :meth:`set_kl`) keeps its factor but shows no label: its posterior mean
+        can still follow a factor (MIG's histograms see any variation, however small) while the
+        decoder ignores it, so moving it changes nothing.
+        """
+        self.factor, self.factor_mi, self._factor_tip = factor, float(mi), tooltip
+        self._show_name()
+
+    @property
+    def shown_factor(self) -> str | None:
+        """The factor the row is labelled with: ``factor`` unless the row is collapsed."""
+        return None if self.collapsed else self.factor
+
+    def _show_name(self) -> None:
+        f = self.shown_factor
+        self.name.setText(self.dim.name if f is None else f"{self.dim.name} \u00b7 {f} ({self.factor_mi:.2f})")
+        tip = self._factor_tip
+        if self.collapsed and self.factor is not None:
+            tip += f"\nNot labelled {self.factor}: collapsed (KL < {COLLAPSED_KL} nats), the decoder ignores it"
+        self.name.setToolTip(tip)
 
     def label(self) -> str:
-        """The row's label for a traversal: ``"z3"`` or ``"z3: x (MI 0.71)"``."""
-        return self.dim.name if self.factor is None else f"{self.dim.name}: {self.factor} (MI {self.factor_mi:.2f})"
+        """The row's label for a traversal: ``"z3"`` or ``"z3: x (MI 0.71)"`` (no factor while collapsed)."""
+        f = self.shown_factor
+        return self.dim.name if f is None else f"{self.dim.name}: {f} (MI {self.factor_mi:.2f})"
 
     def set_kl(self, kl: float | None) -> None:
         """Show the dimension's KL in nats; grey the row out when it is collapsed."""
@@ -105,6 +124,7 @@ class LatentRow(QWidget):
         self.name.setStyleSheet(grey)
         self.kl.setStyleSheet(grey)
         self.setToolTip(tip)
+        self._show_name()
 
 
 class CategoryRow(QWidget):
@@ -342,8 +362,8 @@ class ExplorePanel(QWidget):
         Returns
         -------
         list of (str or None)
-            The factor name given to each dimension (None: unlabelled). Each name label's tooltip
-            lists the dimension's whole MI row. The KL column and the order are left as they are.
+            The factor name given to each dimension (None: unlabelled, or collapsed). Each name
+            label's tooltip lists the dimension's whole MI row. The KL column and the order are left as they are.
         """
         m = None if mi is None else np.asarray(mi, np.float64)
         if m is None or m.ndim != 2 or m.shape != (self.dim, len(factor_names)):
@@ -358,7 +378,7 @@ class ExplorePanel(QWidget):
                 f"  {factor_names[j]}: {mi_row[j]:.3f}" for j in ranked)
             name = None if k is None else str(factor_names[k])
             row.set_factor(name, 0.0 if k is None else float(mi_row[k]), tip)
-            given.append(name)
+            given.append(row.shown_factor)
         return given
 
     def row_label(self, index: int) -> str:
