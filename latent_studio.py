@@ -34,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=300, help="training steps before the screenshot (default %(default)s)")
     p.add_argument("--panel", default="Losses", choices=["Losses", "Coverage", "Disentanglement", "Messages"],
                    help="bottom panel shown in front (default %(default)s)")
+    p.add_argument("--tab", default="Samples", choices=["Samples", "Traversal", "Morph"],
+                   help="central tab shown (default %(default)s)")
     p.set_defaults(func=_snapshot)
     add_commands(sub)
     return parser
@@ -51,7 +53,8 @@ def _snapshot(args: argparse.Namespace) -> int:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from studio.snapshot import run_snapshot
 
-    return run_snapshot(args.out, data=args.data, model=args.model, steps=args.steps, panel=args.panel)
+    return run_snapshot(args.out, data=args.data, model=args.model, steps=args.steps, panel=args.panel,
+                        tab=None if args.tab == "Samples" else args.tab)
 
 
 def main(argv: list[str] | None = None) -> int:

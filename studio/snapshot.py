@@ -124,7 +124,8 @@ def run_snapshot(
         Coverage and Disentanglement the picture waits (up to 60 s) for that metric's measurement
         of the final weights.
     tab : str or None
-        "Morph" shows the Data set browser (with an image file drawn for the picture and loaded as a
+        "Traversal" shows the Traversal tab: a grid of the final weights around the prior mean,
+        rows in the sliders' order and labelled by factor where the data has factors. "Morph" shows the Data set browser (with an image file drawn for the picture and loaded as a
         user's file would be) and the Morph tab: A and B from held-out examples and that file, half
         of the dimensions taken from B, and a 2 x 2 style grid. None keeps the "Samples" tab.
 
@@ -155,6 +156,8 @@ def run_snapshot(
 def _show_panel(app: object, window: MainWindow, panel: str, final_step: int) -> None:
     """Raise ``panel``'s dock; for a metric panel, wait up to 60 s for its measurement of the final weights."""
     window.docks[panel].raise_()
+    if panel == "Disentanglement":  # room for the curves and the latent x factor heat map
+        window.resizeDocks([window.docks[panel]], [window.height() // 3], Qt.Orientation.Vertical)
     signal = {"Coverage": window.client.coverage, "Disentanglement": window.client.disentanglement}.get(panel)
     if signal is None:
         return
@@ -210,6 +213,15 @@ def _stage_morph(window: MainWindow) -> bool:
     return ok
 
 
+def _stage_traversal(window: MainWindow) -> bool:
+    """Show the Traversal tab with a grid of the final weights (see :func:`run_snapshot`'s ``tab``)."""
+    window.central_tabs.setCurrentWidget(window.traversal_view)
+    window.explore_panel.apply_order()
+    rid = window.request_traversal()
+    view = window.traversal_view
+    return bool(rid) and _wait_until(lambda: view.shown is not None and view.shown.request_id >= rid)
+
+
 def _run(out: str, data: str, model: str, steps: int, size: tuple[int, int], timeout: float, panel: str,
          tab: str | None = None) -> int:
     app = create_application()
@@ -242,6 +254,8 @@ def _run(out: str, data: str, model: str, steps: int, size: tuple[int, int], tim
         _show_panel(app, window, panel, script.final_step)
         if tab == "Morph" and not _stage_morph(window):
             script.failure = "the Morph tab did not fill in within 60 s"
+        if tab == "Traversal" and not _stage_traversal(window):
+            script.failure = "no traversal grid arrived within 60 s"
         window.explore_panel.apply_order()
         window.statusBar().clearMessage()  # transient messages (the autosave's temporary path) are noise here
         app.processEvents()
