@@ -7,6 +7,10 @@ same seed, draw batches from the same `BatchStream`, call `training_step`. The w
 from sending `Train` to receiving `Stopped`, so its start-up and final sample grid count against it.
 
     python benchmarks/throughput.py [--data shapes] [--steps 300] [--repeats 3]
+    python benchmarks/throughput.py --data shapes:32 --model beta-tcvae --steps 1500 --disentanglement-every 10
+
+The second form prices the live disentanglement measurements (coverage off): compare it with
+``--disentanglement-every 0``.
 
 Prints images/s of each run, their medians and the ratio (goal >= 0.95).
 """
@@ -46,18 +50,35 @@ def bare_loop(data: str, model: str, batch: int, steps: int, latent_dim: int, th
     return steps * batch / (time.perf_counter() - t0)
 
 
-def worker_run(link, data: str, model: str, batch: int, steps: int, latent_dim: int) -> float:  # noqa: ANN001
-    """Images per second of the real worker training `steps` steps (after 10 warm-up steps)."""
+def worker_run(link, data: str, model: str, batch: int, steps: int, latent_dim: int,  # noqa: ANN001
+               measuring: bool = False) -> tuple[float, int]:
+    """Images per second of the real worker training `steps` steps (after 10 warm-up steps), and the
+    number of disentanglement measurements that arrived meanwhile.
+
+    With ``measuring`` (a disentanglement schedule on data with factors) the worker measures once
+    more after each session stops; that measurement is awaited outside the timed span, so it
+    neither counts against the worker nor overlaps the next bare loop.
+    """
     from engines import protocol as p
+
+    def settle(stopped: p.Stopped) -> None:
+        if measuring:
+            while True:
+                event = link.wait_for(p.DisentanglementMeasured, timeout=300)
+                if event.step >= stopped.step:
+                    return
 
     link.send(p.Configure(data=data, model=model, latent_dim=latent_dim, seed=0, batch_size=batch))
     link.wait_for(p.Ready, timeout=300)
     link.send(p.Train(steps=10))
-    link.wait_for(p.Stopped, timeout=300)
+    settle(link.wait_for(p.Stopped, timeout=300))
+    seen: list = []
     t0 = time.perf_counter()
     link.send(p.Train(steps=steps))
-    link.wait_for(p.Stopped, timeout=3600)
-    return steps * batch / (time.perf_counter() - t0)
+    stopped = link.wait_for(p.Stopped, timeout=3600, collect=seen)
+    rate = steps * batch / (time.perf_counter() - t0)
+    settle(stopped)
+    return rate, sum(isinstance(e, p.DisentanglementMeasured) for e in seen)
 
 
 def main() -> int:
@@ -70,6 +91,9 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--no-live-metrics", action="store_true",
                     help="turn off the worker's live coverage and disentanglement measurements")
+    ap.add_argument("--disentanglement-every", type=float, metavar="S",
+                    help="seconds of training between the worker's disentanglement measurements (on data with "
+                         "factors; default: the worker's own schedule)")
     args = ap.parse_args()
 
     from engines.link import WorkerLink
@@ -83,10 +107,16 @@ def main() -> int:
     threads = started.threads
     if args.no_live_metrics:
         link.send(p.SetMetricSchedule(coverage_every=0, disentanglement_every=0))
+    elif args.disentanglement_every is not None:
+        link.send(p.SetMetricSchedule(coverage_every=0, disentanglement_every=args.disentanglement_every))
     device = pick_device()
     print(f"device {started.device}, {threads} torch threads in both; {args.data}, {args.model}, batch {args.batch_size}",
           file=sys.stderr)
-    bare, worker = [], []
+    from engines.data import load_dataset
+
+    measuring = (not args.no_live_metrics and bool(args.disentanglement_every)
+                 and bool(load_dataset(args.data).info.factor_names))
+    bare, worker, measured = [], [], []
     try:
         for r in range(args.repeats):
             # Alternate which goes first, so drift on a shared machine hits both alike.
@@ -95,7 +125,10 @@ def main() -> int:
                 if which == "bare":
                     bare.append(bare_loop(args.data, args.model, args.batch_size, args.steps, args.latent_dim, threads))
                 else:
-                    worker.append(worker_run(link, args.data, args.model, args.batch_size, args.steps, args.latent_dim))
+                    rate, n = worker_run(link, args.data, args.model, args.batch_size, args.steps, args.latent_dim,
+                                         measuring=measuring)
+                    worker.append(rate)
+                    measured.append(n)
                 print(f"  repeat {r + 1} {which}: {(bare if which == 'bare' else worker)[-1]:.0f} images/s", file=sys.stderr)
     finally:
         link.close()
@@ -107,6 +140,8 @@ def main() -> int:
     print("| --- | --- | --- | --- | --- | --- | --- |")
     print(f"| {args.data} | {args.model} | {args.batch_size} | {mb:.0f} [{min(bare):.0f}-{max(bare):.0f}] "
           f"| {mw:.0f} [{min(worker):.0f}-{max(worker):.0f}] | {mw / mb:.3f} | {', '.join(f'{r:.2f}' for r in ratios)} |")
+    if measuring:
+        print(f"disentanglement measurements during the timed worker runs: {measured}")
     return 0
 
 
