@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=300, help="training steps before the screenshot (default %(default)s)")
     p.add_argument("--panel", default="Losses", choices=["Losses", "Coverage", "Disentanglement", "Messages"],
                    help="bottom panel shown in front (default %(default)s)")
+    p.add_argument("--size", default="1400x900", help="window size WxH in pixels (default %(default)s)")
     p.add_argument("--tab", default="Samples", choices=["Samples", "Traversal", "Morph"],
                    help="central tab shown (default %(default)s)")
     p.set_defaults(func=_snapshot)
@@ -53,8 +54,13 @@ def _snapshot(args: argparse.Namespace) -> int:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from studio.snapshot import run_snapshot
 
+    try:
+        w, h = (int(v) for v in args.size.lower().split("x"))
+    except ValueError:
+        print(f"latent-studio snapshot: --size wants WxH, such as 1400x900, not {args.size!r}", file=sys.stderr)
+        return 2
     return run_snapshot(args.out, data=args.data, model=args.model, steps=args.steps, panel=args.panel,
-                        tab=None if args.tab == "Samples" else args.tab)
+                        tab=None if args.tab == "Samples" else args.tab, size=(w, h))
 
 
 def main(argv: list[str] | None = None) -> int:
