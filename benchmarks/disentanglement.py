@@ -147,7 +147,7 @@ def main() -> int:
     plan = []
     for m in args.models:
         steps = args.steps or MODELS[m][1]
-        plan += [(m, s, steps, args.eval_every or max(1, steps // 8)) for s in args.seeds]
+        plan += [(m, s, steps, args.eval_every or max(1, -(-steps // 8))) for s in args.seeds]
     runs: list[dict] = []
 
     def done(run: dict) -> None:
