@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--panel", default="Losses", choices=["Losses", "Coverage", "Disentanglement", "Messages"],
                    help="bottom panel shown in front (default %(default)s)")
     p.add_argument("--size", default="1400x900", help="window size WxH in pixels (default %(default)s)")
+    p.add_argument("--timeout", type=float, default=600.0, help="seconds before giving up (default %(default)s)")
     p.add_argument("--tab", default="Samples", choices=["Samples", "Traversal", "Morph"],
                    help="central tab shown (default %(default)s)")
     p.set_defaults(func=_snapshot)
@@ -60,7 +61,8 @@ def _snapshot(args: argparse.Namespace) -> int:
         print(f"latent-studio snapshot: --size wants WxH, such as 1400x900, not {args.size!r}", file=sys.stderr)
         return 2
     return run_snapshot(args.out, data=args.data, model=args.model, steps=args.steps, panel=args.panel,
-                        tab=None if args.tab == "Samples" else args.tab, size=(w, h))
+                        tab=None if args.tab == "Samples" else args.tab, size=(w, h),
+                        timeout=args.timeout)
 
 
 def main(argv: list[str] | None = None) -> int:
