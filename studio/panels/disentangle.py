@@ -256,7 +256,8 @@ class DisentanglementPanel(QWidget):
         return path
 
     def _on_png_written(self, path: str, error: str) -> None:
-        self.status.setText(f"Could not write {path}" if error else f"Wrote {Path(path).with_suffix('.csv')} and {path}")
+        csv_path = Path(path).with_suffix(".csv")
+        self.status.setText(f"Could not write {path}" if error else f"Wrote {csv_path} and {path}")
 
     def _ask_export(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export disentanglement scores", "disentanglement.csv", "CSV (*.csv)")
