@@ -1,7 +1,7 @@
 """The ``latent-studio`` command: opens the studio, or runs a headless command.
 
 This module sits outside both packages on purpose: it dispatches to :mod:`studio` (the window,
-never torch) or :mod:`engines.cli` (torch, never Qt), so neither package imports the other.
+never torch) or :mod:`engines.cli.commands` (torch, never Qt), so neither package imports the other.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sys
 
 def build_parser() -> argparse.ArgumentParser:
     """The full command-line parser (cheap: imports neither torch nor Qt)."""
-    from engines.cli import add_commands
+    from engines.cli.commands import add_commands
 
     parser = argparse.ArgumentParser(
         prog="latent-studio",
@@ -67,7 +67,7 @@ def _snapshot(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``latent-studio`` console script; returns the exit code."""
-    from engines.errors import LatentStudioError
+    from engines.shared.errors import LatentStudioError
 
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()

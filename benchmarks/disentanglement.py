@@ -6,7 +6,7 @@ Bernoulli decoder, on the built-in dSprites-style `shapes` at 32x32; `vae`, `bet
 the same wall time on one CPU core (FactorVAE's 6 x 1000-unit discriminator makes its step about
 3.5 times dearer, so it gets fewer steps; see MODELS), or `--steps` for all. Every `--eval-every`
 steps (default: an eighth of the run) a quick measurement (1,000 points,
-`engines.live_metrics.measure_disentanglement`, as the window's live curves) gives the curves; at
+`engines.worker.live_metrics.measure_disentanglement`, as the window's live curves) gives the curves; at
 the end MIG, DCI and SAP on `--final-points` points and the FactorVAE score with `--votes` training
 votes (the protocol's 10,000 take many minutes a run on a CPU; pass `--votes 10000` on a GPU).
 `--jobs 2` trains two runs at once in separate processes, one torch thread each, in the order of
@@ -53,9 +53,9 @@ def run_one(model: str, seed: int, steps: int, eval_every: int, data: str, final
     import torch
 
     from engines.data import load_dataset
-    from engines.live_metrics import measure_disentanglement
-    from engines.registry import create_engine
-    from engines.training import BatchStream, configure_threads, pick_device
+    from engines.worker.live_metrics import measure_disentanglement
+    from engines.shared.registry import create_engine
+    from engines.lib.training import BatchStream, configure_threads, pick_device
 
     device = pick_device()
     configure_threads(device)

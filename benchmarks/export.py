@@ -1,7 +1,7 @@
 """Export speed: a 60-frame interpolation of a digits VAE written as a 256 px GIF and MP4, in seconds.
 
 The VAE (the registry's ``vae``, conv, 10 latent dimensions, digits at 32 px) is untrained: export
-time does not depend on the weights. Each repeat runs :func:`engines.export.export` end to end
+time does not depend on the weights. Each repeat runs :func:`engines.lib.export.export` end to end
 (hashing the checkpoint, decoding the 60-frame slerp path through 3 keyframes, upscaling 32 ->
 256 px nearest, encoding, writing the file and its sidecar) with one torch thread; the decode
 alone is timed too. Prints the median of ``--repeats`` runs as a markdown table (goal: the GIF
@@ -29,10 +29,10 @@ def main() -> int:
 
     import torch
 
-    from engines.checkpoint import save_checkpoint
+    from engines.lib.checkpoint import save_checkpoint
     from engines.data import load_dataset
-    from engines.export import export, frames_for, make_sidecar
-    from engines.registry import create_engine
+    from engines.lib.export import export, frames_for, make_sidecar
+    from engines.shared.registry import create_engine
 
     torch.set_num_threads(1)
     dataset = load_dataset("digits")

@@ -49,8 +49,8 @@ def run_one(data: str, label: str, seed: int, steps: int, batch: int, latent_dim
 
     from engines.data import load_dataset
     from engines.metrics.coverage import mixture_coverage
-    from engines.registry import create_engine
-    from engines.training import BatchStream, configure_threads, pick_device
+    from engines.shared.registry import create_engine
+    from engines.lib.training import BatchStream, configure_threads, pick_device
 
     device = pick_device()
     configure_threads(device)

@@ -40,7 +40,7 @@ def main() -> int:
     from PySide6.QtCore import QEventLoop, QTimer
     from PySide6.QtWidgets import QApplication
 
-    from engines import protocol
+    from engines.shared import protocol
     from studio.window import MainWindow
 
     app = QApplication.instance() or QApplication([])

@@ -28,8 +28,8 @@ def bare_loop(data: str, model: str, batch: int, steps: int, latent_dim: int, th
     import torch
 
     from engines.data import load_dataset
-    from engines.registry import create_engine
-    from engines.training import BatchStream, configure_threads, pick_device
+    from engines.shared.registry import create_engine
+    from engines.lib.training import BatchStream, configure_threads, pick_device
 
     device = pick_device()
     configure_threads(device, threads)
@@ -59,7 +59,7 @@ def worker_run(link, data: str, model: str, batch: int, steps: int, latent_dim: 
     more after each session stops; that measurement is awaited outside the timed span, so it
     neither counts against the worker nor overlaps the next bare loop.
     """
-    from engines import protocol as p
+    from engines.shared import protocol as p
 
     def settle(stopped: p.Stopped) -> None:
         if measuring:
@@ -96,10 +96,10 @@ def main() -> int:
                          "factors; default: the worker's own schedule)")
     args = ap.parse_args()
 
-    from engines.link import WorkerLink
-    from engines.training import configure_threads, pick_device
+    from engines.shared.link import WorkerLink
+    from engines.lib.training import configure_threads, pick_device
 
-    from engines import protocol as p
+    from engines.shared import protocol as p
 
     link = WorkerLink()
     link.start()

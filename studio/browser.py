@@ -1,8 +1,8 @@
 """The Data set browser's glue: pages of held-out examples, the user's own image files, and their actions.
 
 :class:`BrowserController` asks the worker for pages of the held-out split
-(:class:`~engines.protocol.GetExamples`, newest page wins), loads image files the user drops on the
-window or opens (:func:`engines.data.files.load_image_file`, on the window's background thread;
+(:class:`~engines.shared.protocol.GetExamples`, newest page wins), loads image files the user drops on the
+window or opens (:func:`engines.shared.image_files.load_image_file`, on the window's background thread;
 results come back through a queued signal) and turns a picked image into a point of the latent
 space through Encode: the posterior mean where the model has an encoder, otherwise the worker's
 projection (slow; the browser says "projecting..." until the answer arrives, and nothing blocks).
@@ -19,10 +19,10 @@ import numpy as np
 from PySide6.QtCore import QEvent, QObject, Signal
 from PySide6.QtWidgets import QFileDialog
 
-from engines import protocol
-from engines.data.base import DataInfo
-from engines.data.files import load_image_file
-from engines.errors import LatentStudioError
+from engines.shared import protocol
+from engines.shared.datainfo import DataInfo
+from engines.shared.image_files import load_image_file
+from engines.shared.errors import LatentStudioError
 from studio.client import MODEL_STATES
 from studio.panels.browser import BrowserPanel
 

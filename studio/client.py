@@ -1,6 +1,6 @@
 """The window's side of the worker: a QObject that turns protocol events into Qt signals.
 
-:class:`WorkerClient` owns an :class:`engines.link.WorkerLink`. Starting the worker (which imports
+:class:`WorkerClient` owns an :class:`engines.shared.link.WorkerLink`. Starting the worker (which imports
 torch for a few seconds), sending commands and reading events all happen on plain Python threads;
 events come back to the GUI thread through a queued Qt signal, so the GUI thread never waits on the
 worker. Interactive decodes follow napari's asynchronous slicer: every request has an id, at most
@@ -19,9 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 from PySide6.QtCore import QObject, Signal, Slot
 
-from engines import protocol
-from engines.errors import ProtocolError
-from engines.link import WorkerDied, WorkerLink
+from engines.shared import protocol
+from engines.shared.errors import ProtocolError
+from engines.shared.link import WorkerDied, WorkerLink
 
 #: Client states, as the status bar shows them.
 STATES = ("stopped", "starting", "idle", "configuring", "ready", "training", "paused", "died")
@@ -247,9 +247,9 @@ class WorkerClient(QObject):
         ----------
         images : (N, C, H, W) float array in [0, 1]
             Of the model's data shape. A model with an encoder answers with posterior means; one
-            without (a GAN) answers by projection, after :class:`~engines.protocol.Progress` events.
+            without (a GAN) answers by projection, after :class:`~engines.shared.protocol.Progress` events.
         view : str
-            Echoed in the :class:`~engines.protocol.Encoded` answer.
+            Echoed in the :class:`~engines.shared.protocol.Encoded` answer.
         """
         rid = next(self._ids)
         self.send(protocol.Encode(request_id=rid, view=view, images=np.ascontiguousarray(images, np.float32)))

@@ -1,6 +1,6 @@
 """Model outputs as pictures for the window: display arrays and PNG exports (numpy and Pillow only).
 
-Grids and PNG files come from :mod:`engines.imaging` (numpy and Pillow, no torch), so the window's
+Grids and PNG files come from :mod:`engines.shared.imaging` (numpy and Pillow, no torch), so the window's
 exports match the CLI's ``samples.png``.
 """
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engines.imaging import plot_points, save_png, tile
+from engines.shared.imaging import plot_points, save_png, tile
 
 __all__ = ["to_display", "grid", "export_scale", "write_png", "points_picture"]
 

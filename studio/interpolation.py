@@ -3,11 +3,11 @@
 :class:`InterpolateController` sits between the main window's :class:`~studio.client.WorkerClient`
 and its :class:`~studio.panels.interpolate.InterpolateView`: held-out keyframes go through the
 client's Encode path (view ``"interpolate"``), keyframe thumbnails through Decode (view
-``"interpolate-keys"``), paths through :class:`~engines.protocol.Interpolate` (newest answer
+``"interpolate-keys"``), paths through :class:`~engines.shared.protocol.Interpolate` (newest answer
 wins). While training, the path shown is re-rendered as the weights change (at most every
 :data:`LIVE_RENDER_S` seconds, only while the tab is visible).
 
-GIF, MP4 and PNG-strip exports are rendered by the worker (:class:`~engines.protocol.Export`), so
+GIF, MP4 and PNG-strip exports are rendered by the worker (:class:`~engines.shared.protocol.Export`), so
 each has a sidecar that ``latent-studio render`` reproduces; the view's
 :class:`~studio.panels.interpolate.JobProgress` shows their progress and cancels them. The path's
 latents (.npy and .json) are written on the window's export thread.
@@ -25,9 +25,9 @@ import numpy as np
 from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QFileDialog
 
-from engines import protocol
-from engines.data.base import DataInfo
-from engines.spec import LatentSpec
+from engines.shared import protocol
+from engines.shared.datainfo import DataInfo
+from engines.shared.spec import LatentSpec
 from studio.client import MODEL_STATES
 from studio.panels.interpolate import InterpolateView, JobProgress
 
@@ -75,7 +75,7 @@ def write_path_latents(z: np.ndarray, path: str | Path, meta: dict) -> Path:
 
 
 class WorkerExports(QObject):
-    """Exports rendered by the worker (:class:`~engines.protocol.Export`), each shown by a JobProgress.
+    """Exports rendered by the worker (:class:`~engines.shared.protocol.Export`), each shown by a JobProgress.
 
     One per window (the Interpolate controller's ``exports``, shared with the Traversal tab): the
     worker runs its jobs in order, so an Error of an Export belongs to the oldest one pending.

@@ -2,7 +2,7 @@
 
 A morph keeps image A's latent and takes a chosen subset of dimensions from image B, each with a
 strength in [0, 1]: ``z = z_a + m * s * (z_b - z_a)`` elementwise, the numpy twin of
-:func:`engines.latent.morph` (the window never imports torch). For a conditional model, taking
+:func:`engines.lib.latent.morph` (the window never imports torch). For a conditional model, taking
 only the class block from B changes the class and keeps the noise (content vs style). The style
 grid follows the figure of Zhu, Xu, Zhang, Shen and Wong (2020), "Semantically multi-modal image
 synthesis" (GroupDNet, CVPR): rows keep a content latent's unchecked dimensions, columns give
@@ -26,10 +26,10 @@ import numpy as np
 from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QFileDialog
 
-from engines import protocol
-from engines.data.base import DataInfo
-from engines.imaging import plot_points, tile
-from engines.spec import LatentSpec
+from engines.shared import protocol
+from engines.shared.datainfo import DataInfo
+from engines.shared.imaging import plot_points, tile
+from engines.shared.spec import LatentSpec
 from studio.client import MODEL_STATES
 from studio.panels.explore import factor_of
 from studio.panels.morph import MorphView
@@ -49,7 +49,7 @@ MAX_GRID = 6
 def morph_np(z_a: np.ndarray, z_b: np.ndarray, strengths: np.ndarray | float) -> np.ndarray:
     """Take chosen dimensions from ``z_b``: ``z_a + s * (z_b - z_a)``, exact at s = 0 and s = 1.
 
-    The same arithmetic as :func:`engines.latent.morph` (``torch.lerp``: below s = 0.5 it adds to
+    The same arithmetic as :func:`engines.lib.latent.morph` (``torch.lerp``: below s = 0.5 it adds to
     z_a, from 0.5 it subtracts from z_b, so both ends are exact).
 
     Parameters

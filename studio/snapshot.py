@@ -16,7 +16,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QEventLoop, QObject, Qt, QTimer, qInstallMessageHandler
 
-from engines import protocol
+from engines.shared import protocol
 from studio.app import create_application
 from studio.window import MainWindow
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from engines.spec import LatentSpec
+from engines.shared.spec import LatentSpec
 
 #: KL (nats) below which a latent dimension counts as collapsed: the decoder ignores it.
 COLLAPSED_KL = 0.05

@@ -1,11 +1,11 @@
 """A training time-lapse: the fixed-z sample grids the window receives, kept and exported as GIF or MP4.
 
 While a model trains, the worker decodes the same 64 prior draws every second or so
-(:class:`~engines.protocol.Samples` with request id -1). :class:`TimeLapse` keeps those grids as
+(:class:`~engines.shared.protocol.Samples` with request id -1). :class:`TimeLapse` keeps those grids as
 frames (uint8, at most :data:`MAX_FRAMES`: grid n is kept while n is a multiple of the stride;
 when full, the stride doubles and the frames off it are dropped, so the frames stay evenly spread
 over training) and writes
-them with :mod:`engines.media` on the window's export thread. Its sidecar has kind ``"timelapse"``
+them with :mod:`engines.shared.media` on the window's export thread. Its sidecar has kind ``"timelapse"``
 and says that it cannot be re-rendered: the past weights are gone.
 """
 
@@ -21,9 +21,10 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QFileDialog
 
-from engines import media, protocol
-from engines.data.base import DataInfo
-from engines.imaging import tile
+from engines.shared import media
+from engines.shared import protocol
+from engines.shared.datainfo import DataInfo
+from engines.shared.imaging import tile
 
 if TYPE_CHECKING:
     from studio.window import MainWindow
@@ -61,7 +62,7 @@ def grid_frame(images: np.ndarray) -> np.ndarray:
 
 def write_timelapse(frames: np.ndarray, path: str | Path, fps: float, steps: list[int], meta: dict,
                     size: int | None = EXPORT_SIZE, modes: np.ndarray | None = None) -> Path:
-    """Write the time-lapse (:func:`engines.media.write_animation`, by suffix) and its sidecar.
+    """Write the time-lapse (:func:`engines.shared.media.write_animation`, by suffix) and its sidecar.
 
     Parameters
     ----------

@@ -1,6 +1,6 @@
 """The main window: docked panels over the sample grid and the decoded image, wired to a WorkerClient.
 
-Every user action becomes a :mod:`engines.protocol` command sent through the client; every event
+Every user action becomes a :mod:`engines.shared.protocol` command sent through the client; every event
 comes back as a client signal and updates a panel. Nothing here waits on the worker.
 """
 
@@ -21,9 +21,9 @@ from PySide6.QtWidgets import (
     QDockWidget, QFileDialog, QLabel, QMainWindow, QSplitter, QTabWidget, QVBoxLayout, QWidget,
 )
 
-from engines import protocol
-from engines.data.base import DataInfo
-from engines.spec import HyperParam, LatentSpec
+from engines.shared import protocol
+from engines.shared.datainfo import DataInfo
+from engines.shared.spec import HyperParam, LatentSpec
 from studio.client import MODEL_STATES, WorkerClient
 from studio.images import write_png
 from studio.browser import BrowserController

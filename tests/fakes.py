@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from engines import protocol
+from engines.shared import protocol
 
 
 class FakeClient(QObject):

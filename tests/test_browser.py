@@ -8,9 +8,9 @@ from PIL import Image
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 
-from engines import protocol
-from engines.data.base import DataInfo
-from engines.spec import LatentSpec
+from engines.shared import protocol
+from engines.shared.datainfo import DataInfo
+from engines.shared.spec import LatentSpec
 from fakes import FakeClient
 from studio.browser import PAGE
 from workers import real_window

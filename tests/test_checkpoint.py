@@ -10,10 +10,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from engines.checkpoint import METADATA_KEY, load_checkpoint, read_manifest, save_checkpoint
-from engines.data.base import DataInfo
-from engines.errors import CheckpointError
-from engines.registry import create_engine
+from engines.lib.checkpoint import METADATA_KEY, load_checkpoint, read_manifest, save_checkpoint
+from engines.shared.datainfo import DataInfo
+from engines.shared.errors import CheckpointError
+from engines.shared.registry import create_engine
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -110,7 +110,7 @@ def test_points_engine_round_trip(tmp_path):
 
 
 def test_unnamed_engine_cannot_be_saved(tmp_path):
-    from engines.models.vae import VAE, VAEConfig
+    from engines.models.vae.vae import VAE, VAEConfig
 
     engine = VAE(VAEConfig(latent_dim=2), INFO)
     with pytest.raises(CheckpointError, match="registry name"):

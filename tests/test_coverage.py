@@ -12,24 +12,24 @@ import numpy as np
 import pytest
 import torch
 
-from engines.base import Engine, EngineConfig
-from engines.checkpoint import save_checkpoint
+from engines.models.base import Engine, EngineConfig
+from engines.lib.checkpoint import save_checkpoint
 from engines.data import load_dataset
 from engines.data.builtin import grid_modes, ring_modes
 from engines.data.files import array_dataset
-from engines.errors import ConfigError, DataError
+from engines.shared.errors import ConfigError, DataError
 from engines.metrics import classifier as clf
 from engines.metrics.coverage import (
     ClusterModel,
     CoverageTracker,
-    add_coverage_command,
     class_coverage,
     cluster_coverage,
     coverage_for_run,
     kl_divergence,
     mixture_coverage,
 )
-from engines.registry import create_engine
+from engines.cli.metrics import add_coverage_command
+from engines.shared.registry import create_engine
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

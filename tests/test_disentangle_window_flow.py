@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engines import protocol
+from engines.shared import protocol
 from workers import real_window
 
 pytestmark = [pytest.mark.slow, pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")]

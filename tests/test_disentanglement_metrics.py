@@ -11,8 +11,8 @@ import pytest
 from sklearn.metrics import mutual_info_score
 from sklearn.tree import DecisionTreeClassifier
 
-from engines.data.base import DataInfo
-from engines.errors import DataError, LatentStudioError
+from engines.shared.datainfo import DataInfo
+from engines.shared.errors import DataError, LatentStudioError
 from engines.metrics.disentanglement import (
     beta_vae_score,
     dci,
@@ -254,9 +254,9 @@ def test_beta_vae_score_is_one_for_the_factors_and_near_chance_for_noise() -> No
 def _saved_vae(tmp_path, spec: str, image_size: int | None = None):
     import torch
 
-    from engines.checkpoint import save_checkpoint
+    from engines.lib.checkpoint import save_checkpoint
     from engines.data import load_dataset
-    from engines.registry import create_engine
+    from engines.shared.registry import create_engine
 
     info = load_dataset(spec, image_size).info
     torch.manual_seed(0)
@@ -291,7 +291,7 @@ def test_evaluate_run_on_shapes_gives_every_metric(tmp_path) -> None:
 
 def test_evaluate_run_errors(tmp_path, monkeypatch) -> None:
     from engines.metrics.evaluate import evaluate_run
-    from engines.models.vae import VAE
+    from engines.models.vae.vae import VAE
 
     with pytest.raises(LatentStudioError, match="no ground-truth factors"):
         evaluate_run(_saved_vae(tmp_path, "ring"), n_points=50, device="cpu")
@@ -304,7 +304,7 @@ def test_evaluate_run_errors(tmp_path, monkeypatch) -> None:
 
 
 def test_metrics_command_prints_a_table_and_writes_json(tmp_path, capsys) -> None:
-    from engines.metrics.evaluate import add_metrics_command
+    from engines.cli.metrics import add_metrics_command
 
     run = _saved_vae(tmp_path, "shapes:8")
     parser = argparse.ArgumentParser()

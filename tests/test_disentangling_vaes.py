@@ -11,14 +11,14 @@ import math
 import pytest
 import torch
 
-from engines import registry
-from engines.checkpoint import load_checkpoint, save_checkpoint
-from engines.data.base import DataInfo
-from engines.errors import ConfigError
-from engines.models.annealed_vae import AnnealedVAE, AnnealedVAEConfig, capacity
-from engines.models.beta_tcvae import BetaTCVAE, BetaTCVAEConfig, kl_decomposition
-from engines.models.dip_vae import DIPVAE, DIPVAEConfig, dip_penalties, latent_covariance
-from engines.models.factor_vae import (
+from engines.shared import registry
+from engines.lib.checkpoint import load_checkpoint, save_checkpoint
+from engines.shared.datainfo import DataInfo
+from engines.shared.errors import ConfigError
+from engines.models.vae.annealed_vae import AnnealedVAE, AnnealedVAEConfig, capacity
+from engines.models.vae.beta_tcvae import BetaTCVAE, BetaTCVAEConfig, kl_decomposition
+from engines.models.vae.dip_vae import DIPVAE, DIPVAEConfig, dip_penalties, latent_covariance
+from engines.models.vae.factor_vae import (
     D_BETAS,
     FactorVAE,
     FactorVAEConfig,
@@ -26,7 +26,7 @@ from engines.models.factor_vae import (
     discriminator_loss,
     permute_dims,
 )
-from engines.models.vae import gaussian_kl
+from engines.models.vae.vae import gaussian_kl
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -317,10 +317,10 @@ def test_beta_tcvae_weights_change_live():
 
 
 REGISTRY_LINES = {
-    "annealed-vae": ("engines.models.annealed_vae:AnnealedVAE", "annealed"),
-    "beta-tcvae": ("engines.models.beta_tcvae:BetaTCVAE", "beta-TCVAE"),
-    "factor-vae": ("engines.models.factor_vae:FactorVAE", "FactorVAE"),
-    "dip-vae": ("engines.models.dip_vae:DIPVAE", "DIP-VAE"),
+    "annealed-vae": ("engines.models.vae.annealed_vae:AnnealedVAE", "annealed"),
+    "beta-tcvae": ("engines.models.vae.beta_tcvae:BetaTCVAE", "beta-TCVAE"),
+    "factor-vae": ("engines.models.vae.factor_vae:FactorVAE", "FactorVAE"),
+    "dip-vae": ("engines.models.vae.dip_vae:DIPVAE", "DIP-VAE"),
 }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engines.spec import LatentDim, LatentSpec
+from engines.shared.spec import LatentDim, LatentSpec
 from studio.panels.explore import ExplorePanel
 
 

@@ -1,4 +1,4 @@
-"""engines.export and the export CLI: sidecars, byte-identical re-render, hash check, cancel, SPECs."""
+"""engines.lib.export and the export CLI: sidecars, byte-identical re-render, hash check, cancel, SPECs."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ import torch
 from PIL import Image
 
 import latent_studio
-from engines import export as E
-from engines import media
-from engines.checkpoint import save_checkpoint
-from engines.data.base import DataInfo
-from engines.errors import ExportCancelled, ExportError
-from engines.registry import create_engine
+from engines.lib import export as E
+from engines.shared import media
+from engines.lib.checkpoint import save_checkpoint
+from engines.shared.datainfo import DataInfo
+from engines.shared.errors import ExportCancelled, ExportError
+from engines.shared.registry import create_engine
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 D = 3
@@ -216,7 +216,7 @@ def test_cli_interpolate_traverse_render(vae_run, tmp_path, capsys) -> None:
 
 
 def test_cli_gan_image_spec_goes_through_projection(tmp_path, monkeypatch, one_torch_thread) -> None:
-    import engines.projection as projection
+    import engines.lib.projection as projection
 
     run = tmp_path / "gan"
     assert latent_studio.main(["train", "--data", "digits", "--model", "gan", "--steps", "2", "--image-size", "16",

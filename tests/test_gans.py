@@ -14,15 +14,15 @@ import pytest
 import torch
 from torch import nn
 
-import engines.registry
-from engines.checkpoint import load_checkpoint, save_checkpoint
+import engines.shared.registry
+from engines.lib.checkpoint import load_checkpoint, save_checkpoint
 from engines.data.base import DataInfo, Dataset, split_indices
-from engines.errors import ConfigError, DataError
-from engines.models.cgan import CGAN, CGANConfig
-from engines.models.gan import GAN, GANConfig, critic_loss, generator_loss, gradient_penalty, pack_inputs
-from engines.models.infogan import InfoGAN, InfoGANConfig
-from engines.registry import ModelEntry
-from engines.training import BatchStream
+from engines.shared.errors import ConfigError, DataError
+from engines.models.gan.cgan import CGAN, CGANConfig
+from engines.models.gan.gan import GAN, GANConfig, critic_loss, generator_loss, gradient_penalty, pack_inputs
+from engines.models.gan.infogan import InfoGAN, InfoGANConfig
+from engines.shared.registry import ModelEntry
+from engines.lib.training import BatchStream
 
 LOSSES = {"gan": "gan", "wgan": "wgan", "wgan-gp": "wgan-gp", "sngan": "hinge"}
 SMALL = dict(width=8, hidden=32, latent_dim=8)
@@ -243,8 +243,8 @@ def test_unused_pack_slots_do_not_change_the_critic():
 
 # -- checkpoint ------------------------------------------------------------------------------------
 def test_checkpoint_round_trip(tmp_path, monkeypatch):
-    entry = ModelEntry("wgan-gp", "gan", "engines.models.gan:GAN", "WGAN-GP", (("loss", "wgan-gp"),))
-    monkeypatch.setitem(engines.registry.MODELS, "wgan-gp", entry)
+    entry = ModelEntry("wgan-gp", "gan", "engines.models.gan.gan:GAN", "WGAN-GP", (("loss", "wgan-gp"),))
+    monkeypatch.setitem(engines.shared.registry.MODELS, "wgan-gp", entry)
     engine = make("wgan-gp", points_info(), pack=2, pack_max=4, n_critic=1)
     x = ring_points()[0]
     engine.training_step(x, 0)

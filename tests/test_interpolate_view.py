@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from engines import protocol
+from engines.shared import protocol
 from fakes import FakeClient
-from engines.data.base import DataInfo
-from engines.spec import LatentDim, LatentSpec
+from engines.shared.datainfo import DataInfo
+from engines.shared.spec import LatentDim, LatentSpec
 from studio.interpolation import write_path_latents
 from studio.panels.interpolate import path_frames, strip_picture
 from studio.state import prior_draw

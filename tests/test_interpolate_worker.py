@@ -2,7 +2,7 @@
 
 One worker (digits at 16x16, a 4-dim VAE, untrained: the host serves the snapshot from Ready on)
 serves the module. Frames are checked against plain Decode requests of the keyframes and against
-:func:`engines.latent.interpolate_spec`, so a path through the wrong points fails.
+:func:`engines.lib.latent.interpolate_spec`, so a path through the wrong points fails.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from engines import protocol as P
-from engines.latent import interpolate_spec
-from engines.link import WorkerLink
+from engines.shared import protocol as P
+from engines.lib.latent import interpolate_spec
+from engines.shared.link import WorkerLink
 from workers import LATENT, SIZE, answer, configured_worker, decode, wait
-from engines.spec import LatentSpec
+from engines.shared.spec import LatentSpec
 
 
 

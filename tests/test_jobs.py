@@ -1,4 +1,4 @@
-"""The worker's job thread (engines.jobs) driven through the real worker process.
+"""The worker's job thread (engines.worker.jobs) driven through the real worker process.
 
 One worker serves the module: first a 4-dim VAE on digits at 16x16 (exports: file, sidecar,
 byte-identical re-render, cancel), then a GAN on the same data (an Encode without an encoder goes
@@ -14,8 +14,8 @@ import time
 import numpy as np
 import pytest
 
-from engines import protocol as P
-from engines.jobs import CANCELLED, Job, Jobs
+from engines.shared import protocol as P
+from engines.worker.jobs import CANCELLED, Job, Jobs
 from workers import LATENT, SIZE, collect, configured_worker, wait
 
 KEYS = [[-2.0, 1.0, 0.0, 0.5], [0.5, -1.5, 2.0, 0.0], [2.0, 2.0, -1.0, -2.0]]
@@ -80,8 +80,8 @@ def _export(link, rid: int, out, frames: int = 8, settings=None):  # noqa: ANN00
 
 
 def test_export_writes_file_and_sidecar_and_render_is_byte_identical(link, tmp_path):
-    from engines.export import read_sidecar, render
-    from engines.media import read_frame_count
+    from engines.lib.export import read_sidecar, render
+    from engines.shared.media import read_frame_count
 
     out = tmp_path / "path.gif"
     events = _export(link, 10, out)
@@ -108,7 +108,7 @@ def test_export_writes_file_and_sidecar_and_render_is_byte_identical(link, tmp_p
 
 
 def test_traversal_mp4_export(link, tmp_path):
-    from engines.media import read_frame_count
+    from engines.shared.media import read_frame_count
 
     out = tmp_path / "sweep.mp4"
     link.send(P.Export(request_id=15, kind="traversal", out=str(out),

@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from engines.base import Engine, EngineConfig
-from engines.data.base import DataInfo
-from engines.errors import ConfigError
-from engines.latent import (
+from engines.models.base import Engine, EngineConfig
+from engines.shared.datainfo import DataInfo
+from engines.shared.errors import ConfigError
+from engines.lib.latent import (
     arithmetic,
     interpolate_spec,
     lerp,
@@ -20,9 +20,9 @@ from engines.latent import (
     path,
     slerp,
 )
-from engines.projection import project, to_latent
-from engines.registry import create_engine
-from engines.spec import LatentDim, LatentSpec
+from engines.lib.projection import project, to_latent
+from engines.shared.registry import create_engine
+from engines.shared.spec import LatentDim, LatentSpec
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -1,4 +1,4 @@
-"""Live coverage and disentanglement (engines.live_metrics): the functions, the thread, the real worker."""
+"""Live coverage and disentanglement (engines.worker.live_metrics): the functions, the thread, the real worker."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from engines import protocol as P
+from engines.shared import protocol as P
 from engines.data import load_dataset
-from engines.errors import ConfigError
-from engines.hosting import Snapshot
-from engines.link import WorkerLink
+from engines.shared.errors import ConfigError
+from engines.worker.host import Snapshot
+from engines.shared.link import WorkerLink
 from workers import collect
-from engines.live_metrics import (
+from engines.worker.live_metrics import (
     LiveMetrics,
     check_schedule,
     critic_extent,
@@ -26,9 +26,9 @@ from engines.live_metrics import (
     supports_disentanglement,
 )
 from engines.metrics.coverage import CoverageTracker
-from engines.models.gan import GAN
-from engines.registry import create_engine
-from engines.trainloop import Session
+from engines.models.gan.gan import GAN
+from engines.shared.registry import create_engine
+from engines.worker.trainer import Session
 
 SMALL = {"batch_size": 8, "num_train": 40, "num_eval": 20, "num_variance_estimate": 200}
 
@@ -167,7 +167,7 @@ def test_thread_measures_on_training_time_and_once_at_the_end(ring):
 
 
 def test_slider_decodes_hold_measurements_back(ring, monkeypatch):
-    import engines.live_metrics as lm
+    import engines.worker.live_metrics as lm
 
     monkeypatch.setattr(lm, "QUIET_AFTER_DECODE", 0.4)
     inbox = Inbox()

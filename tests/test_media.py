@@ -1,4 +1,4 @@
-"""engines.media: GIF, MP4 and PNG writers (no torch), sizes, labels, points, cancel."""
+"""engines.shared.media: GIF, MP4 and PNG writers (no torch), sizes, labels, points, cancel."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engines import media
-from engines.errors import ExportCancelled, ExportError
+from engines.shared import media
+from engines.shared.errors import ExportCancelled, ExportError
 
 
 def _frames(n: int = 6, c: int = 1, h: int = 8, w: int = 8, seed: int = 0) -> np.ndarray:
@@ -21,7 +21,7 @@ def test_media_is_torch_free() -> None:
     import subprocess
     import sys
 
-    code = "import sys, engines.media; assert 'torch' not in sys.modules, 'torch imported'"
+    code = "import sys, engines.shared.media; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 

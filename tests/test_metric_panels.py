@@ -7,10 +7,10 @@ import csv
 import numpy as np
 import pytest
 
-from engines import protocol
+from engines.shared import protocol
 from fakes import FakeClient
-from engines.data.base import DataInfo
-from engines.spec import LatentSpec
+from engines.shared.datainfo import DataInfo
+from engines.shared.spec import LatentSpec
 from studio.panels.coverage import CoveragePanel, critic_levels
 from studio.panels.disentangle import NO_FACTORS, DisentanglementPanel
 from studio.state import CollapseDetector, LossHistory

@@ -1,4 +1,4 @@
-"""The Morph tab: its numpy maths against engines.latent.morph, and the tab driven by synthetic events."""
+"""The Morph tab: its numpy maths against engines.lib.latent.morph, and the tab driven by synthetic events."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from engines import protocol
-from engines.data.base import DataInfo
-from engines.latent import mask_for, morph
-from engines.spec import LatentDim, LatentSpec
+from engines.shared import protocol
+from engines.shared.datainfo import DataInfo
+from engines.lib.latent import mask_for, morph
+from engines.shared.spec import LatentDim, LatentSpec
 from fakes import FakeClient
 from studio.morph import morph_np, morph_rows, style_grid_picture, style_grid_z
 

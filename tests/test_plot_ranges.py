@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engines import protocol
+from engines.shared import protocol
 from studio.state import nice_ceiling, stable_range
 
 

@@ -1,4 +1,4 @@
-"""The wire codec of engines.protocol: every message round-trips, and malformed frames are refused."""
+"""The wire codec of engines.shared.protocol: every message round-trips, and malformed frames are refused."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import struct
 import numpy as np
 import pytest
 
-from engines import protocol as P
-from engines.errors import ProtocolError
+from engines.shared import protocol as P
+from engines.shared.errors import ProtocolError
 
 RNG = np.random.default_rng(0)
 
@@ -263,8 +263,8 @@ def test_decode_refuses_malformed_headers():
 
 def test_decode_refuses_oversized_frames(monkeypatch):
     frame = P.encode(P.Decode(z=np.ones(100, np.float32)))
-    from engines import codec
+    from engines.shared import codec
 
-    monkeypatch.setattr(codec, "MAX_FRAME_BYTES", len(frame) - 1)  # the codec moved to engines.codec
+    monkeypatch.setattr(codec, "MAX_FRAME_BYTES", len(frame) - 1)  # the codec moved to engines.shared.codec
     with pytest.raises(ProtocolError, match="exceeds"):
         P.decode(frame)

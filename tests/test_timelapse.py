@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageSequence
 
-from engines import protocol
-from engines.data.base import DataInfo
-from engines.media import read_frame_count
-from engines.spec import LatentSpec
+from engines.shared import protocol
+from engines.shared.datainfo import DataInfo
+from engines.shared.media import read_frame_count
+from engines.shared.spec import LatentSpec
 from fakes import FakeClient
 from studio.timelapse import grid_frame
 

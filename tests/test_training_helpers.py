@@ -1,4 +1,4 @@
-"""engines.training: device choice, CPU threads, seeding and the batch stream."""
+"""engines.lib.training: device choice, CPU threads, seeding and the batch stream."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from engines.data.base import DataInfo, Dataset, split_indices
-from engines.errors import ConfigError, DataError
-from engines.training import BatchStream, configure_threads, cpu_cores, pick_device, seed_everything
+from engines.shared.errors import ConfigError, DataError
+from engines.lib.training import BatchStream, configure_threads, cpu_cores, pick_device, seed_everything
 
 
 def make_dataset(n: int = 50, lazy: bool = False) -> Dataset:

@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-from engines import protocol as P
-from engines.hosting import prior_centre, traversal_latents
-from engines.link import WorkerLink
+from engines.shared import protocol as P
+from engines.lib.latent import traversal_latents
+from engines.shared.latent_np import prior_centre
+from engines.shared.link import WorkerLink
 from workers import LATENT, SIZE, answer, configured_worker, decode, wait
-from engines.spec import LatentDim, LatentSpec
+from engines.shared.spec import LatentDim, LatentSpec
 
 
 

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engines import protocol
+from engines.shared import protocol
 from fakes import FakeClient
-from engines.data.base import DataInfo
-from engines.spec import LatentDim, LatentSpec
+from engines.shared.datainfo import DataInfo
+from engines.shared.spec import LatentDim, LatentSpec
 from studio.panels.explore import ExplorePanel, factor_of
 from studio.panels.traversal import labelled_traversal, traversal_picture
 

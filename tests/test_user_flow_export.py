@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from engines import protocol
+from engines.shared import protocol
 from test_browser import drop
 from workers import real_window
 
@@ -29,7 +29,7 @@ def _digit_png(path, strokes) -> None:
 @pytest.mark.parametrize("model", ["vae", "gan"])
 def test_drop_morph_export_and_render(qtbot, tmp_path, model) -> None:
     import latent_studio
-    from engines.media import read_frame_count
+    from engines.shared.media import read_frame_count
     one, seven = tmp_path / "one.png", tmp_path / "seven.png"
     _digit_png(one, [(32, 8), (32, 56)])
     _digit_png(seven, [(12, 10), (52, 10), (26, 56)])

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from engines.data.base import DataInfo
-from engines.errors import ConfigError
+from engines.shared.datainfo import DataInfo
+from engines.shared.errors import ConfigError
 from engines.models import vae as vae_mod
-from engines.models.vae import (
+from engines.models.vae.vae import (
     VAE,
     VAEConfig,
     elbo_terms,
@@ -19,8 +19,8 @@ from engines.models.vae import (
     gaussian_log_density,
     iwae_from_log_weights,
 )
-from engines.nets import conv_decoder, conv_encoder, conv_plan
-from engines.registry import create_engine
+from engines.lib.nets import conv_decoder, conv_encoder, conv_plan
+from engines.shared.registry import create_engine
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -15,8 +15,8 @@ import pytest
 from PIL import Image
 from PySide6.QtCore import QObject, Qt, Signal
 
-from engines import protocol
-from engines.spec import HyperParam, LatentDim, LatentSpec
+from engines.shared import protocol
+from engines.shared.spec import HyperParam, LatentDim, LatentSpec
 from studio.images import export_scale, grid, to_display
 from studio.panels.data_model import DataModelPanel
 from studio.panels.explore import ExplorePanel

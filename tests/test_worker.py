@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engines import protocol as P
-from engines.link import WorkerDied, WorkerLink
+from engines.shared import protocol as P
+from engines.shared.link import WorkerDied, WorkerLink
 from workers import collect
-from engines.trainloop import MetricsBuffer
+from engines.worker.trainer import MetricsBuffer
 
 LATENT = 4
 SIZE = 16

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from engines import protocol as P
-from engines.link import WorkerLink
+from engines.shared import protocol as P
+from engines.shared.link import WorkerLink
 
 LATENT = 4
 SIZE = 16

@@ -1,7 +1,7 @@
 """Data sets by spec string: built-in (shapes, digits, ring, grid) and the user's files (idx, folder, npz).
 
 Every loader returns a :class:`Dataset` of float32 arrays (images in [0, 1]) and raises
-:class:`engines.errors.DataError` with the file and the problem on bad input. numpy only: no torch.
+:class:`engines.shared.errors.DataError` with the file and the problem on bad input. numpy only: no torch.
 
 Specs
 -----
@@ -27,7 +27,8 @@ from engines.data.base import DataInfo, Dataset, split_indices
 from engines.data.builtin import load_digits, load_grid, load_ring, load_shapes
 from engines.data.files import MAX_SIZE, MIN_SIZE, load_folder, load_idx, load_npz
 from engines.data.shapes import ShapesDataset
-from engines.errors import DataError
+from engines.shared.datainfo import BUILTIN_SPECS
+from engines.shared.errors import DataError
 
 __all__ = [
     "BUILTIN_SPECS",
@@ -41,14 +42,6 @@ __all__ = [
     "split_indices",
 ]
 
-#: The built-in data sets for the window's menu: (spec, one-line description).
-BUILTIN_SPECS: list[tuple[str, str]] = [
-    ("shapes", "dSprites-style shapes with known factors (shape, scale, orientation, x, y), 64x64"),
-    ("shapes:32", "the same shapes drawn at 32x32"),
-    ("digits", "scikit-learn's 1,797 handwritten digits (8x8, upscaled to 32x32), labels 0-9"),
-    ("ring", "8 Gaussians on the unit circle, std 0.01 (2-D points, PacGAN)"),
-    ("grid", "25 Gaussians on a 5x5 grid, std 0.05 (2-D points, PacGAN)"),
-]
 
 _SIZED = ("shapes", "digits")  # optional ":SIZE"
 _PLAIN = ("ring", "grid")  # no argument

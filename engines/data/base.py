@@ -6,75 +6,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from engines.shared.datainfo import DataInfo
+
 #: Fraction of a data set held out for evaluation, and the seed of that split.
 HELD_OUT_FRACTION = 0.1
 SPLIT_SEED = 1234
 
 
-@dataclass(frozen=True)
-class DataInfo:
-    """What a model needs to know about its data, small enough to send to the window as JSON.
-
-    Attributes
-    ----------
-    spec : str
-        The data spec that made the data set, e.g. ``"shapes:32"`` or ``"idx:/data/t10k-images.gz"``.
-    kind : {"image", "points"}
-        Images (C, H, W) in [0, 1], or 2-D points (2,) in data units.
-    shape : tuple of int
-        Shape of one example: (C, H, W) for images, (2,) for points.
-    size : int
-        Number of examples in the whole data set (train + held out).
-    n_train, n_test : int
-        Sizes of the training split and the held-out split.
-    class_names : tuple of str or None
-        Names of the label classes where the data has labels.
-    factor_names : tuple of str or None
-        Names of ground-truth factors of variation where they are known (e.g. ``shapes``).
-    factor_sizes : tuple of int or None
-        Number of distinct values of each factor.
-    modes : tuple of tuple of float or None
-        Mode centres (M, 2) of a known 2-D mixture (``ring``, ``grid``).
-    mode_std : float or None
-        Standard deviation of each mixture component.
-    """
-
-    spec: str
-    kind: str
-    shape: tuple[int, ...]
-    size: int
-    n_train: int
-    n_test: int
-    class_names: tuple[str, ...] | None = None
-    factor_names: tuple[str, ...] | None = None
-    factor_sizes: tuple[int, ...] | None = None
-    modes: tuple[tuple[float, float], ...] | None = None
-    mode_std: float | None = None
-
-    @property
-    def channels(self) -> int:
-        """Channels of an image example (1 or 3); 0 for points."""
-        return self.shape[0] if self.kind == "image" else 0
-
-    @property
-    def image_size(self) -> int:
-        """Side of a square image example in pixels; 0 for points."""
-        return self.shape[-1] if self.kind == "image" else 0
-
-    def to_json(self) -> dict:
-        """A JSON-able dict (tuples become lists)."""
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
-
-    @classmethod
-    def from_json(cls, d: dict) -> DataInfo:
-        """Inverse of :meth:`to_json`."""
-        d = dict(d)
-        for k in ("shape", "class_names", "factor_names", "factor_sizes"):
-            if d.get(k) is not None:
-                d[k] = tuple(d[k])
-        if d.get("modes") is not None:
-            d["modes"] = tuple(tuple(m) for m in d["modes"])
-        return cls(**d)
 
 
 @dataclass

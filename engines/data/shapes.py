@@ -24,7 +24,7 @@ import math
 import numpy as np
 
 from engines.data.base import DataInfo, Dataset, split_indices
-from engines.errors import DataError
+from engines.shared.errors import DataError
 
 SHAPE_NAMES = ("square", "ellipse", "heart")
 FACTOR_NAMES = ("shape", "scale", "orientation", "x", "y")

@@ -28,9 +28,9 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from engines.checkpoint import atomic_write
+from engines.lib.checkpoint import atomic_write
 from engines.data.base import Dataset
-from engines.errors import DataError
+from engines.shared.errors import DataError
 
 #: Bumped whenever :class:`SmallCNN` or the training recipe changes (invalidates the cache).
 ARCH_VERSION = 1

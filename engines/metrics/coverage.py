@@ -20,10 +20,7 @@ an engine or train the classifier (:mod:`engines.metrics.classifier`).
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from engines.data.base import Dataset
-from engines.errors import ConfigError, DataError, LatentStudioError
+from engines.shared.errors import ConfigError, DataError
 
 #: Samples drawn per measurement in the VEEGAN / PacGAN protocol.
 PROTOCOL_N = 2500
@@ -484,7 +481,7 @@ def coverage_for_run(
     Parameters
     ----------
     run : path
-        A run folder or ``.safetensors`` checkpoint (:func:`engines.checkpoint.load_checkpoint`).
+        A run folder or ``.safetensors`` checkpoint (:func:`engines.lib.checkpoint.load_checkpoint`).
     n, seed : int
         Samples (2,500 in the VEEGAN / PacGAN protocol); seed of the sampling generator (and of
         the classifier / k-means, see :class:`CoverageTracker`).
@@ -509,9 +506,9 @@ def coverage_for_run(
     """
     import torch
 
-    from engines.checkpoint import load_checkpoint
+    from engines.lib.checkpoint import load_checkpoint
     from engines.data import load_dataset
-    from engines.training import pick_device
+    from engines.lib.training import pick_device
 
     if n < 1:
         raise ConfigError(f"coverage needs n >= 1 samples, got {n}")
@@ -534,66 +531,3 @@ def coverage_for_run(
         progress("done", 1.0)
     extra = {"run": str(run), "engine": manifest.get("engine"), "step": manifest.get("step"), "data_spec": spec}
     return {**out, **extra, "seed": int(seed)}
-
-
-# -- the CLI command -------------------------------------------------------------------------------
-def add_coverage_command(sub: argparse._SubParsersAction) -> None:
-    """Register ``coverage`` on the ``latent-studio`` sub-parsers (``--run``, ``--n``, ``--seed``, ``--json``)."""
-    p = sub.add_parser(
-        "coverage",
-        help="measure mode coverage of a trained run",
-        description="Sample a run and report mode coverage: modes captured, high-quality share and reverse KL "
-        "for 2-D mixtures (VEEGAN / PacGAN protocol); classes covered and class KL through a classifier the "
-        "studio trains on labelled images; k-means clusters for unlabelled images.",
-    )
-    p.add_argument("--run", required=True, type=Path, help="run folder (or .safetensors checkpoint)")
-    p.add_argument("--n", type=int, default=PROTOCOL_N, help="samples (default %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="sampling seed (default %(default)s)")
-    p.add_argument("--json", type=Path, help="also write the numbers to this JSON file")
-    p.add_argument("--device", choices=["cpu", "cuda", "mps"], help="force a device (default: cuda, then mps, then cpu)")
-    p.set_defaults(func=cmd_coverage)
-
-
-def format_coverage(result: dict[str, Any]) -> str:
-    """The numbers of a coverage dict as a few human lines."""
-    if result["metric"] == "mixture":
-        kl = result["reverse_kl"]
-        lines = [
-            f"modes captured: {result['modes_captured']} / {result['modes_total']}",
-            f"high-quality samples: {100 * result['high_quality_share']:.1f}%",
-            "reverse KL: " + ("undefined (no high-quality sample)" if kl is None else f"{kl:.4f} nats"),
-        ]
-    else:
-        what = "classes" if result["metric"] == "classes" else "k-means clusters"
-        lines = [
-            f"{what} covered: {result['classes_covered']} / {result['classes_total']}",
-            f"class KL(generated || data): {result['class_kl']:.4f} nats",
-            f"confident samples: {100 * result['confident_share']:.1f}%",
-        ]
-        if result.get("classifier_accuracy") is not None:
-            lines.append(f"classifier held-out accuracy: {100 * result['classifier_accuracy']:.1f}%")
-    return "\n".join(lines + [f"({result['n']} samples)"])
-
-
-def cmd_coverage(args: argparse.Namespace) -> int:
-    """Measure a run's coverage; see the ``coverage`` sub-command's help."""
-    from engines.training import configure_threads, pick_device
-
-    device = pick_device(args.device)
-    configure_threads(device)
-
-    def report(message: str, fraction: float) -> None:
-        print(f"\r{message} ({100 * fraction:.0f}%)", end="", file=sys.stderr, flush=True)
-
-    try:
-        result = coverage_for_run(args.run, n=args.n, seed=args.seed, progress=report, device=str(device))
-    finally:
-        print(file=sys.stderr)
-    print(format_coverage(result))
-    if args.json is not None:
-        try:
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps(result, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-        except OSError as exc:
-            raise LatentStudioError(f"{args.json}: cannot write the coverage JSON: {exc}") from exc
-    return 0

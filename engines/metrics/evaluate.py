@@ -9,10 +9,7 @@ torch is imported only when the command runs.
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from engines.errors import LatentStudioError
+from engines.shared.errors import LatentStudioError
 
-__all__ = ["METRICS", "add_metrics_command", "cmd_metrics", "evaluate_run", "format_table"]
+__all__ = ["METRICS", "evaluate_run", "format_table"]
 
 #: Metric names, in the order they are computed and shown.
 METRICS = ("mig", "sap", "dci", "factor_vae_score", "beta_vae_score")
@@ -132,10 +129,10 @@ def evaluate_run(
         The model has no encoder, the data has no ground-truth factors, an unknown metric name,
         n_points below 20, or the encoder returns non-finite codes.
     """
-    from engines.checkpoint import load_checkpoint
+    from engines.lib.checkpoint import load_checkpoint
     from engines.data import load_dataset
     from engines.metrics import disentanglement as dis
-    from engines.training import pick_device
+    from engines.lib.training import pick_device
 
     t0 = time.perf_counter()
     report = progress or (lambda stage, fraction: None)
@@ -251,50 +248,3 @@ def format_table(result: dict[str, Any]) -> str:
     head = f"{result.get('engine')} step {result.get('step')} on {result.get('data_spec')}: " \
            f"{result.get('n_points')} points, {result.get('seconds', 0.0):.1f} s"
     return "\n".join([head, *(f"{label:<{width}}  {value}" for label, value in rows)])
-
-
-def add_metrics_command(sub: argparse._SubParsersAction) -> None:
-    """Register the ``metrics`` sub-command on ``sub`` (the ``latent-studio`` parser's subparsers)."""
-    p = sub.add_parser(
-        "metrics",
-        help="measure disentanglement (MIG, SAP, DCI, FactorVAE and beta-VAE scores) of a trained run",
-        description="Encode examples of a run's data set and score the codes against its ground-truth factors "
-        "with disentanglement_lib's protocols (Locatello et al. 2019). Prints a table; --json writes every number.",
-    )
-    p.add_argument("--run", required=True, type=Path, help="run folder (or .safetensors checkpoint)")
-    p.add_argument("--json", type=Path, help="JSON file to write the results to")
-    p.add_argument("--n", type=int, help=f"points for MIG, SAP and DCI (default {PROTOCOL['num_train']}, "
-                   f"{FAST_POINTS} with --fast)")
-    p.add_argument("--seed", type=int, default=0, help="seed of every draw (default %(default)s)")
-    p.add_argument("--fast", action="store_true",
-                   help="smaller sample counts and a random-forest DCI for a quick look (not the published protocol)")
-    p.add_argument("--metrics", help=f"comma-separated subset of {','.join(METRICS)} (default: all the data supports)")
-    p.add_argument("--device", choices=["cpu", "cuda", "mps"], help="force a device (default: cuda, then mps, then cpu)")
-    p.set_defaults(func=cmd_metrics)
-
-
-def cmd_metrics(args: argparse.Namespace) -> int:
-    """Run :func:`evaluate_run` for the ``metrics`` sub-command; print a table, optionally write JSON."""
-    from engines.training import configure_threads, pick_device
-
-    device = pick_device(args.device)
-    configure_threads(device)
-    n = args.n if args.n is not None else (FAST_POINTS if args.fast else PROTOCOL["num_train"])
-    wanted = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
-    last = [-1.0]
-
-    def progress(stage: str, fraction: float) -> None:
-        if fraction - last[0] >= 0.05 or stage == "done":
-            last[0] = fraction
-            print(f"[{100 * fraction:3.0f}%] {stage}", file=sys.stderr)
-
-    result = evaluate_run(args.run, n, args.seed, wanted, progress, fast=args.fast, device=str(device))
-    print(format_table(result))
-    if args.json is not None:
-        try:
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps(result, indent=2))
-        except OSError as exc:
-            raise LatentStudioError(f"{args.json}: cannot write the results ({exc.strerror or exc})") from exc
-        print(f"wrote {args.json}", file=sys.stderr)
-    return 0

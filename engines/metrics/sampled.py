@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from engines.errors import DataError
+from engines.shared.errors import DataError
 
 __all__ = ["as_generator", "beta_vae_score", "factor_vae_score", "images_of", "sample_factors"]
 

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout, QLabel, QListView, QListWidget, QListWidgetItem, QMenu, QPushButton, QVBoxLayout, QWidget,
 )
 
-from engines.imaging import to_uint8
+from engines.shared.imaging import to_uint8
 
 #: The actions on a thumbnail: key -> button and menu text.
 ACTIONS = {"sliders": "Set sliders", "keyframe": "Add as keyframe", "morph-a": "Morph: set A", "morph-b": "Morph: set B"}

@@ -17,8 +17,8 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox, QHBoxLayout, QLabel, QSplitter, QStackedWidget, QVBoxLayout, QWidget,
 )
 
-from engines import protocol
-from engines.data.base import DataInfo
+from engines.shared import protocol
+from engines.shared.datainfo import DataInfo
 from studio.state import CollapseDetector, LossHistory, nice_ceiling, stable_range
 from studio.widgets import BACKGROUND, CRITIC_MAP, Banner, critic_levels
 

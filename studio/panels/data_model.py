@@ -7,9 +7,9 @@ from PySide6.QtWidgets import (
     QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget,
 )
 
-from engines import protocol
-from engines.data import BUILTIN_SPECS
-from engines.registry import MODELS
+from engines.shared import protocol
+from engines.shared.datainfo import BUILTIN_SPECS
+from engines.shared.registry import MODELS
 
 TOOLTIP = Qt.ItemDataRole.ToolTipRole
 
@@ -22,7 +22,7 @@ POINT_SPECS = ("ring", "grid")
 
 
 def builtin_specs() -> list[tuple[str, str]]:
-    """The built-in data sets as (spec, description) pairs, from :data:`engines.data.BUILTIN_SPECS`."""
+    """The built-in data sets as (spec, description) pairs, from :data:`engines.shared.datainfo.BUILTIN_SPECS`."""
     return [(str(s), str(d)) for s, d in BUILTIN_SPECS]
 
 

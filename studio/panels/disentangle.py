@@ -19,8 +19,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout, QWidget,
 )
 
-from engines import protocol
-from engines.data.base import DataInfo
+from engines.shared import protocol
+from engines.shared.datainfo import DataInfo
 from studio.panels.coverage import schedule_spin
 from studio.state import nice_ceiling
 from studio.widgets import BACKGROUND

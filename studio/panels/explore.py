@@ -11,7 +11,7 @@ from PySide6.QtWidgets import (
 )
 from superqt import QLabeledDoubleSlider
 
-from engines.spec import LatentDim, LatentSpec
+from engines.shared.spec import LatentDim, LatentSpec
 from studio.state import COLLAPSED_KL, kl_order, prior_draw
 from studio.widgets import BACKGROUND
 

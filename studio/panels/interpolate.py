@@ -1,11 +1,11 @@
 """The Interpolate view: a path through latent keyframes, shown as a film strip and an animation.
 
-The path itself is computed and decoded by the worker (:class:`~engines.protocol.Interpolate`,
-:func:`engines.latent.interpolate_spec`: linear, spherical (Shoemake, 1985, "Animating rotation
+The path itself is computed and decoded by the worker (:class:`~engines.shared.protocol.Interpolate`,
+:func:`engines.lib.latent.interpolate_spec`: linear, spherical (Shoemake, 1985, "Animating rotation
 with quaternion curves", as used for GAN latents by White, 2016, "Sampling generative networks")
 or Catmull-Rom spline through the keyframes). This module keeps the keyframes, draws the answer
-(:class:`~engines.protocol.Interpolated`) and plays it. Exports (GIF, MP4, PNG strip) are rendered
-by the worker (:class:`~engines.protocol.Export`, :mod:`engines.media`), shown here by a
+(:class:`~engines.shared.protocol.Interpolated`) and plays it. Exports (GIF, MP4, PNG strip) are rendered
+by the worker (:class:`~engines.shared.protocol.Export`, :mod:`engines.shared.media`), shown here by a
 :class:`JobProgress` with a Cancel button.
 """
 
@@ -20,16 +20,15 @@ from PySide6.QtWidgets import (
     QPushButton, QSpinBox, QVBoxLayout, QWidget,
 )
 
-from engines.imaging import plot_points, tile, to_uint8
-from engines.spec import LatentSpec
+from engines.shared.imaging import plot_points, tile, to_uint8
+from engines.shared.protocol import MAX_FRAMES
+from engines.shared.spec import LatentSpec
 from studio.images import to_display
 from studio.state import prior_draw
 from studio.widgets import BACKGROUND
 
-#: Interpolation methods, in the order of the combo box (as :data:`engines.latent.METHODS`).
+#: Interpolation methods, in the order of the combo box (as :data:`engines.lib.latent.METHODS`).
 METHODS = ("lerp", "slerp", "spline")
-#: Most frames the worker decodes for one path.
-MAX_FRAMES = 1024
 #: Milliseconds between a change of keyframes or settings and the automatic re-render.
 RENDER_DELAY_MS = 250
 #: Most columns of the film strip.
@@ -384,7 +383,7 @@ class InterpolateView(QWidget):
             self._render_timer.start()
 
     def set_interpolated(self, event) -> None:
-        """Show an :class:`~engines.protocol.Interpolated`: the strip and frame 0 in the preview.
+        """Show an :class:`~engines.shared.protocol.Interpolated`: the strip and frame 0 in the preview.
 
         Raises
         ------

@@ -9,7 +9,7 @@ from PySide6.QtWidgets import (
     QCheckBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget,
 )
 
-from engines import protocol
+from engines.shared import protocol
 from studio.state import LossHistory, nice_ceiling, stable_range
 from studio.widgets import BACKGROUND, FpsCounter
 

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
 )
 from superqt import QLabeledDoubleSlider
 
-from engines.spec import LatentSpec
+from engines.shared.spec import LatentSpec
 from studio.panels.browser import to_pixmap
 from studio.panels.interpolate import JobProgress
 

@@ -10,8 +10,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout, QWidget,
 )
 
-from engines import protocol
-from engines.spec import HyperParam
+from engines.shared import protocol
+from engines.shared.spec import HyperParam
 from studio.widgets import LogSpinBox
 
 #: Which buttons each client state enables.

@@ -3,11 +3,11 @@
 A traversal grid (Higgins et al., 2017, "beta-VAE: Learning basic visual concepts with a
 constrained variational framework", figures of latent traversals) shows one row per latent
 dimension and one column per value; a disentangled dimension changes one factor along its row.
-The grid comes from the worker as a :class:`~engines.protocol.Traversed` event; this module
+The grid comes from the worker as a :class:`~engines.shared.protocol.Traversed` event; this module
 draws it and writes it to PNG, with every cell's latent in a CSV beside it (numpy and Pillow,
 no torch). GIF and MP4 animations of the sweep
 (one frame per value, every row in it) are rendered by the worker
-(:class:`~engines.protocol.Export` of kind "traversal", :class:`TraversalExportController`), so
+(:class:`~engines.shared.protocol.Export` of kind "traversal", :class:`TraversalExportController`), so
 ``latent-studio render`` reproduces them from their sidecar.
 """
 
@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
     QComboBox, QDoubleSpinBox, QFileDialog, QHBoxLayout, QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget,
 )
 
-from engines.imaging import plot_points, to_uint8, tile
+from engines.shared.imaging import plot_points, to_uint8, tile
 from studio.images import grid, to_display
 from studio.panels.interpolate import JobProgress
 from studio.widgets import BACKGROUND
@@ -291,7 +291,7 @@ class TraversalView(QWidget):
         self.title.setText(message)
 
     def set_traversal(self, event, labels: list[str]) -> None:
-        """Show a :class:`~engines.protocol.Traversed`: images (R, S, C, H, W) or points (R, S, 2).
+        """Show a :class:`~engines.shared.protocol.Traversed`: images (R, S, C, H, W) or points (R, S, 2).
 
         Parameters
         ----------

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtWidgets import QHBoxLayout, QStackedWidget, QWidget
 
-from engines import protocol
-from engines.data.base import DataInfo
+from engines.shared import protocol
+from engines.shared.datainfo import DataInfo
 from studio.images import grid, points_picture
 from studio.widgets import FpsCounter, ImageView, PointsView
 

@@ -1,0 +1,211 @@
+"""Headless commands: ``latent-studio train`` and ``latent-studio sample``.
+
+They run the same engine, data and checkpoint code as the worker. Building the parser is cheap;
+torch is imported only when a command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from engines.shared.errors import LatentStudioError
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    """Register the headless sub-commands on ``sub`` (the ``latent-studio`` parser's subparsers)."""
+    p = sub.add_parser(
+        "train",
+        help="train a model headless and write a run folder",
+        description="Train a model on a data spec and write DIR/model.safetensors, DIR/run.json, "
+        "DIR/metrics.csv (one row per logged step) and DIR/samples.png.",
+    )
+    p.add_argument("--data", required=True, help="data spec: shapes, shapes:32, digits, ring, grid, idx:PATH, folder:PATH, npz:PATH")
+    p.add_argument("--model", required=True, help="registry name, e.g. vae, beta-vae")
+    p.add_argument("--out", required=True, type=Path, help="run folder to write")
+    p.add_argument("--arch", choices=["conv", "mlp"], help="network architecture (conv for images by default)")
+    p.add_argument("--latent-dim", type=int, help="width of z (default: the model's own, 10 for VAEs)")
+    p.add_argument("--beta", type=float, help="KL weight beta (VAE family)")
+    p.add_argument("--lr", type=float, help="learning rate (for GANs: both the generator's and the critic's)")
+    p.add_argument("--steps", type=int, help="optimisation steps (default 1000 unless --epochs is given)")
+    p.add_argument("--epochs", type=float, help="train for this many passes over the training split instead of --steps")
+    p.add_argument("--batch-size", type=int, default=64, help="batch size (default %(default)s)")
+    p.add_argument("--image-size", type=int, help="resize images to this side in pixels (8-64)")
+    p.add_argument("--seed", type=int, default=0, help="seed for weights, batches and samples (default %(default)s)")
+    p.add_argument("--device", choices=["cpu", "cuda", "mps"], help="force a device (default: cuda, then mps, then cpu)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: all cores but one)")
+    p.add_argument("--log-every", type=int, default=1, help="write a metrics row every N steps (default %(default)s)")
+    p.add_argument("--iwae-k", type=int, default=0, help="also report the held-out IWAE bound with k samples (0: skip)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("sample", help="draw samples from a trained run into a PNG grid")
+    p.add_argument("--run", required=True, type=Path, help="run folder (or .safetensors checkpoint)")
+    p.add_argument("--n", type=int, default=64, help="number of samples (default %(default)s)")
+    p.add_argument("--out", required=True, type=Path, help="PNG file to write")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (default %(default)s)")
+    p.add_argument("--scale", type=int, default=0, help="integer upscaling (default: to about 512 px)")
+    p.set_defaults(func=cmd_sample)
+
+    from engines.cli.metrics import add_coverage_command
+    from engines.cli.metrics import add_metrics_command
+
+    add_coverage_command(sub)
+    add_metrics_command(sub)
+    from engines.cli.export import add_export_commands
+    add_export_commands(sub)
+
+
+def _write_samples(engine: Any, path: Path, n: int, seed: int, scale: int = 0) -> Path:
+    """Sample ``n`` examples with ``seed`` and write them as a PNG grid (or a point plot for 2-D data)."""
+    import numpy as np
+    import torch
+
+    from engines.shared.imaging import plot_points, save_png, tile
+
+    gen = torch.Generator(device=engine.device).manual_seed(seed)
+    engine.eval()
+    with torch.no_grad():
+        x = engine.sample(n, generator=gen).float().cpu().numpy()
+    if engine.data.kind == "points":
+        modes = np.asarray(engine.data.modes) if engine.data.modes else None
+        return save_png(plot_points(x, modes=modes, size=512), path)
+    grid = tile(x)
+    scale = scale or max(1, 512 // max(grid.shape[1:]))
+    return save_png(grid, path, scale=scale)
+
+
+def _held_out_bound(engine: Any, dataset: Any, batch_size: int, iwae_k: int) -> dict[str, float]:
+    """Mean held-out ELBO (and IWAE bound) in nats per example, and in bits/dim for images."""
+    import numpy as np
+    import torch
+
+    idx = dataset.test_indices
+    if len(idx) == 0 or engine.log_prob(torch.as_tensor(dataset.get(idx[:1]), device=engine.device)) is None:
+        return {}
+    engine.eval()
+    elbo, iwae = [], []
+    with torch.no_grad():
+        for i in range(0, len(idx), batch_size):
+            x = torch.as_tensor(dataset.get(idx[i : i + batch_size]), device=engine.device)
+            elbo.append(engine.log_prob(x).double().cpu())
+            if iwae_k and hasattr(engine, "iwae_bound"):
+                iwae.append(engine.iwae_bound(x, k=iwae_k).double().cpu())
+    dims = int(np.prod(engine.data.shape))
+    out = {"n": int(len(idx)), "elbo_nats": float(torch.cat(elbo).mean())}
+    if iwae:
+        out["iwae_nats"] = float(torch.cat(iwae).mean())
+        out["iwae_k"] = iwae_k
+    if engine.data.kind == "image":
+        # bits/dim of the discrete data under the bound: -(log p) / (D ln 2)
+        out["elbo_bits_per_dim"] = -out["elbo_nats"] / (dims * math.log(2))
+    return out
+
+
+def _config_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The model settings given on the command line; ``--lr`` sets both learning rates of a GAN."""
+    from dataclasses import fields
+
+    from engines.shared.registry import engine_class
+
+    known = {f.name for f in fields(engine_class(args.model).config_class)}
+    out: dict[str, Any] = {"latent_dim": args.latent_dim, "seed": args.seed, "arch": args.arch, "beta": args.beta}
+    if args.lr is not None and "lr" not in known and {"g_lr", "d_lr"} <= known:
+        out["g_lr"] = out["d_lr"] = args.lr
+    else:
+        out["lr"] = args.lr
+    return out
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train headless; see the ``train`` sub-command's help."""
+    import torch
+    from tqdm import tqdm
+
+    from engines.lib.checkpoint import save_checkpoint
+    from engines.data import load_dataset
+    from engines.shared.registry import create_engine
+    from engines.lib.training import BatchStream, configure_threads, pick_device
+
+    dataset = load_dataset(args.data, args.image_size)
+    device = pick_device(args.device)
+    threads = configure_threads(device, args.threads)
+    torch.manual_seed(args.seed)
+    engine = create_engine(args.model, dataset.info, **_config_overrides(args)).to(device)
+    n_train = len(dataset.train_indices)
+    if args.epochs is not None:
+        steps = max(1, math.ceil(args.epochs * n_train / args.batch_size))
+    else:
+        steps = args.steps if args.steps is not None else 1000
+    print(f"{dataset.summary()}", file=sys.stderr)
+    print(f"{args.model} on {device} ({threads} threads): {steps} steps of batch {args.batch_size}", file=sys.stderr)
+    stream = BatchStream(dataset, args.batch_size, args.seed, device, with_labels=engine.needs_labels)
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows: list[dict[str, float]] = []
+    names: list[str] = []
+    engine.train()
+    t0 = time.perf_counter()
+    with tqdm(range(1, steps + 1), unit="step", file=sys.stderr, mininterval=0.5) as bar:
+        for step in bar:
+            losses = engine.training_step(next(stream), step)
+            if step % args.log_every == 0 or step == steps:
+                for k in losses:
+                    if k not in names:
+                        names.append(k)
+                rows.append({"step": step, **losses})
+                shown = {k: f"{v:.4g}" for k, v in losses.items() if "/" not in k}
+                bar.set_postfix(shown, refresh=False)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - t0
+    with open(args.out / "metrics.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["step", *names], restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+    save_checkpoint(engine, args.out / "model.safetensors", step=steps, data_spec=args.data, image_size=args.image_size)
+    held_out = _held_out_bound(engine, dataset, 500, args.iwae_k)
+    _write_samples(engine, args.out / "samples.png", 64, args.seed)
+    from engines.lib.checkpoint import read_manifest
+
+    run = {
+        **read_manifest(args.out / "model.safetensors"),
+        "train": {
+            "steps": steps,
+            "batch_size": args.batch_size,
+            "epochs": steps * args.batch_size / max(1, n_train),
+            "seconds": seconds,
+            "images_per_sec": steps * args.batch_size / seconds,
+            "device": str(device),
+            "threads": threads,
+            "final": rows[-1] if rows else {},
+        },
+        "held_out": held_out,
+    }
+    (args.out / "run.json").write_text(json.dumps(run, indent=2))
+    msg = f"{steps} steps in {seconds:.1f} s ({run['train']['images_per_sec']:.0f} images/s)"
+    if held_out:
+        msg += f"; held-out ELBO {held_out['elbo_nats']:.2f} nats"
+        if "iwae_nats" in held_out:
+            msg += f", IWAE(k={held_out['iwae_k']}) {held_out['iwae_nats']:.2f} nats"
+    print(msg + f"; wrote {args.out}/", file=sys.stderr)
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    """Sample from a run folder or checkpoint into a PNG grid."""
+    from engines.lib.checkpoint import load_checkpoint
+    from engines.lib.training import configure_threads, pick_device
+
+    device = pick_device()
+    configure_threads(device)
+    engine, _ = load_checkpoint(args.run, device=str(device), with_optimizer=False)
+    if args.n < 1:
+        raise LatentStudioError(f"--n must be at least 1, got {args.n}")
+    path = _write_samples(engine, args.out, args.n, args.seed, args.scale)
+    print(f"wrote {path}", file=sys.stderr)
+    return 0

@@ -1,0 +1,537 @@
+"""Typed messages between the window and the worker, and their pickle-free wire codec.
+
+Commands (window -> worker) are imperative; events (worker -> window) are nouns or past tense.
+Every message is a frozen dataclass whose fields are JSON values (str, int, float, bool, None,
+lists and dicts of those) or numpy arrays.
+
+The wire codec lives in :mod:`engines.shared.codec` (re-exported here: ``protocol.encode``,
+``protocol.decode``, ``protocol.MAGIC`` ...). Wire format of one message (one
+``Connection.send_bytes`` frame)::
+
+    b"LSM1" | uint32 little-endian header length | header (UTF-8 JSON) | raw array bytes ...
+
+The header is ``{"type": "Decode", "fields": {...}, "arrays": [{"field", "dtype", "shape"}]}``;
+array bytes follow in that order, C-contiguous, little-endian. Only numeric and bool dtypes are
+accepted, so no object arrays and no pickle can cross the boundary in either direction. The same
+codec works over a local pipe and over TCP (``multiprocessing.connection`` with an authkey).
+
+This module imports numpy and the standard library only: the window uses it without torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from engines.shared.codec import (  # noqa: F401 - re-exported: the codec lived here first
+    _ALLOWED_DTYPES, _REGISTRY, MAGIC, MAX_FRAME_BYTES, Command, Event, Message, decode, encode, message_types,
+)
+
+
+#: Largest number of images one Decode, Encode, Sample, GetExamples or Traverse may ask for.
+MAX_REQUEST = 4096
+#: Most columns (steps) of one traversal.
+MAX_STEPS = 64
+#: Most frames of one interpolation path.
+MAX_FRAMES = 1024
+
+
+def _arr(default: Any = None) -> Any:
+    return field(default=default, compare=False)
+
+
+# --------------------------------------------------------------------------------------------
+# Commands
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Configure(Command):
+    """Load a data set and build a fresh model; the worker answers :class:`Ready` or :class:`Error`.
+
+    Attributes
+    ----------
+    data : str
+        Data spec (``"shapes"``, ``"digits"``, ``"idx:PATH"``, ...).
+    model : str
+        Registry name (``"vae"``, ``"beta-vae"``, ...).
+    image_size : int or None
+        Side in pixels images are resized to; None for the data set's own size.
+    latent_dim : int
+        Width of z.
+    seed : int
+        Seed for weights, batches and the fixed z of the sample grid.
+    batch_size : int
+    options : dict
+        Further config overrides of the model (``{"arch": "mlp", "beta": 4.0, "lr": 1e-3}``).
+    """
+
+    data: str = "shapes"
+    model: str = "beta-vae"
+    image_size: int | None = None
+    latent_dim: int = 10
+    seed: int = 0
+    batch_size: int = 64
+    options: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Train(Command):
+    """Start training the configured model; ``steps`` None trains until :class:`Stop`."""
+
+    steps: int | None = None
+
+
+@dataclass(frozen=True)
+class Pause(Command):
+    """Pause training after the current step."""
+
+
+@dataclass(frozen=True)
+class Resume(Command):
+    """Resume paused training."""
+
+
+@dataclass(frozen=True)
+class Stop(Command):
+    """Stop training; the model stays loaded and can still decode, encode and sample."""
+
+
+@dataclass(frozen=True)
+class SetHyperparameter(Command):
+    """Change a live hyperparameter (``beta``, ``lr``, ...); answered by :class:`HyperparameterChanged`."""
+
+    name: str = ""
+    value: float = 0.0
+
+
+@dataclass(frozen=True)
+class Decode(Command):
+    """Decode latents for a view. Only the newest pending Decode of each ``view`` is served.
+
+    Attributes
+    ----------
+    request_id : int
+        Echoed in :class:`Decoded`.
+    view : str
+        Which view asked ("explore", ...); older pending requests of the same view are dropped.
+    z : ndarray
+        (N, D) float32 latents.
+    """
+
+    request_id: int = 0
+    view: str = "explore"
+    z: np.ndarray | None = _arr()
+
+
+@dataclass(frozen=True)
+class Encode(Command):
+    """Encode images (given, or data-set examples by index) to posterior means; answered by :class:`Encoded`.
+
+    Attributes
+    ----------
+    images : ndarray or None
+        (N, C, H, W) float32 in [0, 1], of the model's data shape.
+    indices : list of int or None
+        Indices into the data set's split ``split`` instead of images.
+    split : {"train", "test"}
+    project_steps : int
+        Adam steps of the projection (:func:`engines.lib.projection.project`) used instead of an
+        encoder for a model without one (GANs); that Encode runs on the worker's job thread, with
+        Progress (task "project") and :class:`Cancel`.
+    """
+
+    request_id: int = 0
+    view: str = "explore"
+    images: np.ndarray | None = _arr()
+    indices: list | None = None
+    split: str = "test"
+    project_steps: int = 200
+
+
+@dataclass(frozen=True)
+class Sample(Command):
+    """Draw ``n`` samples with a seed; answered by :class:`Samples` with the same request id."""
+
+    request_id: int = 0
+    n: int = 64
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class GetExamples(Command):
+    """Ask for data-set examples by position in a split; answered by :class:`Examples`."""
+
+    request_id: int = 0
+    indices: list = field(default_factory=list)
+    split: str = "test"
+
+
+@dataclass(frozen=True)
+class SaveCheckpoint(Command):
+    """Save weights and manifest to ``path`` (a ``.safetensors`` file); answered by :class:`CheckpointSaved`."""
+
+    path: str = ""
+
+
+@dataclass(frozen=True)
+class LoadCheckpoint(Command):
+    """Load a checkpoint (file or run folder), its data set and model; answered by :class:`Ready`."""
+
+    path: str = ""
+
+
+@dataclass(frozen=True)
+class Shutdown(Command):
+    """Stop training, close the connection and exit the worker process."""
+
+
+# --------------------------------------------------------------------------------------------
+# Events
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Started(Event):
+    """Sent once when the worker connects: its process id, device and the models it can build."""
+
+    pid: int = 0
+    device: str = "cpu"
+    threads: int = 1
+    torch_version: str = ""
+    models: list = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Ready(Event):
+    """A model is configured (or loaded) and can train, decode and encode.
+
+    Attributes
+    ----------
+    data : dict
+        :meth:`DataInfo.to_json` of the data set.
+    latent : list
+        :meth:`LatentSpec.to_json`.
+    hyper : list
+        :meth:`HyperParam.to_json` of each live hyperparameter.
+    config : dict
+        The model's full config.
+    has_encoder : bool
+    """
+
+    device: str = "cpu"
+    model: str = ""
+    family: str = ""
+    data: dict = field(default_factory=dict)
+    data_summary: str = ""
+    latent: list = field(default_factory=list)
+    hyper: list = field(default_factory=list)
+    config: dict = field(default_factory=dict)
+    step: int = 0
+    has_encoder: bool = False
+    checkpoint: str | None = None
+
+
+@dataclass(frozen=True)
+class TrainingState(Event):
+    """Training state changed: ``state`` is "training", "paused" or "idle"."""
+
+    state: str = "idle"
+    step: int = 0
+
+
+@dataclass(frozen=True)
+class StepMetrics(Event):
+    """Loss terms of a run of consecutive steps (batched so the pipe carries few messages).
+
+    Attributes
+    ----------
+    steps : ndarray
+        (K,) int64 step numbers.
+    names : list of str
+        Names of the T loss terms.
+    values : ndarray
+        (K, T) float32 loss values; NaN where a step did not log a term.
+    steps_per_sec, images_per_sec : float
+        Training speed over the last second.
+    latent_kl : ndarray or None
+        (D,) float32 KL per latent dimension in nats (averaged over the batch), where the family has it.
+    """
+
+    steps: np.ndarray | None = _arr()
+    names: list = field(default_factory=list)
+    values: np.ndarray | None = _arr()
+    steps_per_sec: float = 0.0
+    images_per_sec: float = 0.0
+    latent_kl: np.ndarray | None = _arr()
+
+
+@dataclass(frozen=True)
+class Samples(Event):
+    """Samples: from the fixed z of the sample grid (``request_id`` -1) or for a :class:`Sample`.
+
+    ``images`` is (N, C, H, W) float32 in [0, 1], or (N, 2) points.
+    """
+
+    request_id: int = -1
+    step: int = 0
+    images: np.ndarray | None = _arr()
+
+
+@dataclass(frozen=True)
+class Decoded(Event):
+    """Answer to :class:`Decode`: ``images`` (N, C, H, W) float32 in [0, 1] or (N, 2) points."""
+
+    request_id: int = 0
+    view: str = "explore"
+    step: int = 0
+    images: np.ndarray | None = _arr()
+
+
+@dataclass(frozen=True)
+class Encoded(Event):
+    """Answer to :class:`Encode`: ``z`` (N, D) float32 posterior means and the ``images`` encoded."""
+
+    request_id: int = 0
+    view: str = "explore"
+    z: np.ndarray | None = _arr()
+    images: np.ndarray | None = _arr()
+
+
+@dataclass(frozen=True)
+class Examples(Event):
+    """Answer to :class:`GetExamples`: ``images`` (N, C, H, W) float32 and ``labels`` (N,) int64 or None."""
+
+    request_id: int = 0
+    indices: list = field(default_factory=list)
+    images: np.ndarray | None = _arr()
+    labels: np.ndarray | None = _arr()
+
+
+@dataclass(frozen=True)
+class HyperparameterChanged(Event):
+    """A live hyperparameter took a new value at ``step``."""
+
+    name: str = ""
+    value: float = 0.0
+    step: int = 0
+
+
+@dataclass(frozen=True)
+class CheckpointSaved(Event):
+    """A checkpoint was written to ``path`` at ``step`` (``autosave`` True for the worker's own saves)."""
+
+    path: str = ""
+    step: int = 0
+    autosave: bool = False
+
+
+@dataclass(frozen=True)
+class Progress(Event):
+    """Progress of a long task: ``done`` of ``total`` units (total 0 when unknown).
+
+    ``request_id`` names the command of a job (Export, a projecting Encode; 0 otherwise). A job
+    that was cancelled ends with a Progress whose ``message`` is ``"cancelled"``.
+    """
+
+    task: str = ""
+    done: int = 0
+    total: int = 0
+    message: str = ""
+    request_id: int = 0
+
+
+@dataclass(frozen=True)
+class Error(Event):
+    """A command failed: a message for the user, the traceback for a bug report, the command's type."""
+
+    message: str = ""
+    traceback: str = ""
+    command: str = ""
+
+
+@dataclass(frozen=True)
+class Stopped(Event):
+    """Training ended at ``step``: ``reason`` is "finished", "stopped" or "error"."""
+
+    step: int = 0
+    reason: str = "stopped"
+
+
+@dataclass(frozen=True)
+class Traverse(Command):
+    """Ask for a latent traversal grid: each of the chosen dimensions swept from ``low`` to ``high``.
+
+    Attributes
+    ----------
+    request_id : int
+    z : ndarray or None
+        (1, D) float32 base latent; None uses the prior mean (zeros, first class of each code).
+    index : int or None
+        Instead of ``z``, encode this held-out example and traverse around its posterior mean.
+    dims : list of int or None
+        Dimensions to traverse, one row each, in this order; None: every continuous dimension.
+    steps : int
+        Columns: values evenly spaced over [low, high].
+    low, high : float
+    """
+
+    request_id: int = 0
+    z: np.ndarray | None = _arr()
+    index: int | None = None
+    dims: list | None = None
+    steps: int = 9
+    low: float = -3.0
+    high: float = 3.0
+
+
+@dataclass(frozen=True)
+class Traversed(Event):
+    """Answer to :class:`Traverse`: ``images`` (R, S, C, H, W) float32 in [0, 1] (or (R, S, 2) points),
+    rows in ``dims`` order, columns at ``values`` (S,); ``z`` the (1, D) base latent used."""
+
+    request_id: int = 0
+    step: int = 0
+    dims: list = field(default_factory=list)
+    values: np.ndarray | None = _arr()
+    z: np.ndarray | None = _arr()
+    images: np.ndarray | None = _arr()
+
+
+@dataclass(frozen=True)
+class Interpolate(Command):
+    """Decode a path through latent keyframes (:func:`engines.lib.latent.interpolate_spec`); answered by :class:`Interpolated`.
+
+    Attributes
+    ----------
+    keyframes : ndarray
+        (K, D) float32 latents, K >= 2, in path order.
+    frames : int
+        Frames on the whole path, keyframes included (>= K).
+    method : {"lerp", "slerp", "spline"}
+    constant_speed : bool
+        Re-parameterise the path by arc length.
+    """
+
+    request_id: int = 0
+    keyframes: np.ndarray | None = _arr()
+    frames: int = 16
+    method: str = "slerp"
+    constant_speed: bool = False
+
+
+@dataclass(frozen=True)
+class Interpolated(Event):
+    """Answer to :class:`Interpolate`: ``z`` (F, D) float32 and ``images`` (F, C, H, W) in [0, 1] (or (F, 2))."""
+
+    request_id: int = 0
+    step: int = 0
+    z: np.ndarray | None = _arr()
+    images: np.ndarray | None = _arr()
+
+
+@dataclass(frozen=True)
+class SetMetricSchedule(Command):
+    """How often (seconds of training, 0 = never) the worker measures coverage and disentanglement."""
+
+    coverage_every: float = 10.0
+    disentanglement_every: float = 30.0
+
+
+@dataclass(frozen=True)
+class CoverageMeasured(Event):
+    """Mode coverage of the model's samples at ``step`` (:mod:`engines.metrics.coverage`).
+
+    Attributes
+    ----------
+    metric : {"mixture", "classes", "clusters"}
+        2-D mixture modes (PacGAN protocol), classes through the studio's classifier, or k-means clusters.
+    values : dict
+        The metric's JSON dict: modes_total, modes_captured, high_quality_share, reverse_kl,
+        per_mode_counts (mixture); classes_total, classes_covered, class_kl, confident_share,
+        generated_hist, data_hist, classifier_accuracy (classes, clusters).
+    samples : ndarray or None
+        (N, 2) float32 points that were measured (2-D data only), for the live view.
+    critic : ndarray or None
+        (G, G) float32 discriminator or critic output over the plane (2-D GANs only), row-major
+        with y rising by row, over ``extent``.
+    extent : list
+        [xmin, xmax, ymin, ymax] of ``critic`` in data units.
+    """
+
+    step: int = 0
+    metric: str = ""
+    values: dict = field(default_factory=dict)
+    samples: np.ndarray | None = _arr()
+    critic: np.ndarray | None = _arr()
+    extent: list = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class DisentanglementMeasured(Event):
+    """Disentanglement of the mean representation at ``step`` (:mod:`engines.metrics.disentanglement`).
+
+    Attributes
+    ----------
+    values : dict
+        Scores by name: mig, sap, dci_disentanglement, dci_completeness, dci_informativeness,
+        factor_vae_score, beta_vae_score (those the data supports).
+    mi_matrix : ndarray or None
+        (D, K) float32 mutual information in nats between latent d and factor k.
+    factor_names : list of str
+    seconds : float
+        Wall time the measurement took.
+    """
+
+    step: int = 0
+    values: dict = field(default_factory=dict)
+    mi_matrix: np.ndarray | None = _arr()
+    factor_names: list = field(default_factory=list)
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Export(Command):
+    """Render an animation or strip on the worker's job thread; answered by :class:`Exported`.
+
+    The worker saves the current weights beside ``out`` (``<out without suffix>.safetensors``,
+    reusing the last checkpoint it wrote when the weights have not changed), renders with
+    :func:`engines.lib.export.export`, writes ``out`` and its sidecar ``out + ".json"``, and sends
+    Progress (task "export") on the way. :class:`Cancel` stops it and leaves no partial file.
+
+    Attributes
+    ----------
+    kind : {"interpolation", "traversal", "morph", "samples"}
+    out : str
+        Path of the file to write; its suffix (.gif, .mp4, .png) picks the format.
+    latents : dict
+        The sidecar's kind-specific ``latents`` (see :mod:`engines.lib.export`).
+    settings : dict
+        ``fps``, ``size``, ``resample``, ``labels`` (see :mod:`engines.lib.export`).
+    """
+
+    request_id: int = 0
+    kind: str = "interpolation"
+    out: str = ""
+    latents: dict = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Exported(Event):
+    """Answer to :class:`Export`: the file written, its sidecar, its frame count and the wall time in s."""
+
+    request_id: int = 0
+    path: str = ""
+    sidecar: str = ""
+    frames: int = 0
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Cancel(Command):
+    """Cancel the job (Export, projecting Encode) of ``request_id``, queued or running; no reply if none."""
+
+    request_id: int = 0

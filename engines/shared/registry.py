@@ -1,0 +1,121 @@
+"""The model registry: name -> engine class, family and a one-line description.
+
+Entries are import paths so that listing the models (the window does) never loads torch.
+Adding a model is adding one file under ``engines/models/`` and one line here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, fields
+from typing import Any
+
+from engines.shared.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One registry line: ``target`` is ``"module:Class"`` of an :class:`engines.models.base.Engine`."""
+
+    name: str
+    family: str
+    target: str
+    description: str
+    defaults: tuple[tuple[str, Any], ...] = ()
+
+
+MODELS: dict[str, ModelEntry] = {
+    e.name: e
+    for e in [
+        ModelEntry("vae", "vae", "engines.models.vae.vae:VAE", "Variational autoencoder (Kingma & Welling 2014)"),
+        ModelEntry(
+            "beta-vae", "vae", "engines.models.vae.vae:VAE",
+            "beta-VAE: the ELBO with the KL weighted by beta (Higgins et al. 2017)", (("beta", 4.0),),
+        ),
+        ModelEntry(
+            "annealed-vae", "vae", "engines.models.vae.annealed_vae:AnnealedVAE",
+            "beta-VAE with a linearly increasing KL capacity C (Burgess et al. 2018)",
+        ),
+        ModelEntry(
+            "beta-tcvae", "vae", "engines.models.vae.beta_tcvae:BetaTCVAE",
+            "beta-TCVAE: KL split into MI, total correlation and dimension-wise KL (Chen et al. 2018)",
+        ),
+        ModelEntry(
+            "factor-vae", "vae", "engines.models.vae.factor_vae:FactorVAE",
+            "FactorVAE: ELBO plus a discriminator's total-correlation estimate (Kim & Mnih 2018)",
+        ),
+        ModelEntry(
+            "dip-vae", "vae", "engines.models.vae.dip_vae:DIPVAE",
+            "DIP-VAE-I/II: ELBO plus a latent covariance penalty (Kumar et al. 2018)",
+        ),
+        ModelEntry("gan", "gan", "engines.models.gan.gan:GAN", "GAN, non-saturating loss, DCGAN networks (Goodfellow et al. 2014)"),
+        ModelEntry(
+            "wgan", "gan", "engines.models.gan.gan:GAN", "Wasserstein GAN with weight clipping (Arjovsky et al. 2017)",
+            (("loss", "wgan"),),
+        ),
+        ModelEntry(
+            "wgan-gp", "gan", "engines.models.gan.gan:GAN", "WGAN with gradient penalty (Gulrajani et al. 2017)",
+            (("loss", "wgan-gp"),),
+        ),
+        ModelEntry(
+            "sngan", "gan", "engines.models.gan.gan:GAN", "Spectrally normalised GAN, hinge loss (Miyato et al. 2018)",
+            (("loss", "hinge"),),
+        ),
+        ModelEntry("cgan", "gan", "engines.models.gan.cgan:CGAN", "Conditional GAN on labelled data (Mirza & Osindero 2014)"),
+        ModelEntry(
+            "infogan", "gan", "engines.models.gan.infogan:InfoGAN",
+            "InfoGAN: interpretable codes by mutual information (Chen et al. 2016)",
+        ),
+    ]
+}
+
+
+def model_names() -> list[str]:
+    """Registered model names in registry order."""
+    return list(MODELS)
+
+
+def engine_class(name: str) -> type:
+    """The engine class registered under ``name``.
+
+    Raises
+    ------
+    ConfigError
+        If no model has that name.
+    """
+    if name not in MODELS:
+        raise ConfigError(f"unknown model {name!r}; known models: {', '.join(MODELS)}")
+    module, cls = MODELS[name].target.split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def make_config(name: str, **overrides: Any) -> Any:
+    """The config dataclass of model ``name`` with registry defaults, then ``overrides``, applied.
+
+    Overrides whose value is None are ignored; unknown keys raise :class:`ConfigError`.
+    """
+    cls = engine_class(name)
+    config_cls = cls.config_class
+    known = {f.name for f in fields(config_cls)}
+    values = dict(MODELS[name].defaults)
+    for k, v in overrides.items():
+        if v is None:
+            continue
+        if k not in known:
+            raise ConfigError(f"model {name!r} has no setting {k!r}; it has {sorted(known)}")
+        values[k] = v
+    return config_cls(**values)
+
+
+def create_engine(name: str, data: Any, **overrides: Any) -> Any:
+    """Build engine ``name`` for data described by ``data`` (a :class:`DataInfo`).
+
+    Returns
+    -------
+    Engine
+        On the CPU; move it with ``.to(device)``.
+    """
+    cls = engine_class(name)
+    engine = cls(make_config(name, **overrides), data)
+    engine.name = name
+    return engine

@@ -1,0 +1,370 @@
+"""The worker's trainer thread: steps, batched metrics, the sample grid, snapshots and autosaves.
+
+One :class:`Trainer` runs one training session (from :class:`~engines.shared.protocol.Train` until the
+step budget is spent, :class:`~engines.shared.protocol.Stop` or an error). The loop does engineering
+only (Lightning's split): the engine's ``training_step`` does the research. Per step it costs one
+attribute test, one clock read and one list append; everything else (StepMetrics every ~100 ms,
+snapshot refresh every ~0.2 s, the sample grid every ~1 s, autosave every ~60 s) is checked when
+the metrics are flushed. Commands that touch the live model (hyperparameters, checkpoints) run in
+this thread between two steps via :meth:`Trainer.call_soon`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engines.shared import protocol as P
+from engines.worker.host import Host, Snapshot, error_event, to_numpy
+
+#: Seconds between StepMetrics messages, snapshot refreshes, sample grids and autosaves.
+METRICS_EVERY = 0.1
+SNAPSHOT_EVERY = 0.2
+GRID_EVERY = 1.0
+AUTOSAVE_EVERY = 60.0
+#: Grids are spaced by at least this many times their own compute time (at most ~5% of a core).
+GRID_COST_FACTOR = 20.0
+
+
+def autosave_path() -> Path:
+    """Where the worker autosaves: ``$LATENT_STUDIO_HOME/autosave/model.safetensors``.
+
+    ``LATENT_STUDIO_HOME`` defaults to ``~/.latent-studio``.
+    """
+    home = os.environ.get("LATENT_STUDIO_HOME") or os.path.join(os.path.expanduser("~"), ".latent-studio")
+    return Path(home) / "autosave" / "model.safetensors"
+
+
+@dataclass
+class Session:
+    """The configured model and everything the worker keeps beside it.
+
+    Attributes
+    ----------
+    engine : Engine
+        The live model, on the worker's device; only the trainer thread touches it while training.
+    snapshot : Snapshot
+        Copy of the weights the host thread serves from.
+    dataset : Dataset or None
+        None when a checkpoint's data set could not be loaded (decode and sample only).
+    data_spec : str
+    image_size : int or None
+    seed, batch_size : int
+    step : int
+        Optimisation steps done so far (the next step's index).
+    batches : iterator or None
+        Endless iterator of (B, C, H, W) training batches on the device, made at the first Train.
+    """
+
+    engine: Any
+    snapshot: Snapshot
+    dataset: Any
+    data_spec: str
+    image_size: int | None
+    seed: int = 0
+    batch_size: int = 64
+    step: int = 0
+    batches: Iterator[Any] | None = None
+    extra: dict = field(default_factory=dict)
+
+    def manifest_extra(self) -> dict:
+        """The ``extra`` of a checkpoint manifest: what a reload needs beyond the engine config."""
+        return {**self.extra, "seed": self.seed, "batch_size": self.batch_size}
+
+
+class MetricsBuffer:
+    """Loss dicts of consecutive steps, turned into one :class:`~engines.shared.protocol.StepMetrics`.
+
+    Examples
+    --------
+    >>> buf = MetricsBuffer()
+    >>> buf.add(0, {"recon": 1.0}); buf.add(1, {"recon": 0.5, "kl": 2.0})
+    >>> steps, names, values = buf.take()
+    >>> names, values.shape
+    (['recon', 'kl'], (2, 2))
+    """
+
+    def __init__(self) -> None:
+        self._steps: list[int] = []
+        self._losses: list[dict[str, float]] = []
+
+    def __len__(self) -> int:
+        return len(self._steps)
+
+    def add(self, step: int, losses: dict[str, float]) -> None:
+        self._steps.append(step)
+        self._losses.append(losses)
+
+    def take(self) -> tuple[np.ndarray, list[str], np.ndarray]:
+        """Empty the buffer: steps (K,) int64, the T names in order of first use, values (K, T) float32.
+
+        A term missing from a step's dict is NaN in that row.
+        """
+        names: dict[str, int] = {}
+        for losses in self._losses:
+            for name in losses:
+                names.setdefault(name, len(names))
+        values = np.full((len(self._steps), len(names)), np.nan, dtype=np.float32)
+        for row, losses in enumerate(self._losses):
+            for name, v in losses.items():
+                values[row, names[name]] = float(v)
+        steps = np.asarray(self._steps, dtype=np.int64)
+        self._steps, self._losses = [], []
+        return steps, list(names), values
+
+
+class _Rate:
+    """Steps and images per second over the last ~1 s."""
+
+    def __init__(self) -> None:
+        self._marks: deque[tuple[float, int, int]] = deque()
+
+    def reset(self) -> None:
+        self._marks.clear()
+
+    def update(self, now: float, steps: int, images: int) -> tuple[float, float]:
+        self._marks.append((now, steps, images))
+        while len(self._marks) > 2 and now - self._marks[1][0] >= 1.0:
+            self._marks.popleft()
+        t0, s0, i0 = self._marks[0]
+        if now - t0 <= 0:
+            return 0.0, 0.0
+        return (steps - s0) / (now - t0), (images - i0) / (now - t0)
+
+
+class Trainer:
+    """Trains ``session.engine`` in a thread until ``end_step``, :meth:`stop` or an error.
+
+    Parameters
+    ----------
+    session : Session
+        Its ``batches`` must be set; ``session.step`` advances as steps are done.
+    send : callable
+        Sends one event (thread-safe).
+    host : Host
+        Asked for the sample grid every second.
+    save : callable
+        ``save(path, autosave) -> CheckpointSaved`` writes a checkpoint of the live model; called
+        from this thread only.
+    end_step : int or None
+        Stop (reason "finished") when ``session.step`` reaches it; None trains until :meth:`stop`.
+    live : LiveMetrics or None
+        Told when training runs, pauses and stops (:meth:`engines.worker.live_metrics.LiveMetrics.set_training`),
+        so that coverage and disentanglement are measured on a clock of training seconds.
+
+    Notes
+    -----
+    Events sent: StepMetrics, Samples (via the host), CoverageMeasured and DisentanglementMeasured
+    (via ``live``), TrainingState ("paused"/"training" when a
+    pause takes effect or ends), CheckpointSaved (autosave), Error and, always last,
+    Stopped(step, reason) with reason "finished", "stopped" or "error".
+    """
+
+    def __init__(self, session: Session, send: Callable[[P.Event], None], host: Host,
+                 save: Callable[[Path, bool], P.CheckpointSaved], end_step: int | None,
+                 live: Any = None) -> None:
+        self.session = session
+        self._live = live
+        self._thread = threading.Thread(target=self._run, name="trainer", daemon=True)
+        self._send = send
+        self._host = host
+        self._save = save
+        self._cv = threading.Condition()
+        self._flag = False  # read without the lock once per step: something below needs attention
+        self._paused = False
+        self._stop = False
+        self._closed = False
+        self._end_step = end_step
+        self._actions: list[Callable[[], None]] = []
+        self._metrics = MetricsBuffer()
+        self._rate = _Rate()
+        self._images = 0
+
+    # -- control, from the main thread ---------------------------------------------------------
+    def start(self) -> None:
+        """Start the training thread."""
+        self._thread.start()
+
+    def is_active(self) -> bool:
+        """Whether the session still takes commands (False from the moment it starts to wind down)."""
+        return self._thread.is_alive() and not self._closed
+
+    def join(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
+
+    def pause(self) -> None:
+        """Pause after the current step (the trainer then sends TrainingState "paused")."""
+        self._set(paused=True)
+
+    def resume(self) -> None:
+        """Resume a paused session."""
+        self._set(paused=False)
+
+    def extend(self, end_step: int | None) -> bool:
+        """Train on (resuming if paused) until ``end_step`` (None: until stopped).
+
+        Returns False if the session has already ended; the caller then starts a new one.
+        """
+        with self._cv:
+            if self._closed:
+                return False
+            self._end_step = end_step
+            self._paused = False
+            self._flag = True
+            self._cv.notify_all()
+        return True
+
+    def stop(self) -> None:
+        """End the session after the current step (Stopped reason "stopped")."""
+        self._set(stop=True)
+
+    def call_soon(self, action: Callable[[], None]) -> bool:
+        """Run ``action()`` in the trainer thread between two steps (also while paused).
+
+        Returns False, without running it, if the session has ended; the caller then runs it.
+        ``action`` reports its own errors.
+        """
+        with self._cv:
+            if self._closed:
+                return False
+            self._actions.append(action)
+            self._flag = True
+            self._cv.notify_all()
+        return True
+
+    def _set(self, **state: bool) -> None:
+        with self._cv:
+            for k, v in state.items():
+                setattr(self, "_" + k, v)
+            self._flag = True
+            self._cv.notify_all()
+
+    # -- the thread ----------------------------------------------------------------------------
+    def _run(self) -> None:
+        s, send = self.session, self._send
+        engine, batches, metrics = s.engine, s.batches, self._metrics
+        assert batches is not None
+        reason = "finished"
+        start = s.step
+        now = time.monotonic()
+        t_flush = t_snap = t_grid = t_save = now
+        self._rate.update(now, s.step, self._images)
+        engine.train()
+        self._set_live(True)
+        try:
+            while True:
+                if self._flag and self._control():
+                    reason = "stopped"
+                    break
+                if self._end_step is not None and s.step >= self._end_step:
+                    break
+                batch = next(batches)
+                losses = engine.training_step(batch, s.step)
+                metrics.add(s.step, losses)
+                s.step += 1
+                self._images += len(batch[0] if isinstance(batch, tuple) else batch)
+                now = time.monotonic()
+                if now - t_flush >= METRICS_EVERY:
+                    t_flush = now
+                    self._flush(now)
+                    if now - t_snap >= SNAPSHOT_EVERY and s.snapshot.refresh(engine, s.step, blocking=False):
+                        t_snap = now
+                    if now - t_grid >= max(GRID_EVERY, GRID_COST_FACTOR * self._host.grid_seconds):
+                        t_grid = now
+                        self._host.request_grid()
+                    if now - t_save >= AUTOSAVE_EVERY:
+                        t_save = now
+                        self._autosave()
+        except Exception as exc:  # noqa: BLE001 - a failed step ends the session, not the worker
+            reason = "error"
+            send(error_event(exc, "Train"))
+        finally:
+            self._finish(reason, start)
+
+    def _finish(self, reason: str, start: int) -> None:
+        s = self.session
+        with self._cv:
+            self._closed = True
+            actions, self._actions = self._actions, []
+        final = False  # the snapshot holds the last weights: the metrics thread measures them once more
+        try:
+            for action in actions:
+                action()
+            self._flush(time.monotonic())
+            if s.step > start and reason != "error":
+                s.snapshot.refresh(s.engine, s.step, blocking=True)
+                final = True
+                self._host.request_grid()
+                self._autosave()
+        except Exception as exc:  # noqa: BLE001 - Stopped must still be the session's last word
+            self._send(error_event(exc, "Train"))
+        finally:
+            self._set_live(False, final)
+            self._send(P.Stopped(step=s.step, reason=reason))
+
+    def _set_live(self, active: bool, final: bool = False) -> None:
+        if self._live is not None:
+            self._live.set_training(active, final)
+
+    def _control(self) -> bool:
+        """Run queued actions and wait while paused; True when the session must stop."""
+        announced = False
+        while True:
+            with self._cv:
+                actions, self._actions = self._actions, []
+                if not actions:
+                    if self._stop:
+                        return True
+                    if not self._paused:
+                        self._flag = False
+                        break
+                    if announced:
+                        self._cv.wait()
+                        continue
+            for action in actions:
+                action()
+            if not actions and not announced:  # the pause takes effect now
+                self._flush(time.monotonic())
+                self._set_live(False)
+                self._send(P.TrainingState(state="paused", step=self.session.step))
+                announced = True
+        if announced:
+            self._set_live(True)
+            self._rate.reset()
+            self._rate.update(time.monotonic(), self.session.step, self._images)
+            self._send(P.TrainingState(state="training", step=self.session.step))
+        return False
+
+    def _flush(self, now: float) -> None:
+        if not len(self._metrics):
+            return
+        steps, names, values = self._metrics.take()
+        steps_per_sec, images_per_sec = self._rate.update(now, self.session.step, self._images)
+        self._send(P.StepMetrics(steps=steps, names=names, values=values, steps_per_sec=steps_per_sec,
+                                 images_per_sec=images_per_sec, latent_kl=self._latent_kl()))
+
+    def _latent_kl(self) -> np.ndarray | None:
+        fn = getattr(self.session.engine, "latent_kl", None)
+        if fn is None:
+            return None
+        try:
+            kl = fn()
+        except Exception:  # noqa: BLE001 - e.g. no step taken yet; the plot just skips it
+            return None
+        if kl is None:
+            return None
+        return to_numpy(kl).reshape(-1)
+
+    def _autosave(self) -> None:
+        try:
+            self._send(self._save(autosave_path(), True))
+        except Exception as exc:  # noqa: BLE001 - a failed autosave must not stop training
+            self._send(error_event(exc, "autosave"))
