@@ -143,9 +143,9 @@ class BrowserController(QObject):
         self.view.set_page(self._page_wanted, self.n_pages(), list(event.indices), event.images, labels)
 
     def _on_ready(self, ready: protocol.Ready) -> None:
-        info = DataInfo.from_json(ready.data)
+        info = ready.data
         changed = self.info is None or info.spec != self.info.spec or info.shape != self.info.shape
-        self.info, self._has_encoder = info, bool(ready.has_encoder)
+        self.info, self._has_encoder = info, ready.capabilities.has_encoder
         self.view.set_kind(info.kind)
         self.view.set_can_encode(True)
         if changed:

@@ -26,8 +26,6 @@ from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QFileDialog
 
 from engines.shared import protocol
-from engines.shared.datainfo import DataInfo
-from engines.shared.spec import LatentSpec
 from studio.client import MODEL_STATES
 from studio.panels.interpolate import InterpolateView, JobProgress
 
@@ -248,10 +246,10 @@ class InterpolateController(QObject):
         self._shown = event.request_id
 
     def _on_ready(self, ready: protocol.Ready) -> None:
-        info = DataInfo.from_json(ready.data)
+        info = ready.data
         modes = np.asarray(info.modes, np.float64) if info.modes else None
-        self.view.set_latent(LatentSpec.from_json(ready.latent), modes)
-        self._has_encoder = bool(ready.has_encoder)
+        self.view.set_latent(ready.latent, modes)
+        self._has_encoder = ready.capabilities.has_encoder
         self.view.set_encoder(True, info.n_test)  # without an encoder the worker projects (with progress)
         self._shown = 0
         self._request_thumbnails()

@@ -236,7 +236,7 @@ class MorphController(QObject):
 
     def _busy_text(self) -> str:
         ready = self.window.ready_event
-        return "encoding..." if ready is not None and ready.has_encoder else "projecting..."
+        return "encoding..." if ready is not None and ready.capabilities.has_encoder else "projecting..."
 
     def _set_from(self, slot: str, source: str) -> None:
         if not self.spec.dim:
@@ -331,8 +331,8 @@ class MorphController(QObject):
 
     # -- model -----------------------------------------------------------------------------------
     def _on_ready(self, ready: protocol.Ready) -> None:
-        spec = LatentSpec.from_json(ready.latent)
-        self.info = DataInfo.from_json(ready.data)
+        spec = ready.latent
+        self.info = ready.data
         if spec != self.spec:
             self.slots = {"A": MorphSlot(), "B": MorphSlot()}
             self.contents.clear()

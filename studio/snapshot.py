@@ -63,7 +63,7 @@ class _Script(QObject):
             return
         self.final_step = event.step
         ready = self.window.ready_event
-        if ready is not None and ready.has_encoder and self.window.info and self.window.info.n_test > EXAMPLE_INDEX:
+        if ready is not None and ready.capabilities.has_encoder and self.window.info and self.window.info.n_test > EXAMPLE_INDEX:
             self.window.explore_panel.index_spin.setValue(EXAMPLE_INDEX)
             self.window.encode_example(EXAMPLE_INDEX)
         else:

@@ -23,7 +23,6 @@ from PySide6.QtWidgets import QFileDialog
 
 from engines.shared import media
 from engines.shared import protocol
-from engines.shared.datainfo import DataInfo
 from engines.shared.imaging import tile
 
 if TYPE_CHECKING:
@@ -155,7 +154,7 @@ class TimeLapse(QObject):
         self.changed.emit(0)
 
     def _on_ready(self, ready: protocol.Ready) -> None:
-        info = DataInfo.from_json(ready.data)
+        info = ready.data
         self.modes = np.asarray(info.modes, np.float64) if info.modes else None
         self.model = f"{ready.model} on {ready.data_summary or info.spec}"
         self.reset()

@@ -23,7 +23,6 @@ from PySide6.QtWidgets import (
 
 from engines.shared import protocol
 from engines.shared.datainfo import DataInfo
-from engines.shared.spec import HyperParam, LatentSpec
 from studio.client import MODEL_STATES, WorkerClient
 from studio.images import write_png
 from studio.browser import BrowserController
@@ -477,8 +476,7 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage("worker ready", 3000)
 
     def _on_ready(self, ready: protocol.Ready) -> None:
-        info = DataInfo.from_json(ready.data)
-        spec = LatentSpec.from_json(ready.latent)
+        info, spec, caps = ready.data, ready.latent, ready.capabilities
         previous = self.ready_event
         same = previous is not None and previous.model == ready.model and previous.data == ready.data \
             and previous.latent == ready.latent
@@ -490,19 +488,19 @@ class MainWindow(QMainWindow):
             self.loss_panel.truncate(ready.step)
         self.ready_event, self.info = ready, info
         self.data_panel.set_ready(ready)
-        self.train_panel.set_hyper([HyperParam.from_json(h) for h in ready.hyper])
+        self.train_panel.set_hyper(list(ready.hyper))
         self.train_panel.set_progress(ready.step)
         self.status_labels["device"].setText(f"device: {ready.device}")
         self.status_labels["step"].setText(f"step {ready.step:,}")
         self.samples_view.set_data(info)
         self.decoded_view.set_data(info)
-        self.coverage_panel.set_data(info, ready.family)
+        self.coverage_panel.set_data(info, caps)
         self.disentangle_panel.set_data(info, spec.names)
         if (self.coverage_panel.schedule(), self.disentangle_panel.schedule()) != self._default_schedule:
             self.send_metric_schedule()
         self.explore_panel.set_latent(spec)
-        self.explore_panel.set_encoder(ready.has_encoder, info.n_test)
-        self.traversal_view.set_encoder(ready.has_encoder, info.n_test)
+        self.explore_panel.set_encoder(caps.has_encoder, info.n_test)
+        self.traversal_view.set_encoder(caps.has_encoder, info.n_test)
         self.traversal_view.clear()
         self._traverse_shown, self._traverse_at = 0, 0.0
         where = f" from {ready.checkpoint} (step {ready.step:,})" if ready.checkpoint else ""

@@ -6,6 +6,13 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from engines.shared import protocol
+from engines.shared.capabilities import Capabilities
+from engines.shared.registry import MODELS
+
+
+def caps(encoder: bool = True) -> Capabilities:
+    """A VAE's declared capabilities (an encoder), or a GAN's (none)."""
+    return MODELS["vae" if encoder else "gan"].capabilities
 
 
 class FakeClient(QObject):

@@ -11,7 +11,7 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from engines.shared import protocol
 from engines.shared.datainfo import DataInfo
 from engines.shared.spec import LatentSpec
-from fakes import FakeClient
+from fakes import FakeClient, caps
 from studio.browser import PAGE
 from workers import real_window
 
@@ -30,8 +30,8 @@ def make_window(qtbot, info: DataInfo = DIGITS, has_encoder: bool = True):
     client = FakeClient()
     w = MainWindow(client=client)
     qtbot.addWidget(w)
-    client.ready.emit(protocol.Ready(model="m", family="vae" if has_encoder else "gan", data=info.to_json(),
-                                     has_encoder=has_encoder, latent=LatentSpec.gaussian(D).to_json(), step=1))
+    client.ready.emit(protocol.Ready(model="m", family="vae" if has_encoder else "gan", data=info,
+                                     capabilities=caps(has_encoder), latent=LatentSpec.gaussian(D), step=1))
     return w, client
 
 

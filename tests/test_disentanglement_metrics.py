@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 
@@ -291,15 +292,17 @@ def test_evaluate_run_on_shapes_gives_every_metric(tmp_path) -> None:
 
 def test_evaluate_run_errors(tmp_path, monkeypatch) -> None:
     from engines.metrics.evaluate import evaluate_run
-    from engines.models.vae.vae import VAE
+    from engines.shared import registry
 
     with pytest.raises(LatentStudioError, match="no ground-truth factors"):
         evaluate_run(_saved_vae(tmp_path, "ring"), n_points=50, device="cpu")
     run = _saved_vae(tmp_path, "shapes:8")
     with pytest.raises(LatentStudioError, match="unknown metric"):
         evaluate_run(run, metrics=["mig", "fid"], device="cpu")
-    monkeypatch.setattr(VAE, "encode", lambda self, x: None)
-    with pytest.raises(LatentStudioError, match="has no encoder"):
+    entry = registry.MODELS["vae"]  # the same networks, declared without an encoder
+    monkeypatch.setitem(registry.MODELS, "vae", dataclasses.replace(
+        entry, capabilities=dataclasses.replace(entry.capabilities, encoder="none")))
+    with pytest.raises(LatentStudioError, match="declares no encoder"):
         evaluate_run(run, n_points=50, metrics=["mig"], device="cpu")
 
 

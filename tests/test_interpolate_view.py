@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from engines.shared import protocol
-from fakes import FakeClient
+from fakes import FakeClient, caps
 from engines.shared.datainfo import DataInfo
 from engines.shared.spec import LatentDim, LatentSpec
 from studio.interpolation import write_path_latents
@@ -41,8 +41,8 @@ def make_window(qtbot, info: DataInfo, dim: int = D):
     client = _FakeClient()
     w = MainWindow(client=client)
     qtbot.addWidget(w)
-    client.ready.emit(protocol.Ready(model="vae", family="vae", data=info.to_json(), has_encoder=True,
-                                     latent=LatentSpec.gaussian(dim).to_json(), step=7))
+    client.ready.emit(protocol.Ready(model="vae", family="vae", data=info, capabilities=caps(True),
+                                     latent=LatentSpec.gaussian(dim), step=7))
     return w, client
 
 
@@ -240,8 +240,8 @@ def test_projection_of_a_held_out_example_shows_progress(qtbot) -> None:
     client = _FakeClient()
     w = MainWindow(client=client)
     qtbot.addWidget(w)
-    client.ready.emit(protocol.Ready(model="gan", family="gan", data=IMAGES.to_json(), has_encoder=False,
-                                     latent=LatentSpec.gaussian(D).to_json(), step=7))
+    client.ready.emit(protocol.Ready(model="gan", family="gan", data=IMAGES, capabilities=caps(False),
+                                     latent=LatentSpec.gaussian(D), step=7))
     view, job = w.interpolate_view, w.interpolate_view.job
     assert view.example_button.isEnabled()
     rid = w.interpolation.add_example(3)

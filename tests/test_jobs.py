@@ -158,7 +158,7 @@ def test_bad_export_is_an_error(link, tmp_path, out, words):
 def gan(link):
     link.send(P.Configure(data="digits", model="gan", image_size=SIZE, latent_dim=LATENT, seed=1, batch_size=32))
     ready = wait(link, lambda e: isinstance(e, (P.Ready, P.Error)), timeout=60)
-    assert isinstance(ready, P.Ready) and not ready.has_encoder, ready
+    assert isinstance(ready, P.Ready) and not ready.capabilities.has_encoder, ready
     return link
 
 

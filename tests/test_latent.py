@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from engines.shared.capabilities import Capabilities
 from engines.models.base import Engine, EngineConfig
 from engines.shared.datainfo import DataInfo
 from engines.shared.errors import ConfigError
@@ -222,6 +223,7 @@ class RandomDecoder(Engine):
     """No encoder; a fixed random decoder sigmoid(W z + c) over a spec with a categorical block."""
 
     family = "gan"
+    declared = Capabilities(latent=("gaussian", "categorical"))
 
     def __init__(self) -> None:
         super().__init__(EngineConfig(latent_dim=6), DataInfo("test", "image", (1, 6, 6), 8, 8, 0))
@@ -271,9 +273,15 @@ def test_projection_honours_should_stop_and_falls_back_to_projection():
         project(engine, x, loss="l1")
 
 
+class DetachedDecoder(RandomDecoder):
+    """A decoder whose output carries no gradient to z, even with ``@torch.no_grad()`` unwrapped."""
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z).detach()
+
+
 def test_projection_refuses_a_decoder_without_gradients():
-    engine = RandomDecoder()
-    engine.decode_differentiable = lambda z: engine.net(z).detach()
+    engine = DetachedDecoder()
     with pytest.raises(ConfigError, match="not differentiable"):
         project(engine, torch.rand(1, 1, 6, 6), steps=3)
     assert all(p.requires_grad for p in engine.parameters())  # restored after the error

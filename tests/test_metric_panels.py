@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from engines.shared import protocol
-from fakes import FakeClient
+from fakes import FakeClient, caps
 from engines.shared.datainfo import DataInfo
 from engines.shared.spec import LatentSpec
 from studio.panels.coverage import CoveragePanel, critic_levels
@@ -45,7 +45,7 @@ def class_event(step: int, covered: int) -> protocol.CoverageMeasured:
 def test_mixture_events_draw_points_crosses_and_critic(qtbot) -> None:
     panel = CoveragePanel()
     qtbot.addWidget(panel)
-    panel.set_data(RING_INFO, "gan")
+    panel.set_data(RING_INFO, caps(encoder=False))
     assert panel.view.currentWidget() is panel.points_plot
     assert len(panel.modes.data) == 8  # the red crosses
     rng = np.random.default_rng(0)
@@ -69,7 +69,7 @@ def test_critic_levels_fixed_per_event() -> None:
 def test_class_events_draw_both_histograms_with_class_names(qtbot) -> None:
     panel = CoveragePanel()
     qtbot.addWidget(panel)
-    panel.set_data(DIGITS_INFO, "gan")
+    panel.set_data(DIGITS_INFO, caps(encoder=False))
     panel.add_coverage(class_event(50, 4))
     assert panel.view.currentWidget() is panel.hist_plot
     gen, real = panel.bars_generated.opts, panel.bars_real.opts
@@ -85,7 +85,7 @@ def test_class_events_draw_both_histograms_with_class_names(qtbot) -> None:
 def test_curves_grow_with_each_event_and_clear(qtbot) -> None:
     panel = CoveragePanel()
     qtbot.addWidget(panel)
-    panel.set_data(RING_INFO, "gan")
+    panel.set_data(RING_INFO, caps(encoder=False))
     rng = np.random.default_rng(1)
     for i, captured in enumerate([3, 5, 8]):
         panel.add_coverage(mixture_event(100 * (i + 1), captured, rng))
@@ -101,7 +101,7 @@ def test_curves_grow_with_each_event_and_clear(qtbot) -> None:
 def test_collapse_warning_when_captured_modes_drop(qtbot) -> None:
     panel = CoveragePanel()
     qtbot.addWidget(panel)
-    panel.set_data(RING_INFO, "gan")
+    panel.set_data(RING_INFO, caps(encoder=False))
     warnings: list[str] = []
     panel.warning.connect(warnings.append)
     rng = np.random.default_rng(2)
@@ -168,17 +168,17 @@ def test_detector_generator_loss_exploding() -> None:
     assert CollapseDetector().check_losses(_gan_history(np.full(n, 0.6), np.full(n, 0.4), g_mild)) is None
 
 
-def test_panel_checks_losses_only_for_gans(qtbot) -> None:
+def test_panel_checks_losses_only_for_models_with_a_critic(qtbot) -> None:
     n = 100
     won = _gan_history(np.full(n, 0.999), np.full(n, 0.001), np.full(n, 0.9))
     vae = CoveragePanel()
     qtbot.addWidget(vae)
-    vae.set_data(RING_INFO, "vae")
+    vae.set_data(RING_INFO, caps(encoder=True))
     vae.check_losses(won)
     assert not vae.banner.isVisibleTo(vae)
     gan = CoveragePanel()
     qtbot.addWidget(gan)
-    gan.set_data(RING_INFO, "gan")
+    gan.set_data(RING_INFO, caps(encoder=False))
     with qtbot.waitSignal(gan.warning, timeout=1000) as blocker:
         gan.check_losses(won)
     assert blocker.args[0].startswith("Discriminator wins at step 99")
@@ -259,7 +259,8 @@ def test_window_docks_route_events_and_schedule(qtbot) -> None:
     window = MainWindow(client=client)
     qtbot.addWidget(window)
     assert window.tabifiedDockWidgets(window.docks["Losses"]).__len__() == 3
-    ready = protocol.Ready(model="gan", family="gan", data=RING_INFO.to_json(), latent=LatentSpec.gaussian(2).to_json())
+    ready = protocol.Ready(model="gan", family="gan", data=RING_INFO, latent=LatentSpec.gaussian(2),
+                           capabilities=caps(encoder=False))
     client.ready.emit(ready)
     client.coverage.emit(mixture_event(100, 8, np.random.default_rng(5)))
     client.coverage.emit(mixture_event(200, 1, np.random.default_rng(6)))

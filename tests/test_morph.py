@@ -11,7 +11,7 @@ from engines.shared import protocol
 from engines.shared.datainfo import DataInfo
 from engines.lib.latent import mask_for, morph
 from engines.shared.spec import LatentDim, LatentSpec
-from fakes import FakeClient
+from fakes import FakeClient, caps
 from studio.morph import morph_np, morph_rows, style_grid_picture, style_grid_z
 
 pytestmark = pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
@@ -67,8 +67,8 @@ def make_window(qtbot, spec: LatentSpec, has_encoder: bool = True):
     client = FakeClient(last_checkpoint=None)
     w = MainWindow(client=client)
     qtbot.addWidget(w)
-    client.ready.emit(protocol.Ready(model="m", family="vae", data=IMAGES.to_json(), has_encoder=has_encoder,
-                                     latent=spec.to_json(), step=3))
+    client.ready.emit(protocol.Ready(model="m", family="vae", data=IMAGES, capabilities=caps(has_encoder),
+                                     latent=spec, step=3))
     return w, client
 
 

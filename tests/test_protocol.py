@@ -12,7 +12,10 @@ import numpy as np
 import pytest
 
 from engines.shared import protocol as P
+from engines.shared.datainfo import DataInfo
 from engines.shared.errors import ProtocolError
+from engines.shared.registry import MODELS
+from engines.shared.spec import HyperParam, LatentSpec
 
 RNG = np.random.default_rng(0)
 
@@ -41,10 +44,11 @@ EXAMPLES: list[P.Message] = [
     P.Shutdown(),
     P.Started(pid=1234, device="cuda:0", threads=7, torch_version="2.13.0", models=["vae", "beta-vae"]),
     P.Ready(device="mps", model="beta-vae", family="vae",
-            data={"spec": "digits", "kind": "image", "shape": [1, 8, 8], "size": 1797, "class_names": None},
-            data_summary="digits: 1797 x 1x8x8", latent=[{"name": "z0", "kind": "gaussian", "low": -3.0, "high": 3.0}],
-            hyper=[{"name": "beta", "value": 4.0, "low": 0.0, "high": 100.0, "log": False}],
-            config={"latent_dim": 1, "seed": 0}, step=250, has_encoder=True, checkpoint="/tmp/x.safetensors"),
+            data=DataInfo("digits", "image", (1, 8, 8), 1797, 1617, 180, class_names=tuple("0123456789")),
+            data_summary="digits: 1797 x 1x8x8", latent=LatentSpec.gaussian(1),
+            hyper=[HyperParam("beta", 4.0, 0.0, 100.0), HyperParam("lr", 1e-3, 1e-6, 1e-1, log=True)],
+            capabilities=MODELS["beta-vae"].capabilities,
+            config={"latent_dim": 1, "seed": 0}, step=250, checkpoint="/tmp/x.safetensors"),
     P.TrainingState(state="paused", step=17),
     P.StepMetrics(steps=np.arange(100, 104, dtype=np.int64), names=["recon", "kl", "kl/z0"],
                   values=np.array([[1.0, 2.0, np.nan]] * 4, dtype=np.float32), steps_per_sec=123.5,
@@ -268,3 +272,27 @@ def test_decode_refuses_oversized_frames(monkeypatch):
     monkeypatch.setattr(codec, "MAX_FRAME_BYTES", len(frame) - 1)  # the codec moved to engines.shared.codec
     with pytest.raises(ProtocolError, match="exceeds"):
         P.decode(frame)
+
+
+def test_typed_values_arrive_typed():
+    """Ready carries DataInfo, LatentSpec, HyperParam and Capabilities, rebuilt as those types (not dicts)."""
+    ready = next(m for m in EXAMPLES if isinstance(m, P.Ready))
+    back = P.decode(P.encode(ready))
+    assert isinstance(back.data, DataInfo) and back.data == ready.data
+    assert isinstance(back.latent, LatentSpec) and back.latent.names == ("z0",)
+    assert all(isinstance(h, HyperParam) for h in back.hyper) and back.hyper[1].log
+    assert back.capabilities == MODELS["beta-vae"].capabilities and back.capabilities.has_encoder
+
+
+def test_decode_refuses_unknown_value_types():
+    frame = P.encode(P.Ready(model="m"))
+    hlen = struct.unpack("<I", frame[4:8])[0]
+    header = json.loads(frame[8 : 8 + hlen])
+    header["fields"]["capabilities"] = {"$value": "os.system", "json": "rm -rf /"}
+    body = json.dumps(header).encode()
+    with pytest.raises(ProtocolError, match="unknown value type"):
+        P.decode(P.MAGIC + struct.pack("<I", len(body)) + body)
+    header["fields"]["capabilities"] = {"$value": "Capabilities", "json": {"encoder": "telepathy"}}
+    body = json.dumps(header).encode()
+    with pytest.raises(ProtocolError, match="malformed Capabilities"):
+        P.decode(P.MAGIC + struct.pack("<I", len(body)) + body)

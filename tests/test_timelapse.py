@@ -12,7 +12,7 @@ from engines.shared import protocol
 from engines.shared.datainfo import DataInfo
 from engines.shared.media import read_frame_count
 from engines.shared.spec import LatentSpec
-from fakes import FakeClient
+from fakes import FakeClient, caps
 from studio.timelapse import grid_frame
 
 pytestmark = pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
@@ -32,8 +32,8 @@ def window(qtbot):
     client = FakeClient()
     w = MainWindow(client=client)
     qtbot.addWidget(w)
-    client.ready.emit(protocol.Ready(model="vae", family="vae", data=IMAGES.to_json(), has_encoder=True,
-                                     latent=LatentSpec.gaussian(4).to_json(), step=0, data_summary="test: 64"))
+    client.ready.emit(protocol.Ready(model="vae", family="vae", data=IMAGES, capabilities=caps(True),
+                                     latent=LatentSpec.gaussian(4), step=0, data_summary="test: 64"))
     yield w, client
     w.close()
 
@@ -56,8 +56,8 @@ def test_keeps_fixed_z_grids_and_thins_evenly(window) -> None:
     assert len(lapse) <= 10 and lapse.steps[0] == 0 and lapse.steps[-1] >= 320
     gaps = np.diff(lapse.steps)
     assert gaps.min() == gaps.max() == 10 * lapse.stride  # thinned evenly
-    client.ready.emit(protocol.Ready(model="gan", family="gan", data=IMAGES.to_json(),
-                                     latent=LatentSpec.gaussian(4).to_json()))
+    client.ready.emit(protocol.Ready(model="gan", family="gan", data=IMAGES,
+                                     latent=LatentSpec.gaussian(4)))
     assert len(lapse) == 0 and lapse.stride == 1  # a new model starts over
 
 

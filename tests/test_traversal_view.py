@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from engines.shared import protocol
-from fakes import FakeClient
+from fakes import FakeClient, caps
 from engines.shared.datainfo import DataInfo
 from engines.shared.spec import LatentDim, LatentSpec
 from studio.panels.explore import ExplorePanel, factor_of
@@ -42,8 +42,8 @@ def window(qtbot):
     client = _FakeClient()
     w = MainWindow(client=client)
     qtbot.addWidget(w)
-    client.ready.emit(protocol.Ready(model="vae", family="vae", data=IMAGES.to_json(), has_encoder=True,
-                                     latent=LatentSpec.gaussian(D).to_json()))
+    client.ready.emit(protocol.Ready(model="vae", family="vae", data=IMAGES, capabilities=caps(True),
+                                     latent=LatentSpec.gaussian(D)))
     yield w, client
     w.close()
 

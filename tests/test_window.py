@@ -237,7 +237,7 @@ def test_build_reaches_ready(studio, qtbot) -> None:
     with qtbot.waitSignal(w.client.ready, timeout=WAIT_WORKER) as blocker:
         w.configure()
     ready = blocker.args[0]
-    assert ready.model == "beta-vae" and len(ready.latent) == 4 and ready.has_encoder
+    assert ready.model == "beta-vae" and ready.latent.dim == 4 and ready.capabilities.has_encoder
     assert w.client.state == "ready" and w.train_panel.buttons["start"].isEnabled()
     assert "digits" in w.data_panel.summary.text()
     assert w.explore_panel.dim == 4 and set(w.train_panel.hyper_controls) >= {"beta", "lr"}

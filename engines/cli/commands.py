@@ -86,7 +86,7 @@ def _held_out_bound(engine: Any, dataset: Any, batch_size: int, iwae_k: int) -> 
     import torch
 
     idx = dataset.test_indices
-    if len(idx) == 0 or engine.log_prob(torch.as_tensor(dataset.get(idx[:1]), device=engine.device)) is None:
+    if len(idx) == 0 or not engine.capabilities.has_likelihood:
         return {}
     engine.eval()
     elbo, iwae = [], []
@@ -94,7 +94,7 @@ def _held_out_bound(engine: Any, dataset: Any, batch_size: int, iwae_k: int) -> 
         for i in range(0, len(idx), batch_size):
             x = torch.as_tensor(dataset.get(idx[i : i + batch_size]), device=engine.device)
             elbo.append(engine.log_prob(x).double().cpu())
-            if iwae_k and hasattr(engine, "iwae_bound"):
+            if iwae_k and "iwae" in engine.capabilities.likelihood:
                 iwae.append(engine.iwae_bound(x, k=iwae_k).double().cpu())
     dims = int(np.prod(engine.data.shape))
     out = {"n": int(len(idx)), "elbo_nats": float(torch.cat(elbo).mean())}
@@ -144,7 +144,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         steps = args.steps if args.steps is not None else 1000
     print(f"{dataset.summary()}", file=sys.stderr)
     print(f"{args.model} on {device} ({threads} threads): {steps} steps of batch {args.batch_size}", file=sys.stderr)
-    stream = BatchStream(dataset, args.batch_size, args.seed, device, with_labels=engine.needs_labels)
+    stream = BatchStream(dataset, args.batch_size, args.seed, device, with_labels=engine.capabilities.conditional)
     args.out.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, float]] = []
     names: list[str] = []

@@ -343,11 +343,10 @@ def _latents(engine: Any, kind: str, lat: dict, where: str) -> tuple[torch.Tenso
         if lat["z"] is not None:
             base = vecs([lat["z"]])
         elif lat["index"] is not None:
-            with torch.inference_mode():
-                base = engine.encode(_held_out(engine, lat["index"]).to(dev))
-            if base is None:
+            if not engine.capabilities.has_encoder:
                 raise ExportError(f"{where}: {engine.name} has no encoder to traverse around example {lat['index']}")
-            base = base.float().cpu()
+            with torch.inference_mode():
+                base = engine.encode(_held_out(engine, lat["index"]).to(dev)).float().cpu()
         else:
             base = torch.from_numpy(prior_centre(spec))
         values = torch.from_numpy(np.linspace(lat["low"], lat["high"], lat["steps"], dtype=np.float32))

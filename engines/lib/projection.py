@@ -25,11 +25,7 @@ MAX_CALLBACKS = 20
 
 
 def differentiable_decode(engine: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
-    """``engine.decode`` with gradients to z: the engine's ``decode_differentiable`` where it has
-    one, else ``decode`` with its ``@torch.no_grad()`` decorators unwrapped."""
-    own = getattr(engine, "decode_differentiable", None)
-    if callable(own):
-        return own
+    """``engine.decode`` with gradients to z: ``decode`` with its ``@torch.no_grad()`` decorators unwrapped."""
     raw = inspect.unwrap(type(engine).decode)
     return lambda z: raw(engine, z)
 
@@ -162,7 +158,7 @@ def project(
         for p, _ in flags:
             p.requires_grad_(False)
         with torch.no_grad():
-            z0 = engine.encode(x) if warm_start else None
+            z0 = engine.encode(x) if warm_start and engine.capabilities.has_encoder else None
             if z0 is None and restarts:
                 z0 = _best_of_prior(engine, decode, x, loss, restarts, generator)
             elif z0 is None:
@@ -231,8 +227,7 @@ def to_latent(engine: torch.nn.Module, x: torch.Tensor, **kw) -> torch.Tensor:
     ConfigError
         As :func:`project`, where projection is used.
     """
-    with torch.no_grad():
-        z = engine.encode(torch.as_tensor(x).to(device=engine.device, dtype=torch.float32))
-    if z is not None:
-        return z
+    if engine.capabilities.has_encoder:
+        with torch.no_grad():
+            return engine.encode(torch.as_tensor(x).to(device=engine.device, dtype=torch.float32))
     return project(engine, x, **kw)[0]

@@ -118,7 +118,7 @@ class BatchStream:
         Fetch the next lazy batch in a background thread.
     with_labels : bool
         Yield ``(x, y)`` tuples with the labels y, (B,) int64 on ``device``, for engines with
-        ``needs_labels`` (the conditional GAN).
+        a declared ``conditioning`` of ``labels`` (the conditional GAN).
 
     Yields
     ------

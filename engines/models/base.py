@@ -14,7 +14,9 @@ import torch
 from torch import nn
 
 from engines.shared.datainfo import DataInfo
+from engines.shared.capabilities import Capabilities, CapabilityError  # noqa: F401 - CapabilityError: the contract's error
 from engines.shared.errors import ConfigError
+from engines.shared.registry import capabilities_of_class
 from engines.shared.spec import HyperParam, LatentSpec
 
 
@@ -53,14 +55,17 @@ class Engine(nn.Module):
         The latent space; z has shape (N, latent.dim).
     hyper : dict of str to HyperParam
         Live-tunable hyperparameters and their current values.
-    needs_labels : bool
-        Whether :meth:`training_step` takes ``(x, y)`` batches with class labels y (B,) int64
-        (a conditional GAN) instead of x alone.
+    capabilities : Capabilities
+        What it declares it can do: its registry line's (:mod:`engines.shared.capabilities`), or the
+        class attribute ``declared`` for an engine that is not registered (a test's). Conditional
+        engines (``capabilities.conditioning == "labels"``) take ``(x, y)`` batches with class
+        labels y (B,) int64 in :meth:`training_step` instead of x alone. Methods of a capability
+        the engine does not declare raise :class:`CapabilityError`.
     """
 
     name: ClassVar[str] = ""
     family: ClassVar[str] = ""
-    needs_labels: ClassVar[bool] = False
+    declared: ClassVar[Capabilities | None] = None
 
     def __init__(self, config: EngineConfig, data: DataInfo) -> None:
         super().__init__()
@@ -68,6 +73,7 @@ class Engine(nn.Module):
         self.data = data
         self.latent: LatentSpec = LatentSpec.gaussian(config.latent_dim)
         self.hyper: dict[str, HyperParam] = {}
+        self.capabilities: Capabilities = capabilities_of_class(type(self))
 
     # -- hyperparameters -----------------------------------------------------------------------
     def set_hyper(self, name: str, value: float) -> float:
@@ -119,17 +125,27 @@ class Engine(nn.Module):
         """Map z (N, latent.dim) to data space: (N, C, H, W) in [0, 1] or (N, 2)."""
         raise NotImplementedError
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor | None:
-        """Posterior mean (N, latent.dim) of data x, or None where the family has no encoder."""
-        return None
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Posterior mean (amortised) or exact z (N, latent.dim) of data x (N, C, H, W) in [0, 1] or (N, 2).
 
-    def log_prob(self, x: torch.Tensor) -> torch.Tensor | None:
-        """Log-likelihood or a stated lower bound, (N,) in nats per example; None if unavailable."""
-        return None
+        Raises
+        ------
+        CapabilityError
+            Unless the engine declares an encoder.
+        """
+        self.capabilities.require("encoder", self.name or type(self).__name__)
+        raise NotImplementedError(f"{type(self).__name__} declares an encoder but does not implement encode")
 
-    def latent_order(self) -> list[int] | None:
-        """Indices of latent dimensions, most informative first (e.g. by KL), or None if unknown."""
-        return None
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """Log-likelihood, or the declared lower bound, of x: (N,) in nats per example.
+
+        Raises
+        ------
+        CapabilityError
+            Unless the engine declares a likelihood.
+        """
+        self.capabilities.require("likelihood", self.name or type(self).__name__)
+        raise NotImplementedError(f"{type(self).__name__} declares a likelihood but does not implement log_prob")
 
     def optimizer_states(self) -> dict[str, torch.optim.Optimizer]:
         """The engine's optimisers by name, for checkpoints. Subclasses return theirs."""

@@ -8,6 +8,12 @@ The header is ``{"type": "Decode", "fields": {...}, "arrays": [{"field", "dtype"
 array bytes follow in that order, C-contiguous, little-endian. Only numeric and bool dtypes are
 accepted, so no object arrays and no pickle can cross the boundary in either direction.
 
+A field may also hold a typed value (:class:`~engines.shared.datainfo.DataInfo`,
+:class:`~engines.shared.spec.LatentSpec`, :class:`~engines.shared.capabilities.Capabilities`, ...),
+or a list of them: any class registered with :func:`wire_value` that has ``to_json`` and a
+``from_json`` classmethod. It travels as ``{"$value": "ClassName", "json": ...}`` and is rebuilt by
+that class's ``from_json`` only, so the header names data, never code to run.
+
 Split from :mod:`engines.shared.protocol` (which re-exports every name here) to keep both files short.
 This module imports numpy and the standard library only.
 """
@@ -29,6 +35,36 @@ _ALLOWED_DTYPES = {"bool", "uint8", "int8", "int16", "int32", "int64", "uint16",
 MAX_FRAME_BYTES = 512 * 1024 * 1024
 
 _REGISTRY: dict[str, type[Message]] = {}
+_VALUES: dict[str, type] = {}
+_VALUE_KEY = "$value"
+
+
+def wire_value(cls: type) -> type:
+    """Register ``cls`` (with ``to_json()`` and ``from_json(json)``) as a value a message field may hold."""
+    _VALUES[cls.__name__] = cls
+    return cls
+
+
+def _to_wire(value: Any) -> Any:
+    if type(value).__name__ in _VALUES and type(value) is _VALUES[type(value).__name__]:
+        return {_VALUE_KEY: type(value).__name__, "json": value.to_json()}
+    if isinstance(value, (list, tuple)):
+        return [_to_wire(v) for v in value]
+    return value
+
+
+def _from_wire(value: Any, where: str) -> Any:
+    if isinstance(value, dict) and _VALUE_KEY in value:
+        cls = _VALUES.get(value[_VALUE_KEY]) if isinstance(value[_VALUE_KEY], str) else None
+        if cls is None or set(value) != {_VALUE_KEY, "json"}:
+            raise ProtocolError(f"{where}: unknown value type {value.get(_VALUE_KEY)!r}")
+        try:
+            return cls.from_json(value["json"])
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            raise ProtocolError(f"{where}: malformed {cls.__name__} ({exc})") from None
+    if isinstance(value, list):
+        return [_from_wire(v, where) for v in value]
+    return value
 
 
 class Message:
@@ -86,7 +122,7 @@ def encode(message: Message) -> bytes:
             arrays.append({"field": f.name, "dtype": a.dtype.name, "shape": list(value.shape)})
             buffers.append(a.tobytes())
         else:
-            fields_json[f.name] = value
+            fields_json[f.name] = _to_wire(value)
     try:
         header = json.dumps(
             {"type": type(message).__name__, "fields": fields_json, "arrays": arrays},
@@ -148,6 +184,8 @@ def decode(frame: bytes | bytearray | memoryview) -> Message:
     unknown = set(fields_json) - names
     if unknown:
         raise ProtocolError(f"{type_name}: unknown fields {sorted(unknown)}")
+    fields_json = {k: _from_wire(v, f"{type_name}.{k}") if not isinstance(v, np.ndarray) else v
+                   for k, v in fields_json.items()}
     try:
         return cls(**fields_json)
     except TypeError as exc:

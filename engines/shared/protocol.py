@@ -25,9 +25,16 @@ from typing import Any
 
 import numpy as np
 
+from engines.shared.capabilities import Capabilities
 from engines.shared.codec import (  # noqa: F401 - re-exported: the codec lived here first
     _ALLOWED_DTYPES, _REGISTRY, MAGIC, MAX_FRAME_BYTES, Command, Event, Message, decode, encode, message_types,
+    wire_value,
 )
+from engines.shared.datainfo import DataInfo
+from engines.shared.spec import HyperParam, LatentSpec
+
+for _cls in (Capabilities, DataInfo, HyperParam, LatentSpec):
+    wire_value(_cls)
 
 
 #: Largest number of images one Decode, Encode, Sample, GetExamples or Traverse may ask for.
@@ -206,31 +213,38 @@ class Started(Event):
 
 @dataclass(frozen=True)
 class Ready(Event):
-    """A model is configured (or loaded) and can train, decode and encode.
+    """A model is configured (or loaded) and can train, decode and encode: what the window builds itself from.
 
     Attributes
     ----------
-    data : dict
-        :meth:`DataInfo.to_json` of the data set.
-    latent : list
-        :meth:`LatentSpec.to_json`.
-    hyper : list
-        :meth:`HyperParam.to_json` of each live hyperparameter.
+    model : str
+        Registry name.
+    family : str
+        For display only: the window enables features from ``capabilities``, never from this.
+    data : DataInfo
+        The data set's description.
+    latent : LatentSpec
+        The model's z for its config.
+    hyper : list of HyperParam
+        Each live hyperparameter, with its value and range.
+    capabilities : Capabilities
+        What the model declares it can do (:mod:`engines.shared.capabilities`).
     config : dict
         The model's full config.
-    has_encoder : bool
+    checkpoint : str or None
+        The file it was loaded from, if any.
     """
 
     device: str = "cpu"
     model: str = ""
     family: str = ""
-    data: dict = field(default_factory=dict)
+    data: DataInfo | None = None
     data_summary: str = ""
-    latent: list = field(default_factory=list)
+    latent: LatentSpec = field(default_factory=lambda: LatentSpec(()))
     hyper: list = field(default_factory=list)
+    capabilities: Capabilities = field(default_factory=Capabilities)
     config: dict = field(default_factory=dict)
     step: int = 0
-    has_encoder: bool = False
     checkpoint: str | None = None
 
 

@@ -7,67 +7,92 @@ Adding a model is adding one file under ``engines/models/`` and one line here.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
+from engines.shared.capabilities import Capabilities
 from engines.shared.errors import ConfigError
 
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """One registry line: ``target`` is ``"module:Class"`` of an :class:`engines.models.base.Engine`."""
+    """One registry line: ``target`` is ``"module:Class"`` of an :class:`engines.models.base.Engine`.
+
+    ``capabilities`` is the model's declaration (:class:`~engines.shared.capabilities.Capabilities`):
+    the window reads it from here before a model is built, and from ``Ready`` after.
+    """
 
     name: str
     family: str
     target: str
     description: str
     defaults: tuple[tuple[str, Any], ...] = ()
+    capabilities: Capabilities = field(default_factory=Capabilities)
 
 
-MODELS: dict[str, ModelEntry] = {
-    e.name: e
-    for e in [
-        ModelEntry("vae", "vae", "engines.models.vae.vae:VAE", "Variational autoencoder (Kingma & Welling 2014)"),
-        ModelEntry(
-            "beta-vae", "vae", "engines.models.vae.vae:VAE",
-            "beta-VAE: the ELBO with the KL weighted by beta (Higgins et al. 2017)", (("beta", 4.0),),
-        ),
-        ModelEntry(
-            "annealed-vae", "vae", "engines.models.vae.annealed_vae:AnnealedVAE",
-            "beta-VAE with a linearly increasing KL capacity C (Burgess et al. 2018)",
-        ),
-        ModelEntry(
-            "beta-tcvae", "vae", "engines.models.vae.beta_tcvae:BetaTCVAE",
-            "beta-TCVAE: KL split into MI, total correlation and dimension-wise KL (Chen et al. 2018)",
-        ),
-        ModelEntry(
-            "factor-vae", "vae", "engines.models.vae.factor_vae:FactorVAE",
-            "FactorVAE: ELBO plus a discriminator's total-correlation estimate (Kim & Mnih 2018)",
-        ),
-        ModelEntry(
-            "dip-vae", "vae", "engines.models.vae.dip_vae:DIPVAE",
-            "DIP-VAE-I/II: ELBO plus a latent covariance penalty (Kumar et al. 2018)",
-        ),
-        ModelEntry("gan", "gan", "engines.models.gan.gan:GAN", "GAN, non-saturating loss, DCGAN networks (Goodfellow et al. 2014)"),
-        ModelEntry(
-            "wgan", "gan", "engines.models.gan.gan:GAN", "Wasserstein GAN with weight clipping (Arjovsky et al. 2017)",
-            (("loss", "wgan"),),
-        ),
-        ModelEntry(
-            "wgan-gp", "gan", "engines.models.gan.gan:GAN", "WGAN with gradient penalty (Gulrajani et al. 2017)",
-            (("loss", "wgan-gp"),),
-        ),
-        ModelEntry(
-            "sngan", "gan", "engines.models.gan.gan:GAN", "Spectrally normalised GAN, hinge loss (Miyato et al. 2018)",
-            (("loss", "hinge"),),
-        ),
-        ModelEntry("cgan", "gan", "engines.models.gan.cgan:CGAN", "Conditional GAN on labelled data (Mirza & Osindero 2014)"),
-        ModelEntry(
-            "infogan", "gan", "engines.models.gan.infogan:InfoGAN",
-            "InfoGAN: interpretable codes by mutual information (Chen et al. 2016)",
-        ),
-    ]
-}
+def _vae(*hyper: str) -> Capabilities:
+    """What every VAE here declares; ``hyper``: its live hyperparameters beside ``lr``."""
+    return Capabilities(latent=("gaussian",), encoder="amortised", likelihood=("elbo", "iwae"),
+                        extras=("latent_kl",), hyper=("lr", *hyper), options=("arch",))
+
+
+def _gan(latent: tuple[str, ...] = ("gaussian",), conditioning: str = "none", *hyper: str) -> Capabilities:
+    """What every GAN here declares; ``pack``, ``clip`` and ``gp_lambda`` are live where the config has them."""
+    return Capabilities(latent=latent, conditioning=conditioning, extras=("critic_map", "pack"),
+                        hyper=("g_lr", "d_lr", "n_critic", "pack", "clip", "gp_lambda", *hyper))
+
+
+MODELS: dict[str, ModelEntry] = {e.name: e for e in [
+    ModelEntry("vae", "vae", "engines.models.vae.vae:VAE", "Variational autoencoder (Kingma & Welling 2014)",
+               capabilities=_vae("beta")),
+    ModelEntry("beta-vae", "vae", "engines.models.vae.vae:VAE",
+               "beta-VAE: the ELBO with the KL weighted by beta (Higgins et al. 2017)", (("beta", 4.0),),
+               capabilities=_vae("beta")),
+    ModelEntry("annealed-vae", "vae", "engines.models.vae.annealed_vae:AnnealedVAE",
+               "beta-VAE with a linearly increasing KL capacity C (Burgess et al. 2018)",
+               capabilities=_vae("gamma", "c_max", "ramp_steps")),
+    ModelEntry("beta-tcvae", "vae", "engines.models.vae.beta_tcvae:BetaTCVAE",
+               "beta-TCVAE: KL split into MI, total correlation and dimension-wise KL (Chen et al. 2018)",
+               capabilities=_vae("alpha", "beta", "gamma")),
+    ModelEntry("factor-vae", "vae", "engines.models.vae.factor_vae:FactorVAE",
+               "FactorVAE: ELBO plus a discriminator's total-correlation estimate (Kim & Mnih 2018)",
+               capabilities=_vae("beta", "gamma", "d_lr")),
+    ModelEntry("dip-vae", "vae", "engines.models.vae.dip_vae:DIPVAE",
+               "DIP-VAE-I/II: ELBO plus a latent covariance penalty (Kumar et al. 2018)",
+               capabilities=_vae("beta", "lambda_od", "lambda_d")),
+    ModelEntry("gan", "gan", "engines.models.gan.gan:GAN",
+               "GAN, non-saturating loss, DCGAN networks (Goodfellow et al. 2014)", capabilities=_gan()),
+    ModelEntry("wgan", "gan", "engines.models.gan.gan:GAN",
+               "Wasserstein GAN with weight clipping (Arjovsky et al. 2017)", (("loss", "wgan"),), capabilities=_gan()),
+    ModelEntry("wgan-gp", "gan", "engines.models.gan.gan:GAN",
+               "WGAN with gradient penalty (Gulrajani et al. 2017)", (("loss", "wgan-gp"),), capabilities=_gan()),
+    ModelEntry("sngan", "gan", "engines.models.gan.gan:GAN",
+               "Spectrally normalised GAN, hinge loss (Miyato et al. 2018)", (("loss", "hinge"),), capabilities=_gan()),
+    ModelEntry("cgan", "gan", "engines.models.gan.cgan:CGAN",
+               "Conditional GAN on labelled data (Mirza & Osindero 2014)",
+               capabilities=_gan(("gaussian", "categorical"), "labels")),
+    ModelEntry("infogan", "gan", "engines.models.gan.infogan:InfoGAN",
+               "InfoGAN: interpretable codes by mutual information (Chen et al. 2016)",
+               capabilities=_gan(("gaussian", "categorical", "uniform"), "none", "mi_lambda")),
+]}
+
+
+def capabilities_of_class(cls: type) -> Capabilities:
+    """The capabilities an engine class declares: its first registry line's, else its ``declared`` attribute.
+
+    Raises
+    ------
+    ConfigError
+        If the class is neither registered nor declares its capabilities.
+    """
+    target = f"{cls.__module__}:{cls.__qualname__}"
+    for entry in MODELS.values():
+        if entry.target == target:
+            return entry.capabilities
+    declared = getattr(cls, "declared", None)
+    if declared is None:
+        raise ConfigError(f"{target} has no registry line and declares no capabilities (set its 'declared')")
+    return declared
 
 
 def model_names() -> list[str]:
@@ -118,4 +143,5 @@ def create_engine(name: str, data: Any, **overrides: Any) -> Any:
     cls = engine_class(name)
     engine = cls(make_config(name, **overrides), data)
     engine.name = name
+    engine.capabilities = MODELS[name].capabilities
     return engine

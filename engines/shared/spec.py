@@ -12,6 +12,40 @@ from engines.shared.errors import ConfigError
 
 
 @dataclass(frozen=True)
+class LatentKind:
+    """One kind of latent variable and how the window explores it (a row of :data:`LATENT_KINDS`).
+
+    Attributes
+    ----------
+    name : str
+    control : {"slider", "picker", "toggle", "directions", "completion"}
+        The Explore control: a slider per dimension (continuous), a picker per categorical
+        variable (its one-hot block), a toggle per binary unit, directions and a temperature
+        for an image-shaped z (never a slider per pixel), conditional completion for no latent.
+    continuous : bool
+        Whether traversals, lerp/slerp and directions apply to it dimension by dimension.
+    doc : str
+        One line for tooltips.
+    """
+
+    name: str
+    control: str
+    continuous: bool
+    doc: str
+
+
+#: The latent kinds, one table for both processes (the window never imports torch).
+LATENT_KINDS: dict[str, LatentKind] = {k.name: k for k in (
+    LatentKind("gaussian", "slider", True, "continuous, standard normal prior; sliders over [-3, 3]"),
+    LatentKind("uniform", "slider", True, "continuous, uniform prior over [low, high]"),
+    LatentKind("categorical", "picker", False, "one of k classes, a one-hot block of k dimensions"),
+    LatentKind("binary", "toggle", False, "a binary unit (0 or 1), e.g. an RBM's hidden unit"),
+    LatentKind("image", "directions", True, "z has the image's shape (a flow): directions and temperature"),
+    LatentKind("none", "completion", False, "no latent (autoregressive): explored by conditional completion"),
+)}
+
+
+@dataclass(frozen=True)
 class LatentDim:
     """One latent dimension as the sliders show it.
 
@@ -19,9 +53,11 @@ class LatentDim:
     ----------
     name : str
         Label, e.g. ``"z3"`` or ``"c1 (categorical)"``.
-    kind : {"gaussian", "uniform", "categorical"}
-        Prior of the dimension. A categorical code of k classes spans k consecutive dimensions of z
-        (a one-hot block); each of them has kind ``"categorical"`` and the same ``group``.
+    kind : str
+        A key of :data:`LATENT_KINDS`: ``"gaussian"``, ``"uniform"``, ``"categorical"`` or
+        ``"binary"`` (an image-shaped z is a :class:`LatentSpec` with a ``shape``). A categorical
+        code of k classes spans k consecutive dimensions of z (a one-hot block); each of them has
+        kind ``"categorical"`` and the same ``group``. A binary unit's slider range is [0, 1].
     low, high : float
         Range shown on the slider (e.g. -3 to 3 for a standard Gaussian).
     group : str or None
@@ -34,20 +70,76 @@ class LatentDim:
     high: float = 3.0
     group: str | None = None
 
+    def __post_init__(self) -> None:
+        if self.kind not in LATENT_KINDS or self.kind in ("image", "none"):
+            raise ConfigError(f"latent dimension {self.name!r}: unknown kind {self.kind!r}")
+
+    @property
+    def continuous(self) -> bool:
+        """Whether this dimension is moved by a slider (Gaussian or uniform)."""
+        return LATENT_KINDS[self.kind].continuous
+
 
 @dataclass(frozen=True)
 class LatentSpec:
-    """The latent space of an engine: an ordered tuple of :class:`LatentDim`.
+    """The latent space of an engine: an ordered tuple of :class:`LatentDim`, or an image shape.
 
-    ``z`` tensors have shape (N, dim).
+    ``z`` tensors have shape (N, dim). A flow's z has the image's own shape: ``shape`` is
+    (C, H, W), ``dims`` is empty and z is (N, C*H*W) on the wire. No latent at all (an
+    autoregressive model): ``dims`` empty, ``shape`` None, ``dim`` 0.
     """
 
     dims: tuple[LatentDim, ...]
+    shape: tuple[int, ...] | None = None
 
     @property
     def dim(self) -> int:
         """Number of latent dimensions, the width of z."""
+        if self.shape is not None:
+            return math.prod(self.shape)
         return len(self.dims)
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """The kinds present, in order of first appearance (``("image",)``, ``("none",)`` for those)."""
+        if self.shape is not None:
+            return ("image",)
+        if not self.dims:
+            return ("none",)
+        return tuple(dict.fromkeys(d.kind for d in self.dims))
+
+    def groups(self) -> list[tuple[str, str, list[int]]]:
+        """The latent as groups in z's order: (kind, name, indices) each.
+
+        A categorical code is one group of its k one-hot dimensions (named by its ``group``); every
+        other dimension is a group of one. Empty for an image-shaped z or no latent.
+        """
+        out: list[tuple[str, str, list[int]]] = []
+        where: dict[str, int] = {}
+        for i, d in enumerate(self.dims):
+            if d.kind == "categorical":
+                key = d.group or d.name
+                if key not in where:
+                    where[key] = len(out)
+                    out.append(("categorical", key, []))
+                out[where[key]][2].append(i)
+            else:
+                out.append((d.kind, d.name, [i]))
+        return out
+
+    def indices(self, kind: str) -> list[int]:
+        """Indices of z's dimensions of ``kind`` (a key of :data:`LATENT_KINDS`), in order."""
+        return [i for i, d in enumerate(self.dims) if d.kind == kind]
+
+    @property
+    def continuous(self) -> list[int]:
+        """Indices of the continuous (slider) dimensions: Gaussian and uniform."""
+        return [i for i, d in enumerate(self.dims) if d.continuous]
+
+    @property
+    def categorical(self) -> dict[str, list[int]]:
+        """Each categorical code's one-hot indices, by group name, in z's order."""
+        return {name: idx for kind, name, idx in self.groups() if kind == "categorical"}
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -58,12 +150,27 @@ class LatentSpec:
         """``dim`` standard Gaussian dimensions named z0, z1, ..., with sliders over [-3, 3]."""
         return cls(tuple(LatentDim(f"{prefix}{i}") for i in range(dim)))
 
-    def to_json(self) -> list[dict]:
-        return [asdict(d) for d in self.dims]
+    @classmethod
+    def image(cls, shape: tuple[int, ...]) -> LatentSpec:
+        """An image-shaped z of ``shape`` (C, H, W), as a flow has."""
+        return cls((), tuple(int(s) for s in shape))
 
     @classmethod
-    def from_json(cls, items: list[dict]) -> LatentSpec:
-        return cls(tuple(LatentDim(**d) for d in items))
+    def empty(cls) -> LatentSpec:
+        """No latent (an autoregressive model)."""
+        return cls(())
+
+    def to_json(self) -> dict:
+        """``{"dims": [...], "shape": [C, H, W] or None}``."""
+        return {"dims": [asdict(d) for d in self.dims], "shape": None if self.shape is None else list(self.shape)}
+
+    @classmethod
+    def from_json(cls, d: dict | list) -> LatentSpec:
+        """Inverse of :meth:`to_json` (a bare list of dims, the older form, is accepted too)."""
+        if isinstance(d, list):
+            return cls(tuple(LatentDim(**x) for x in d))
+        shape = d.get("shape")
+        return cls(tuple(LatentDim(**x) for x in d.get("dims", [])), None if shape is None else tuple(shape))
 
 
 @dataclass(frozen=True)

@@ -342,9 +342,8 @@ class Host:
                 return P.Samples(request_id=request.request_id, step=snap.step,
                                  images=to_numpy(model.sample(int(request.n), generator=gen)))
             if x is not None:
+                model.capabilities.require("encoder", model.name)
                 z = model.encode(torch.from_numpy(x).to(device, non_blocking=True))
-                if z is None:
-                    raise ConfigError(f"{model.name} has no encoder: it cannot map images to z")
                 return P.Encoded(request_id=request.request_id, view=request.view, z=to_numpy(z), images=x)
         raise ConfigError(f"the host does not serve {type(request).__name__}")
 
@@ -374,10 +373,9 @@ class Host:
                     raise ConfigError(f"Traverse: z must have shape (1, {latent.dim}), not {tuple(base.shape)}")
                 base = base.to(device)
             elif x is not None:
-                base = model.encode(torch.from_numpy(x).to(device))
-                if base is None:
+                if not model.capabilities.has_encoder:
                     raise ConfigError(f"{model.name} has no encoder: it cannot traverse around an example")
-                base = base.float()
+                base = model.encode(torch.from_numpy(x).to(device)).float()
             else:
                 base = torch.from_numpy(prior_centre(latent)).to(device)
             grid = traversal_latents(base, dims, torch.from_numpy(values).to(device))

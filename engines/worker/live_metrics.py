@@ -126,7 +126,7 @@ def critic_map(model: Any, extent: list[float], size: int = CRITIC_GRID) -> tupl
     ys = ymin + (np.arange(size) + 0.5) * (ymax - ymin) / size
     gx, gy = np.meshgrid(xs, ys)  # (G, G): row i is y = ys[i]
     pts = torch.from_numpy(np.stack([gx.ravel(), gy.ravel()], 1).astype(np.float32))
-    m = int(model.pack_size()) if hasattr(model, "pack_size") else 1
+    m = int(model.pack_size()) if model.capabilities.has("pack") else 1
     if m > 1:
         pts = pts.repeat_interleave(m, dim=0)
     with torch.inference_mode():
@@ -139,10 +139,9 @@ def critic_map(model: Any, extent: list[float], size: int = CRITIC_GRID) -> tupl
 
 
 def has_critic_map(model: Any, dataset: Any) -> bool:
-    """Whether a heat map applies: an unconditional GAN-family engine on 2-D points with known modes."""
-    info = dataset.info
-    return (getattr(model, "family", "") == "gan" and hasattr(model, "critic_score")
-            and not getattr(model, "needs_labels", False) and info.kind == "points" and bool(info.modes))
+    """Whether a heat map applies: an unconditional engine declaring ``critic_map``, on 2-D points with known modes."""
+    info, caps = dataset.info, model.capabilities
+    return caps.has("critic_map") and not caps.conditional and info.kind == "points" and bool(info.modes)
 
 
 def measure_coverage(tracker: Any, model: Any, dataset: Any, step: int, seed: int = 0,
@@ -203,8 +202,6 @@ def representation(model: Any, batch_size: int = ENCODE_BATCH) -> Callable[[np.n
             for i in range(0, len(x), batch_size):
                 xb = torch.from_numpy(np.ascontiguousarray(x[i : i + batch_size], dtype=np.float32))
                 z = model.encode(xb.to(model.device))
-                if z is None:
-                    raise LatentStudioError(f"{model.name}: the model has no encoder")
                 out.append(z.double().cpu().numpy().reshape(len(xb), -1))
         z = np.concatenate(out) if out else np.zeros((0, model.latent.dim))
         if not np.isfinite(z).all():
@@ -215,17 +212,12 @@ def representation(model: Any, batch_size: int = ENCODE_BATCH) -> Callable[[np.n
 
 
 def supports_disentanglement(model: Any, dataset: Any) -> bool:
-    """Whether disentanglement can be measured: known factors and an encoder (probed on one example)."""
+    """Whether disentanglement can be measured: known factors, and a declared encoder."""
     if dataset is None or not dataset.info.factor_names or dataset.info.kind != "image":
         return False
     if dataset.factor_values(np.zeros(1, np.int64)) is None:
         return False
-    try:
-        with torch.inference_mode():
-            x = torch.from_numpy(np.ascontiguousarray(dataset.get(np.zeros(1, np.int64)), dtype=np.float32))
-            return model.encode(x.to(model.device)) is not None
-    except NotImplementedError:
-        return False
+    return model.capabilities.has_encoder
 
 
 def _finite(v: Any) -> float | None:

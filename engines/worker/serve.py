@@ -108,7 +108,6 @@ class Worker:
         self.live = LiveMetrics(self.send)
         self.jobs = Jobs(self.send)
         self._copies = PrivateCopies()
-        self._has_encoder = True
         self._last_saved: tuple[Any, int, Path] | None = None  # (session, step, path) of the last explicit save
         self._handlers: dict[type, Callable[[Any], None]] = {
             P.Configure: self._configure,
@@ -167,7 +166,8 @@ class Worker:
             self.jobs.submit(command.request_id, "Export", "export",
                              lambda job: run_export(job, command, self._checkpoint_for, self.device))
             return
-        if isinstance(command, P.Encode) and self.session is not None and not self._has_encoder:
+        if isinstance(command, P.Encode) and self.session is not None \
+                and not self.session.engine.capabilities.has_encoder:
             hosted = Hosted(self.session.snapshot, self.session.dataset, None)
             self.jobs.submit(command.request_id, "Encode", "project",
                              lambda job: run_projection(job, command, hosted, self._copies))
@@ -294,13 +294,12 @@ class Worker:
             if engine.device.type == "cuda":
                 torch.cuda.synchronize(engine.device)  # the host thread reads fixed_z on its own stream
         self.session = session
-        self._has_encoder = _has_encoder(session.snapshot)
         self.host.attach(Hosted(session.snapshot, session.dataset, fixed_z, session.seed))
         self.live.attach(session)
         self.send(P.Ready(
-            device=str(self.device), model=engine.name, family=engine.family, data=engine.data.to_json(),
-            data_summary=summary, latent=engine.latent.to_json(), hyper=[h.to_json() for h in engine.hyper.values()],
-            config=engine.config.to_json(), step=session.step, has_encoder=self._has_encoder,
+            device=str(self.device), model=engine.name, family=engine.family, data=engine.data,
+            data_summary=summary, latent=engine.latent, hyper=list(engine.hyper.values()),
+            capabilities=engine.capabilities, config=engine.config.to_json(), step=session.step,
             checkpoint=checkpoint,
         ))
         self.host.request_grid()
@@ -376,7 +375,7 @@ class Worker:
         self._end_training()
         if s.batches is None:
             s.batches = BatchStream(
-                s.dataset, s.batch_size, s.seed, self.device, with_labels=s.engine.needs_labels
+                s.dataset, s.batch_size, s.seed, self.device, with_labels=s.engine.capabilities.conditional
             )
         self.trainer = Trainer(s, self.send, self.host, lambda path, auto: self._write_checkpoint(path, auto, s), end,
                                live=self.live)
@@ -422,17 +421,6 @@ class Worker:
         if not cmd.path:
             raise ConfigError("SaveCheckpoint needs a path")
         self._in_trainer(cmd, lambda: self.send(self._write_checkpoint(cmd.path, False)))
-
-
-def _has_encoder(snapshot: Snapshot) -> bool:
-    """Whether the model maps data to z: probe ``encode`` on one blank example."""
-    model = snapshot.model
-    x = torch.zeros((1, *model.data.shape), device=model.device)
-    try:
-        with snapshot.lock, torch.inference_mode():
-            return model.encode(x) is not None
-    except NotImplementedError:
-        return False
 
 
 # ------------------------------------------------------------------------------------------------

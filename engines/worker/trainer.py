@@ -352,11 +352,11 @@ class Trainer:
                                  images_per_sec=images_per_sec, latent_kl=self._latent_kl()))
 
     def _latent_kl(self) -> np.ndarray | None:
-        fn = getattr(self.session.engine, "latent_kl", None)
-        if fn is None:
+        engine = self.session.engine
+        if not engine.capabilities.has("latent_kl"):
             return None
         try:
-            kl = fn()
+            kl = engine.latent_kl()
         except Exception:  # noqa: BLE001 - e.g. no step taken yet; the plot just skips it
             return None
         if kl is None:

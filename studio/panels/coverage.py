@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
 )
 
 from engines.shared import protocol
+from engines.shared.capabilities import Capabilities
 from engines.shared.datainfo import DataInfo
 from studio.state import CollapseDetector, LossHistory, nice_ceiling, stable_range
 from studio.widgets import BACKGROUND, CRITIC_MAP, Banner, critic_levels
@@ -61,7 +62,7 @@ class CoveragePanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.info: DataInfo | None = None
-        self.family = ""
+        self.capabilities = Capabilities()
         self.detector = CollapseDetector()
         self.steps: list[int] = []
         self.captured: list[float] = []  # share of modes (classes) captured, in [0, 1]
@@ -162,9 +163,9 @@ class CoveragePanel(QWidget):
         self.right.linkedViewChanged(vb, self.right.XAxis)
 
     # -- model -----------------------------------------------------------------------------------
-    def set_data(self, info: DataInfo, family: str = "") -> None:
-        """Show the view that fits a data set (points or class histograms) and the model's ``family``."""
-        self.info, self.family = info, family
+    def set_data(self, info: DataInfo, capabilities: Capabilities | None = None) -> None:
+        """Show the view that fits a data set (points or class histograms); remember the model's capabilities."""
+        self.info, self.capabilities = info, capabilities or Capabilities()
         self.view.setCurrentWidget(self.points_plot if info.kind == "points" else self.hist_plot)
         modes = np.zeros((0, 2)) if not info.modes else np.asarray(info.modes, np.float64).reshape(-1, 2)
         self.modes.setData(pos=modes)
@@ -221,8 +222,9 @@ class CoveragePanel(QWidget):
         self._warn(self.detector.check_coverage(event.step, got, total, f"{unit} {verb}"))
 
     def check_losses(self, history: LossHistory) -> None:
-        """For GANs: warn when the discriminator wins outright or g_loss explodes (see :class:`CollapseDetector`)."""
-        if self.family == "gan":
+        """For a model with a critic (it declares ``critic_map``): warn when the discriminator wins outright or
+        g_loss explodes (see :class:`CollapseDetector`)."""
+        if self.capabilities.has("critic_map"):
             self._warn(self.detector.check_losses(history, probabilities="w_dist" not in history.names))
 
     def _warn(self, message: str | None) -> None:

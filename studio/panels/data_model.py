@@ -184,7 +184,7 @@ class DataModelPanel(QWidget):
         arch = f", {config['arch']}" if "arch" in config else ""
         source = f"<br>from {ready.checkpoint}" if ready.checkpoint else ""
         self.summary.setText(
-            f"<b>{ready.model}</b> ({ready.family}{arch}), {len(ready.latent)} latent dims, on {ready.device}"
+            f"<b>{ready.model}</b> ({ready.family}{arch}), {ready.latent.dim} latent dims, on {ready.device}"
             f"<br>{ready.data_summary}{source}"
         )
         if self.model_combo.findData(ready.model) >= 0:
@@ -194,7 +194,7 @@ class DataModelPanel(QWidget):
 
     def _model_changed(self) -> None:
         entry = MODELS.get(str(self.model_combo.currentData()))
-        self.arch_combo.setEnabled(entry is not None and entry.family == "vae")
+        self.arch_combo.setEnabled(entry is not None and "arch" in entry.capabilities.options)
         self.model_combo.setToolTip(entry.description if entry else "")
 
     # -- dialogs ---------------------------------------------------------------------------------

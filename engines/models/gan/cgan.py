@@ -11,7 +11,7 @@ labels of the real batch, so the class frequencies match the data's.
 
 Any of the :class:`engines.models.gan.gan.GAN` losses can be used (``loss``, default ``"gan"``),
 including the gradient penalty (``wgan-gp``: the gradient is taken with respect to the examples,
-the labels held fixed). Training batches are ``(x, y)`` tuples (``needs_labels``).
+the labels held fixed). Training batches are ``(x, y)`` tuples (it declares ``conditioning`` ``labels``).
 
 Packing (PacGAN, Lin et al. 2018) works as for the unconditional GAN (``pack`` m live in [1,
 ``pack_max``]), with each example's one-hot label packed beside it: a packed group of m examples
@@ -71,7 +71,6 @@ class CGAN(GAN):
     """
 
     config_class = CGANConfig
-    needs_labels = True
 
     def __init__(self, config: CGANConfig, data: DataInfo) -> None:
         if not data.class_names or len(data.class_names) < 2:
@@ -89,11 +88,6 @@ class CGAN(GAN):
 
     def cond_width(self) -> int:
         return self.n_classes
-
-    def latent_order(self) -> list[int] | None:
-        """The class block first, then the noise dimensions."""
-        d = self.config.latent_dim
-        return list(range(d, d + self.n_classes)) + list(range(d))
 
     def prior_sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """(n, latent.dim): standard normal noise and the one-hot of a uniformly drawn class."""

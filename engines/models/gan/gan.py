@@ -469,7 +469,7 @@ class GAN(Engine):
         return self.critic[1](feats).squeeze(-1), feats
 
     def _prepare(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
-        if self.needs_labels:
+        if self.capabilities.conditional:
             if not isinstance(batch, (tuple, list)) or len(batch) != 2:
                 raise ConfigError(f"{self.name or type(self).__name__} needs (x, y) batches with class labels")
             x, y = batch
@@ -483,7 +483,7 @@ class GAN(Engine):
         Parameters
         ----------
         batch : (B, C, H, W) in [0, 1] or (B, 2); ``(x, y)`` with labels y (B,) int64 when
-            ``needs_labels``. B must be at least the pack size.
+            declared ``conditioning`` ``labels``. B must be at least the pack size.
         step : int
             Global step (unused).
 

@@ -135,11 +135,6 @@ class InfoGAN(GAN):
     def critic_parameters(self) -> list[nn.Parameter]:
         return list(self.critic.parameters()) + list(self.q_head.parameters())
 
-    def latent_order(self) -> list[int] | None:
-        """The codes first (c1's block, then c2, c3, ...), then the noise."""
-        d = self.config.latent_dim
-        return list(range(d, self.latent.dim)) + list(range(d))
-
     def prior_sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """(n, latent.dim): N(0, 1) noise, a uniform one-hot c1 and U[-1, 1] continuous codes."""
         c, dev = self.config, self.device

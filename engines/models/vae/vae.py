@@ -410,12 +410,6 @@ class VAE(Engine):
         """Per-dimension KL of the latest training batch, (D,) nats (zeros before training)."""
         return self._last_kl
 
-    def latent_order(self) -> list[int] | None:
-        """Latent dimensions sorted by the running average of their KL, highest first; None before training."""
-        if float(self.ema_count) == 0.0:
-            return None
-        return torch.argsort(self.kl_ema.detach().cpu(), descending=True, stable=True).tolist()
-
     def _output(self, out: torch.Tensor) -> torch.Tensor:
         if self.config.likelihood == "bernoulli":
             return torch.sigmoid(out)
