@@ -109,6 +109,8 @@ class Worker:
         self.jobs = Jobs(self.send)
         self._copies = PrivateCopies()
         self._last_saved: tuple[Any, int, Path] | None = None  # (session, step, path) of the last explicit save
+        host = self.host.submit  # interactive requests: answered from the weight snapshot, latest wins
+        #: command type -> handler; the only routing there is (a command not listed is an Error)
         self._handlers: dict[type, Callable[[Any], None]] = {
             P.Configure: self._configure,
             P.Train: self._train,
@@ -119,6 +121,11 @@ class Worker:
             P.SaveCheckpoint: self._save_checkpoint,
             P.LoadCheckpoint: self._load_checkpoint,
             P.SetMetricSchedule: self._set_metric_schedule,
+            P.Cancel: lambda c: self.jobs.cancel(c.request_id),
+            P.Export: self._export,
+            P.Decode: self._decode,
+            P.Encode: self._encode,
+            P.Sample: host, P.GetExamples: host, P.Traverse: host, P.Interpolate: host,
         }
 
     # -- the link ------------------------------------------------------------------------------
@@ -158,25 +165,7 @@ class Worker:
             self.shutdown()
 
     def handle(self, command: P.Command) -> None:
-        """Handle one command; any exception becomes an Error event naming the command."""
-        if isinstance(command, P.Cancel):
-            self.jobs.cancel(command.request_id)
-            return
-        if isinstance(command, P.Export):
-            self.jobs.submit(command.request_id, "Export", "export",
-                             lambda job: run_export(job, command, self._checkpoint_for, self.device))
-            return
-        if isinstance(command, P.Encode) and self.session is not None \
-                and not self.session.engine.capabilities.has_encoder:
-            hosted = Hosted(self.session.snapshot, self.session.dataset, None)
-            self.jobs.submit(command.request_id, "Encode", "project",
-                             lambda job: run_projection(job, command, hosted, self._copies))
-            return
-        if isinstance(command, (P.Decode, P.Encode, P.Sample, P.GetExamples, P.Traverse, P.Interpolate)):
-            if isinstance(command, P.Decode):
-                self.live.interactive()  # a slider is moving: hold the next measurement back
-            self.host.submit(command)
-            return
+        """Handle one command by the dispatch table; any exception becomes an Error event naming the command."""
         try:
             handler = self._handlers.get(type(command))
             if handler is None:
@@ -184,6 +173,24 @@ class Worker:
             handler(command)
         except Exception as exc:  # noqa: BLE001 - the worker keeps serving after any failure
             self.send(error_event(exc, type(command).__name__))
+
+    def _export(self, command: P.Export) -> None:
+        self.jobs.submit(command.request_id, "Export", "export",
+                         lambda job: run_export(job, command, self._checkpoint_for, self.device))
+
+    def _decode(self, command: P.Decode) -> None:
+        self.live.interactive()  # a slider is moving: hold the next measurement back
+        self.host.submit(command)
+
+    def _encode(self, command: P.Encode) -> None:
+        """Encode by the model's encoder on the host thread, or, for a model that declares none, by
+        projection on the job thread (with Progress and Cancel)."""
+        if self.session is not None and not self.session.engine.capabilities.has_encoder:
+            hosted = Hosted(self.session.snapshot, self.session.dataset, None)
+            self.jobs.submit(command.request_id, "Encode", "project",
+                             lambda job: run_projection(job, command, hosted, self._copies))
+        else:
+            self.host.submit(command)
 
     def shutdown(self) -> None:
         """End training (autosaving), stop the host thread and close the connection."""
