@@ -39,7 +39,42 @@ class _Died:
     message: str
 
 
-class WorkerClient(QObject):
+#: Each event type the window hears, and the name of the client signal that carries it: the one list.
+EVENT_SIGNALS: dict[type, str] = {
+    protocol.Started: "started", protocol.Ready: "ready", protocol.StepMetrics: "metrics",
+    protocol.Samples: "samples", protocol.Decoded: "decoded", protocol.Encoded: "encoded",
+    protocol.Examples: "examples", protocol.HyperparameterChanged: "hyper_changed",
+    protocol.CheckpointSaved: "checkpoint_saved", protocol.Progress: "progress",
+    protocol.Stopped: "stopped", protocol.Error: "error",
+    protocol.CoverageMeasured: "coverage", protocol.DisentanglementMeasured: "disentanglement",
+    protocol.Traversed: "traversed", protocol.Interpolated: "interpolated",
+    protocol.Exported: "exported",
+}
+
+
+class ClientSignals(QObject):
+    """The signals of a worker client: one per entry of :data:`EVENT_SIGNALS`, each carrying its event,
+    plus ``event_received(object)`` (every event), ``state_changed(str)`` and ``worker_died(str)``.
+
+    :class:`WorkerClient` and the tests' fake client both derive from it, so they cannot drift apart.
+    """
+
+    for _name in EVENT_SIGNALS.values():
+        vars()[_name] = Signal(object)
+    del _name
+    event_received = Signal(object)
+    state_changed = Signal(str)
+    worker_died = Signal(str)
+
+    def emit_event(self, event: protocol.Event) -> None:
+        """Emit ``event`` on its typed signal (if it has one), then on ``event_received``."""
+        name = EVENT_SIGNALS.get(type(event))
+        if name is not None:
+            getattr(self, name).emit(event)
+        self.event_received.emit(event)
+
+
+class WorkerClient(ClientSignals):
     """A worker process seen as Qt signals; every method returns at once.
 
     Parameters
@@ -53,52 +88,13 @@ class WorkerClient(QObject):
 
     Signals
     -------
-    event_received(object)
-        Every event, after the typed signal below.
-    started(Started), ready(Ready), metrics(StepMetrics), samples(Samples), decoded(Decoded),
-    encoded(Encoded), examples(Examples), hyper_changed(HyperparameterChanged),
-    checkpoint_saved(CheckpointSaved), progress(Progress), stopped(Stopped), error(Error),
-    coverage(CoverageMeasured), disentanglement(DisentanglementMeasured), traversed(Traversed),
-    interpolated(Interpolated), exported(Exported)
-        One per event type. ``decoded`` only carries answers newer than the last one delivered.
-    state_changed(str)
-        One of :data:`STATES`.
-    worker_died(str)
-        The worker process exited or its connection broke (not emitted for :meth:`shutdown`).
+    Those of :class:`ClientSignals`: one per event type of :data:`EVENT_SIGNALS` (``decoded`` only
+    carries answers newer than the last one delivered), ``event_received``, ``state_changed`` (one
+    of :data:`STATES`) and ``worker_died`` (the worker process exited or its connection broke; not
+    emitted for :meth:`shutdown`).
     """
 
-    event_received = Signal(object)
-    started = Signal(object)
-    ready = Signal(object)
-    metrics = Signal(object)
-    samples = Signal(object)
-    decoded = Signal(object)
-    encoded = Signal(object)
-    examples = Signal(object)
-    hyper_changed = Signal(object)
-    checkpoint_saved = Signal(object)
-    progress = Signal(object)
-    stopped = Signal(object)
-    error = Signal(object)
-    coverage = Signal(object)
-    disentanglement = Signal(object)
-    traversed = Signal(object)
-    interpolated = Signal(object)
-    exported = Signal(object)
-    state_changed = Signal(str)
-    worker_died = Signal(str)
     _incoming = Signal(int, object)  # (generation, event or _Died), queued from the link threads
-
-    _TYPED = {
-        protocol.Started: "started", protocol.Ready: "ready", protocol.StepMetrics: "metrics",
-        protocol.Samples: "samples", protocol.Decoded: "decoded", protocol.Encoded: "encoded",
-        protocol.Examples: "examples", protocol.HyperparameterChanged: "hyper_changed",
-        protocol.CheckpointSaved: "checkpoint_saved", protocol.Progress: "progress",
-        protocol.Stopped: "stopped", protocol.Error: "error",
-        protocol.CoverageMeasured: "coverage", protocol.DisentanglementMeasured: "disentanglement",
-        protocol.Traversed: "traversed", protocol.Interpolated: "interpolated",
-        protocol.Exported: "exported",
-    }
 
     def __init__(
         self, threads: int | None = None, device: str | None = None, connect_timeout: float = 120.0,
@@ -378,7 +374,4 @@ class WorkerClient(QObject):
         if isinstance(event, protocol.Ready):
             for view in list(self._pending):
                 self._pump(view)
-        name = self._TYPED.get(type(event))
-        if name is not None:
-            getattr(self, name).emit(event)
-        self.event_received.emit(event)
+        self.emit_event(event)

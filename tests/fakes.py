@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
-from PySide6.QtCore import QObject, Signal
 
 from engines.shared import protocol
 from engines.shared.capabilities import Capabilities
 from engines.shared.registry import MODELS
+from studio.client import ClientSignals
 
 
 def caps(encoder: bool = True) -> Capabilities:
@@ -15,19 +17,17 @@ def caps(encoder: bool = True) -> Capabilities:
     return MODELS["vae" if encoder else "gan"].capabilities
 
 
-class FakeClient(QObject):
-    """The WorkerClient's signals, ``send`` and ``request_*``, recording commands instead of sending them."""
-
-    state_changed, started, ready, metrics, samples, decoded, encoded = (Signal(object) for _ in range(7))
-    hyper_changed, checkpoint_saved, progress, stopped, error, worker_died = (Signal(object) for _ in range(6))
-    coverage, disentanglement, traversed, interpolated = (Signal(object) for _ in range(4))
-    exported = Signal(object)
-    examples = Signal(object)
+class FakeClient(ClientSignals):
+    """The WorkerClient's signals, ``send``, ``next_id`` and ``request_*``, recording commands instead of sending them."""
 
     def __init__(self, state: str = "ready", last_checkpoint: str | None = None) -> None:
         super().__init__()
         self.state, self.step, self.sent, self.decodes = state, 0, [], []
         self.last_checkpoint, self.last_configure = last_checkpoint, None
+        self._ids = itertools.count(1)
+
+    def next_id(self) -> int:
+        return next(self._ids)
 
     def send(self, command: protocol.Command) -> bool:
         self.sent.append(command)

@@ -1,0 +1,102 @@
+"""The :class:`Services` object the shell hands to every feature."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+
+from engines.shared import protocol
+from studio.client import MODEL_STATES
+from studio.services.exports import WorkerExports, write_in_background
+from studio.services.requests import Requests
+
+
+class Services(QObject):
+    """The worker client, request ids, a background writer, worker exports and notices, for the features.
+
+    Parameters
+    ----------
+    client : WorkerClient
+        Or any object with its signals and ``send``/``next_id`` (the tests' ``FakeClient``).
+
+    Attributes
+    ----------
+    client : WorkerClient
+    exports : WorkerExports
+        The worker-rendered exports (GIF, MP4, PNG with a sidecar), shared by every feature.
+    ready : Ready or None
+        The current model's ``Ready`` (its data, latent and capabilities), None before the first.
+
+    Signals
+    -------
+    notice(str, str, str)
+        (message for the log, level "info" | "warning" | "error", text for the status bar or "").
+    exported(str)
+        A file was written (its path), by the export thread or by the worker.
+    export_failed(str)
+        A file could not be written (the reason, naming the file).
+    """
+
+    notice = Signal(str, str, str)
+    exported = Signal(str)
+    export_failed = Signal(str)
+    _written = Signal(str, str)  # (path, error or "") from the export thread
+
+    def __init__(self, client: Any, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.client = client
+        self.ready: protocol.Ready | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="export")
+        self._written.connect(self.file_written)
+        client.ready.connect(self._on_ready)
+        self.exports = WorkerExports(self)
+
+    def _on_ready(self, ready: protocol.Ready) -> None:
+        self.ready = ready
+
+    # -- the worker ------------------------------------------------------------------------------
+    def next_id(self) -> int:
+        """A fresh request id."""
+        return int(self.client.next_id())
+
+    def requests(self) -> Requests:
+        """A new :class:`Requests` book for one feature, drawing ids from the client."""
+        return Requests(self.next_id)
+
+    def has_model(self) -> bool:
+        """Whether the worker holds a model that can decode and encode."""
+        return self.client.state in MODEL_STATES
+
+    def send(self, command: protocol.Command) -> bool:
+        """Send ``command``; False, with a status-bar notice, when no worker runs."""
+        if not self.client.send(command):
+            self.notify("", status=f"No worker to send {type(command).__name__} to")
+            return False
+        return True
+
+    # -- notices and files -----------------------------------------------------------------------
+    def notify(self, message: str, level: str = "info", status: str | None = None) -> None:
+        """Log ``message`` (empty: don't) and show ``status`` (default: the message) in the status bar."""
+        self.notice.emit(message, level, message if status is None else status)
+
+    def write(self, picture: np.ndarray, path: str | Path, writer: Callable[[np.ndarray, str], Any]) -> Future:
+        """Write a file off the GUI thread with ``writer(picture, path)``; reported by ``exported``/``export_failed``."""
+        return write_in_background(self._executor, picture, path, writer, self._written.emit)
+
+    def file_written(self, path: str, error: str) -> None:
+        """Report a written file (``error`` empty) or a failed one."""
+        if error:
+            self.notify(f"Export failed: {error}", "error")
+            self.export_failed.emit(error)
+        else:
+            self.notify(f"Wrote {path}")
+            self.exported.emit(path)
+
+    def close(self, wait: bool = True) -> None:
+        """Finish pending file writes."""
+        self._executor.shutdown(wait=wait)
