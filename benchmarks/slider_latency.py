@@ -41,7 +41,7 @@ def main() -> int:
     from PySide6.QtWidgets import QApplication
 
     from engines.shared import protocol
-    from studio.window import MainWindow
+    from studio.shell.window import MainWindow
 
     app = QApplication.instance() or QApplication([])
     pg.setConfigOptions(imageAxisOrder="row-major")

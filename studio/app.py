@@ -8,7 +8,7 @@ import pyqtgraph as pg
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication
 
-from studio.window import MainWindow
+from studio.shell.window import MainWindow
 
 
 def create_application(argv: list[str] | None = None) -> QApplication:

@@ -30,7 +30,7 @@ from studio.client import MODEL_STATES
 from studio.panels.interpolate import InterpolateView, JobProgress
 
 if TYPE_CHECKING:
-    from studio.window import MainWindow
+    from studio.shell.window import MainWindow
 
 #: Least seconds between two re-renders of the path while training.
 LIVE_RENDER_S = 2.0

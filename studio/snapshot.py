@@ -18,7 +18,7 @@ from PySide6.QtCore import QEventLoop, QObject, Qt, QTimer, qInstallMessageHandl
 
 from engines.shared import protocol
 from studio.app import create_application
-from studio.window import MainWindow
+from studio.shell.window import MainWindow
 
 #: Held-out example encoded for the Explore view.
 EXAMPLE_INDEX = 3

@@ -12,7 +12,7 @@ from engines.shared import protocol
 from engines.shared.datainfo import DataInfo
 from engines.shared.spec import LatentSpec
 from fakes import FakeClient, caps
-from studio.browser import PAGE
+from studio.features.browser.controller import PAGE
 from workers import real_window
 
 pytestmark = pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
@@ -25,7 +25,7 @@ D = 4
 
 
 def make_window(qtbot, info: DataInfo = DIGITS, has_encoder: bool = True):
-    from studio.window import MainWindow
+    from studio.shell.window import MainWindow
 
     client = FakeClient()
     w = MainWindow(client=client)
@@ -156,7 +156,7 @@ def test_drop_png_and_non_image(qtbot, tmp_path) -> None:
 
 
 def test_drop_before_a_model_is_reported(qtbot, tmp_path) -> None:
-    from studio.window import MainWindow
+    from studio.shell.window import MainWindow
 
     w = MainWindow(client=FakeClient(state="idle"))
     qtbot.addWidget(w)

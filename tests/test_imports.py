@@ -21,7 +21,7 @@ def _modules_after(code: str) -> set[str]:
 
 
 def test_window_modules_do_not_load_torch() -> None:
-    mods = _modules_after("import studio.window, studio.app, studio.client, latent_studio; latent_studio.build_parser()")
+    mods = _modules_after("import studio.shell.window, studio.app, studio.client, latent_studio; latent_studio.build_parser()")
     assert "PySide6" in mods  # the check below is meaningful: the window really was imported
     assert not {m for m in mods if m == "torch" or m.startswith("torch.")}
 

@@ -36,7 +36,7 @@ def interpolated(command: protocol.Interpolate, step: int = 7) -> protocol.Inter
 
 
 def make_window(qtbot, info: DataInfo, dim: int = D):
-    from studio.window import MainWindow
+    from studio.shell.window import MainWindow
 
     client = _FakeClient()
     w = MainWindow(client=client)
@@ -235,7 +235,7 @@ def test_traversal_animation_export_shares_the_export_jobs(window, qtbot, tmp_pa
 
 def test_projection_of_a_held_out_example_shows_progress(qtbot) -> None:
     """A model without an encoder: "Add held-out #" still works; the worker's projection shows progress."""
-    from studio.window import MainWindow
+    from studio.shell.window import MainWindow
 
     client = _FakeClient()
     w = MainWindow(client=client)

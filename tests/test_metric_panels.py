@@ -11,8 +11,8 @@ from engines.shared import protocol
 from fakes import FakeClient, caps
 from engines.shared.datainfo import DataInfo
 from engines.shared.spec import LatentSpec
-from studio.panels.coverage import CoveragePanel, critic_levels
-from studio.panels.disentangle import NO_FACTORS, DisentanglementPanel
+from studio.features.coverage.view import CoveragePanel, critic_levels
+from studio.features.disentanglement.view import NO_FACTORS, DisentanglementPanel
 from studio.state import CollapseDetector, LossHistory
 
 pytestmark = pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
@@ -253,7 +253,7 @@ def _FakeClient() -> FakeClient:
 
 
 def test_window_docks_route_events_and_schedule(qtbot) -> None:
-    from studio.window import MainWindow
+    from studio.shell.window import MainWindow
 
     client = _FakeClient()
     window = MainWindow(client=client)
@@ -291,7 +291,7 @@ def test_client_dispatches_metric_events_to_typed_signals(qtbot) -> None:
 
 
 def test_samples_view_shows_the_critic_under_the_points(qtbot) -> None:
-    from studio.panels.views import SamplesView
+    from studio.features.samples.view import SamplesView
 
     view = SamplesView()
     qtbot.addWidget(view)

@@ -27,7 +27,7 @@ def test_stable_range_keeps_a_range_that_still_fits() -> None:
 
 
 def test_loss_plot_follows_without_moving_on_every_redraw(qtbot) -> None:
-    from studio.panels.losses import LossPlotPanel
+    from studio.features.losses.view import LossPlotPanel
 
     panel = LossPlotPanel(refresh_hz=1)
     qtbot.addWidget(panel)

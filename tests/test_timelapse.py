@@ -1,4 +1,4 @@
-"""The training time-lapse (studio.timelapse) fed by synthetic Samples events (offscreen, fast)."""
+"""The training time-lapse (studio.features.timelapse.controller) fed by synthetic Samples events (offscreen, fast)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from engines.shared.datainfo import DataInfo
 from engines.shared.media import read_frame_count
 from engines.shared.spec import LatentSpec
 from fakes import FakeClient, caps
-from studio.timelapse import grid_frame
+from studio.features.timelapse.controller import grid_frame
 
 pytestmark = pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
 
@@ -27,7 +27,7 @@ def grid(step: int, value: float | None = None, request_id: int = -1) -> protoco
 
 @pytest.fixture
 def window(qtbot):
-    from studio.window import MainWindow
+    from studio.shell.window import MainWindow
 
     client = FakeClient()
     w = MainWindow(client=client)

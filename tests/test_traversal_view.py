@@ -13,7 +13,7 @@ from fakes import FakeClient, caps
 from engines.shared.datainfo import DataInfo
 from engines.shared.spec import LatentDim, LatentSpec
 from studio.panels.explore import ExplorePanel, factor_of
-from studio.panels.traversal import labelled_traversal, traversal_picture
+from studio.features.traversal.view import labelled_traversal, traversal_picture
 
 pytestmark = pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
 
@@ -37,7 +37,7 @@ def traversed(command: protocol.Traverse, step: int = 10) -> protocol.Traversed:
 
 @pytest.fixture
 def window(qtbot):
-    from studio.window import MainWindow
+    from studio.shell.window import MainWindow
 
     client = _FakeClient()
     w = MainWindow(client=client)

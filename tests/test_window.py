@@ -17,13 +17,13 @@ from PySide6.QtCore import QObject, Qt, Signal
 
 from engines.shared import protocol
 from engines.shared.spec import HyperParam, LatentDim, LatentSpec
-from studio.images import export_scale, grid, to_display
-from studio.panels.data_model import DataModelPanel
+from studio.widgets.images import export_scale, grid, to_display
+from studio.features.data_model.view import DataModelPanel
 from studio.panels.explore import ExplorePanel
-from studio.panels.losses import LossPlotPanel
-from studio.panels.train import TrainPanel
+from studio.features.losses.view import LossPlotPanel
+from studio.features.train.view import TrainPanel
 from studio.state import LossHistory, kl_order
-from studio.widgets import LogSpinBox
+from studio.widgets.basic import LogSpinBox
 from workers import real_window
 
 # The offscreen platform plugin warns about every dock resize; it is not a problem of ours.
@@ -347,7 +347,7 @@ def test_killed_worker_is_reported_and_restarts(studio, qtbot) -> None:
 
 
 def test_point_mixtures_suggest_pacgan_latent_and_batch(qtbot) -> None:
-    from studio.panels.data_model import DataModelPanel
+    from studio.features.data_model.view import DataModelPanel
 
     panel = DataModelPanel()
     qtbot.addWidget(panel)

@@ -84,7 +84,7 @@ def real_window(home: Path | str) -> Iterator:
     coverage classifier cache under ``home``; closed (worker shut down) and the environment restored
     on exit. Wait for ``window.client.state == "idle"`` before building a model."""
     from studio.client import WorkerClient
-    from studio.window import MainWindow
+    from studio.shell.window import MainWindow
 
     old_home = os.environ.get("LATENT_STUDIO_HOME")
     os.environ["LATENT_STUDIO_HOME"] = str(home)

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 
 class JobWidget(Protocol):
-    """What :class:`WorkerExports` needs of a progress widget (:class:`studio.widgets.JobProgress`)."""
+    """What :class:`WorkerExports` needs of a progress widget (:class:`studio.widgets.basic.JobProgress`)."""
 
     request_id: int
 

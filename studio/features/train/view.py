@@ -12,7 +12,7 @@ from PySide6.QtWidgets import (
 
 from engines.shared import protocol
 from engines.shared.spec import HyperParam
-from studio.widgets import LogSpinBox
+from studio.widgets.basic import LogSpinBox
 
 #: Which buttons each client state enables.
 _ENABLED = {

@@ -7,8 +7,8 @@ from PySide6.QtWidgets import QHBoxLayout, QStackedWidget, QWidget
 
 from engines.shared import protocol
 from engines.shared.datainfo import DataInfo
-from studio.images import grid, points_picture
-from studio.widgets import FpsCounter, ImageView, PointsView
+from studio.widgets.images import grid, points_picture
+from studio.widgets.basic import FpsCounter, ImageView, PointsView
 
 
 def _modes(info: DataInfo | None) -> np.ndarray | None:

@@ -24,10 +24,10 @@ from engines.shared.datainfo import DataInfo
 from engines.shared.image_files import load_image_file
 from engines.shared.errors import LatentStudioError
 from studio.client import MODEL_STATES
-from studio.panels.browser import BrowserPanel
+from studio.features.browser.view import BrowserPanel
 
 if TYPE_CHECKING:
-    from studio.window import MainWindow
+    from studio.shell.window import MainWindow
 
 #: Thumbnails per page.
 PAGE = 48

@@ -27,9 +27,9 @@ from PySide6.QtWidgets import (
 )
 
 from engines.shared.imaging import plot_points, to_uint8, tile
-from studio.images import grid, to_display
+from studio.widgets.images import grid, to_display
 from studio.panels.interpolate import JobProgress
-from studio.widgets import BACKGROUND
+from studio.widgets.basic import BACKGROUND
 
 #: Choices of the base latent, in the order of the combo box.
 BASES = ("prior mean", "current sliders", "held-out #")
@@ -356,7 +356,7 @@ class TraversalExportController(QObject):
         (``window.interpolation.exports``).
     """
 
-    def __init__(self, window) -> None:  # noqa: ANN001 - MainWindow (studio.window imports this module)
+    def __init__(self, window) -> None:  # noqa: ANN001 - MainWindow (studio.shell.window imports this module)
         super().__init__(window)
         self.window = window
         view = window.traversal_view

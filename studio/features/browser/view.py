@@ -3,7 +3,7 @@
 Each thumbnail can become a point of the latent space: "Set sliders" (encode, then the Explore
 sliders move), "Add as keyframe" (the Interpolate tab), "Morph: set A" and "Morph: set B" (the
 Morph tab), from the buttons under the lists or a thumbnail's context menu. The worker round trips
-live in :mod:`studio.browser`; this widget only shows and collects (numpy and Qt, no torch).
+live in :mod:`studio.features.browser.controller`; this widget only shows and collects (numpy and Qt, no torch).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox, QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget,
 )
 
-from studio.images import to_display
+from studio.widgets.images import to_display
 
 BACKGROUND = "#1e1f22"
 

@@ -11,7 +11,7 @@ from PySide6.QtWidgets import (
 
 from engines.shared import protocol
 from studio.state import LossHistory, nice_ceiling, stable_range
-from studio.widgets import BACKGROUND, FpsCounter
+from studio.widgets.basic import BACKGROUND, FpsCounter
 
 #: Curve colours in order of first appearance (Tableau 10, brightened for a dark background).
 PALETTE = ["#4fc3f7", "#ffb74d", "#e57373", "#81c784", "#ba68c8", "#a1887f", "#f06292", "#bdbdbd", "#dce775", "#4dd0e1"]

@@ -24,20 +24,20 @@ from PySide6.QtWidgets import (
 from engines.shared import protocol
 from engines.shared.datainfo import DataInfo
 from studio.client import MODEL_STATES, WorkerClient
-from studio.images import write_png
-from studio.browser import BrowserController
+from studio.widgets.images import write_png
+from studio.features.browser.controller import BrowserController
 from studio.interpolation import InterpolateController
 from studio.morph import MorphController
-from studio.panels.coverage import CoveragePanel
-from studio.panels.data_model import DataModelPanel
-from studio.panels.disentangle import DisentanglementPanel
+from studio.features.coverage.view import CoveragePanel
+from studio.features.data_model.view import DataModelPanel
+from studio.features.disentanglement.view import DisentanglementPanel
 from studio.panels.explore import ExplorePanel
-from studio.panels.losses import LossPlotPanel
-from studio.panels.train import TrainPanel
-from studio.panels.traversal import TraversalView, write_traversal_csv, write_traversal_png
-from studio.panels.views import DecodedView, SamplesView
+from studio.features.losses.view import LossPlotPanel
+from studio.features.train.view import TrainPanel
+from studio.features.traversal.view import TraversalView, write_traversal_csv, write_traversal_png
+from studio.features.samples.view import DecodedView, SamplesView
 from studio.state import LossHistory
-from studio.widgets import Banner, FpsCounter, MessageLog
+from studio.widgets.basic import Banner, FpsCounter, MessageLog
 
 #: Points drawn for the sample view of 2-D data.
 POINT_SAMPLES = 1000
@@ -107,9 +107,9 @@ class MainWindow(QMainWindow):
         self.central_tabs.addTab(splitter, "Samples && decode")
         self.central_tabs.addTab(self.traversal_view, "Traversal")
         self.interpolation = InterpolateController(self)  # the Interpolate tab: keyframes, path, exports
-        from studio.timelapse import TimeLapse
+        from studio.features.timelapse.controller import TimeLapse
         self.timelapse = TimeLapse(self)  # the fixed-z grids seen while training, for File > Export time-lapse
-        from studio.panels.traversal import TraversalExportController
+        from studio.features.traversal.view import TraversalExportController
         self.traversal_exports = TraversalExportController(self)  # GIF/MP4 of the sweep, rendered by the worker
         self.interpolate_view = self.interpolation.view
         self.central_tabs.addTab(self.interpolate_view, "Interpolate")
@@ -392,7 +392,7 @@ class MainWindow(QMainWindow):
 
     def export_traversal(self, path: str | Path) -> Future:
         """Write the traversal grid shown, with its row labels and column values, to a PNG on a background thread,
-        and beside it (same name, ``.csv``) every cell's latent (:func:`~studio.panels.traversal.write_traversal_csv`).
+        and beside it (same name, ``.csv``) every cell's latent (:func:`~studio.features.traversal.view.write_traversal_csv`).
 
         Raises
         ------

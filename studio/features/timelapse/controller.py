@@ -26,7 +26,7 @@ from engines.shared import protocol
 from engines.shared.imaging import tile
 
 if TYPE_CHECKING:
-    from studio.window import MainWindow
+    from studio.shell.window import MainWindow
 
 #: Most frames kept (memory: a 64-image 8x8 grey grid is 5 kB a frame, a 64x64 RGB one 0.8 MB).
 MAX_FRAMES = 240

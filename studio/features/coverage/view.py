@@ -21,7 +21,7 @@ from engines.shared import protocol
 from engines.shared.capabilities import Capabilities
 from engines.shared.datainfo import DataInfo
 from studio.state import CollapseDetector, LossHistory, nice_ceiling, stable_range
-from studio.widgets import BACKGROUND, CRITIC_MAP, Banner, critic_levels
+from studio.widgets.basic import BACKGROUND, CRITIC_MAP, Banner, critic_levels
 
 #: Colours: generated samples / bars, real bars, captured share, quality share, KL.
 GENERATED, REAL, CAPTURED, QUALITY, KL = "#4fc3f7", "#9e9e9e", "#81c784", "#ffb74d", "#e57373"

@@ -21,9 +21,9 @@ from PySide6.QtWidgets import (
 
 from engines.shared import protocol
 from engines.shared.datainfo import DataInfo
-from studio.panels.coverage import schedule_spin
+from studio.features.coverage.view import schedule_spin
 from studio.state import nice_ceiling
-from studio.widgets import BACKGROUND
+from studio.widgets.basic import BACKGROUND
 
 #: Every score the worker may send, in table and CSV order, with its label.
 METRICS = {
