@@ -62,10 +62,9 @@ class _Script(QObject):
             self._fail(f"training ended with an error at step {event.step}")
             return
         self.final_step = event.step
-        ready = self.window.ready_event
-        if ready is not None and ready.capabilities.has_encoder and self.window.info and self.window.info.n_test > EXAMPLE_INDEX:
-            self.window.explore_panel.index_spin.setValue(EXAMPLE_INDEX)
-            self.window.encode_example(EXAMPLE_INDEX)
+        ready = self.window.services.ready
+        if ready is not None and ready.capabilities.has_encoder and ready.data.n_test > EXAMPLE_INDEX:
+            self.window.explore.encode_example(EXAMPLE_INDEX)
         else:
             self.encoded = True
             self.window.explore_panel.random_z(seed=1)
@@ -217,7 +216,8 @@ def _stage_traversal(window: MainWindow) -> bool:
     """Show the Traversal tab with a grid of the final weights (see :func:`run_snapshot`'s ``tab``)."""
     window.central_tabs.setCurrentWidget(window.traversal_view)
     window.explore_panel.apply_order()
-    rid = window.request_traversal()
+    window.traversal.set_rows(*window.explore.rows())
+    rid = window.traversal.request()
     view = window.traversal_view
     return bool(rid) and _wait_until(lambda: view.shown is not None and view.shown.request_id >= rid)
 

@@ -298,7 +298,7 @@ def test_set_from_image_moves_the_sliders(studio, qtbot) -> None:
 def test_export_writes_upscaled_pngs(studio, qtbot, tmp_path) -> None:
     w = studio
     with qtbot.waitSignal(w.exported, timeout=10_000):
-        future = w.export_image(tmp_path / "decoded.png")
+        future = w.samples.export_image(tmp_path / "decoded.png")
     future.result(timeout=10)
     picture = w.decoded_view.picture()
     scale = 512 // 16
@@ -307,11 +307,11 @@ def test_export_writes_upscaled_pngs(studio, qtbot, tmp_path) -> None:
         pixels = np.asarray(img)
     expected = np.round(np.clip(picture[0], 0, 1) * 255).astype(int)
     assert np.abs(pixels[::scale, ::scale].astype(int) - expected).max() <= 1  # nearest-neighbour upscaling
-    w.export_grid(tmp_path / "grid.png").result(timeout=10)
+    w.samples.export_grid(tmp_path / "grid.png").result(timeout=10)
     side = 8 * 17 - 1  # 64 tiles of 16 px with 1-px gaps
     with Image.open(tmp_path / "grid.png") as img:
         assert img.size == (side * (512 // side),) * 2
-    failed = w.export_image(tmp_path / "missing-dir" / "x.png")
+    failed = w.samples.export_image(tmp_path / "missing-dir" / "x.png")
     with pytest.raises(OSError):
         failed.result(timeout=10)
     qtbot.waitUntil(lambda: "Export failed" in w.messages.toPlainText(), timeout=5_000)

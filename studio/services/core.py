@@ -34,6 +34,9 @@ class Services(QObject):
 
     Signals
     -------
+    model_changed(object, bool)
+        (Ready, fresh): a model is ready; ``fresh`` unless it is the same model, data and latent as
+        before at a later step (a restored autosave), where plots continue rather than start over.
     notice(str, str, str)
         (message for the log, level "info" | "warning" | "error", text for the status bar or "").
     exported(str)
@@ -42,6 +45,7 @@ class Services(QObject):
         A file could not be written (the reason, naming the file).
     """
 
+    model_changed = Signal(object, bool)
     notice = Signal(str, str, str)
     exported = Signal(str)
     export_failed = Signal(str)
@@ -57,7 +61,10 @@ class Services(QObject):
         self.exports = WorkerExports(self)
 
     def _on_ready(self, ready: protocol.Ready) -> None:
-        self.ready = ready
+        previous, self.ready = self.ready, ready
+        same = previous is not None and (previous.model, previous.data, previous.latent) == (
+            ready.model, ready.data, ready.latent)
+        self.model_changed.emit(ready, ready.step == 0 or not same)
 
     # -- the worker ------------------------------------------------------------------------------
     def next_id(self) -> int:
@@ -83,6 +90,10 @@ class Services(QObject):
     def notify(self, message: str, level: str = "info", status: str | None = None) -> None:
         """Log ``message`` (empty: don't) and show ``status`` (default: the message) in the status bar."""
         self.notice.emit(message, level, message if status is None else status)
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
+        """Run ``fn(*args)`` on the export thread (file reading and writing, never the GUI thread)."""
+        return self._executor.submit(fn, *args)
 
     def write(self, picture: np.ndarray, path: str | Path, writer: Callable[[np.ndarray, str], Any]) -> Future:
         """Write a file off the GUI thread with ``writer(picture, path)``; reported by ``exported``/``export_failed``."""

@@ -11,15 +11,23 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from PySide6.QtCore import QObject
 
 from engines.shared import protocol
 
-if TYPE_CHECKING:
-    from studio.services.core import Services
+
+
+class _Host(Protocol):
+    """What :class:`WorkerExports` needs of :class:`~studio.services.core.Services`."""
+
+    client: Any
+
+    def next_id(self) -> int: ...
+    def notify(self, message: str, level: str = "info", status: str | None = None) -> None: ...
+    def file_written(self, path: str, error: str) -> None: ...
 
 
 class JobWidget(Protocol):
@@ -62,7 +70,7 @@ class WorkerExports(QObject):
     services : Services
     """
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: _Host) -> None:
         super().__init__(services)
         self.services = services
         self.pending: dict[int, tuple[str, JobWidget]] = {}  # request id -> (output path, its widget)

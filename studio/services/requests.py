@@ -26,8 +26,8 @@ class Requests:
     >>> a = r.ask("traverse", payload=["z0"]); b = r.ask("traverse", payload=["z1"])
     >>> r.is_current("traverse", a), r.is_current("traverse", b)
     (False, True)
-    >>> r.take("traverse", b)
-    ['z1']
+    >>> r.payload("traverse", a), r.take("traverse", b)
+    (['z0'], ['z1'])
     """
 
     def __init__(self, next_id: Callable[[], int]) -> None:
@@ -37,11 +37,9 @@ class Requests:
         self._payload: dict[tuple[str, int], Any] = {}
 
     def ask(self, purpose: str, payload: Any = None) -> int:
-        """A fresh id for a new request of ``purpose``; it supersedes the older ones (their payloads are dropped)."""
+        """A fresh id for a new request of ``purpose``; it supersedes the older ones (whose answers may still
+        be shown, with their payloads, until a newer one is)."""
         rid = int(self._next_id())
-        old = self._asked.get(purpose)
-        if old is not None:
-            self._payload.pop((purpose, old), None)
         self._asked[purpose] = rid
         if payload is not None:
             self._payload[(purpose, rid)] = payload
@@ -60,8 +58,10 @@ class Requests:
         return 0 < rid <= self._asked.get(purpose, 0) and rid > self._shown.get(purpose, 0)
 
     def shown(self, purpose: str, rid: int) -> None:
-        """Remember that the answer to ``rid`` is on screen now."""
+        """Remember that the answer to ``rid`` is on screen now; payloads of it and older requests are dropped."""
         self._shown[purpose] = max(self._shown.get(purpose, 0), int(rid))
+        for key in [k for k in self._payload if k[0] == purpose and k[1] <= rid]:
+            del self._payload[key]
 
     def payload(self, purpose: str, rid: int, default: Any = None) -> Any:
         """What request ``rid`` of ``purpose`` asked, if it is still kept."""

@@ -259,3 +259,17 @@ class MessageLog(QPlainTextEdit):
         colour = self.COLOURS.get(level, self.COLOURS["info"])
         body = html.escape(text).replace("\n", "<br>")
         self.appendHtml(f'<span style="color:#808080">{stamp}</span> <span style="color:{colour}">{body}</span>')
+
+
+def schedule_spin(default: float, tip: str) -> QDoubleSpinBox:
+    """A spin box "every N s" for a metric schedule; 0 shows "off"."""
+    spin = QDoubleSpinBox()
+    spin.setRange(0.0, 3600.0)
+    spin.setDecimals(0)
+    spin.setSingleStep(5.0)
+    spin.setSuffix(" s")
+    spin.setSpecialValueText("off")
+    spin.setKeyboardTracking(False)
+    spin.setValue(default)
+    spin.setToolTip(tip)
+    return spin

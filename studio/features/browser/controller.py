@@ -1,11 +1,12 @@
 """The Data set browser's glue: pages of held-out examples, the user's own image files, and their actions.
 
 :class:`BrowserController` asks the worker for pages of the held-out split
-(:class:`~engines.shared.protocol.GetExamples`, newest page wins), loads image files the user drops on the
-window or opens (:func:`engines.shared.image_files.load_image_file`, on the window's background thread;
-results come back through a queued signal) and turns a picked image into a point of the latent
-space through Encode: the posterior mean where the model has an encoder, otherwise the worker's
-projection (slow; the browser says "projecting..." until the answer arrives, and nothing blocks).
+(:class:`~engines.shared.protocol.GetExamples`, newest page wins) and loads image files the user drops on the
+window or opens (:func:`engines.shared.image_files.load_image_file`, on the export thread; results come
+back through a queued signal). A thumbnail's action ("Set sliders", "Add as keyframe", "Morph: set A/B")
+is a signal the shell connects to the feature that does it; that feature's Encode request is
+tracked here, and the browser says "encoding..." (or "projecting..." for a model without an
+encoder, which the worker answers by projection, slowly) until the answer arrives. Nothing blocks.
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ from __future__ import annotations
 import math
 from concurrent.futures import Future
 from pathlib import Path
-from typing import TYPE_CHECKING
-
 import numpy as np
 from PySide6.QtCore import QEvent, QObject, Signal
 from PySide6.QtWidgets import QFileDialog
@@ -23,11 +22,8 @@ from engines.shared import protocol
 from engines.shared.datainfo import DataInfo
 from engines.shared.image_files import load_image_file
 from engines.shared.errors import LatentStudioError
-from studio.client import MODEL_STATES
 from studio.features.browser.view import BrowserPanel
-
-if TYPE_CHECKING:
-    from studio.shell.window import MainWindow
+from studio.services import Services
 
 #: Thumbnails per page.
 PAGE = 48
@@ -67,50 +63,60 @@ def load_images(paths: list[str], channels: int, size: int) -> list[tuple[str, n
 
 
 class BrowserController(QObject):
-    """Drives the Data set browser of ``window`` and its drag-and-drop of image files.
+    """Drives the Data set browser and the drag-and-drop of image files.
 
     Parameters
     ----------
-    window : MainWindow
-        Gives the client, the export thread (``window._executor``), the Messages panel, the
-        Explore panel, the Interpolate controller (``window.interpolation``) and the Morph
-        controller (``window.morph``). The controller accepts drops on the whole window (an
-        event filter on it).
+    services : Services
 
     Signals
     -------
     images_loaded(int)
         How many of the user's images were added (after a drop or "Open images...").
+    example_chosen(str, int)
+        A thumbnail action ("sliders", "keyframe", "morph-a", "morph-b") on held-out example N.
+    image_chosen(str, object, str)
+        The same on one of the user's images: (action, image (C, H, W) float32, its name).
+    drop_received()
+        Files were dropped on the watched window (the shell shows the browser).
     """
 
     images_loaded = Signal(int)
+    example_chosen = Signal(str, int)
+    image_chosen = Signal(str, object, str)
+    drop_received = Signal()
     _loaded = Signal(object)  # list from load_images, queued from the background thread
 
-    def __init__(self, window: MainWindow) -> None:
-        super().__init__(window)
-        self.window = window
+    def __init__(self, services: Services, parent: QObject | None = None) -> None:
+        super().__init__(parent or services)
+        self.services = services
         self.view = BrowserPanel()
         self.info: DataInfo | None = None
         self.user: dict[int, tuple[np.ndarray, str]] = {}
+        self.requests = services.requests()
         self._next_key = 1
-        self._page_request = 0
         self._page_wanted = 0
         self._encodes: dict[int, str] = {}  # request id -> what it encodes
+        self._last_tracked = 0
         self._has_encoder = False
-        c = window.client
+        self._watched: QObject | None = None
+        c = services.client
         c.ready.connect(self._on_ready)
-        c.state_changed.connect(lambda s: self.view.set_can_encode(s in MODEL_STATES))
+        c.state_changed.connect(lambda s: self.view.set_can_encode(services.has_model()))
         c.encoded.connect(self._on_encoded)
         c.progress.connect(self._on_progress)
         c.error.connect(self._on_error)
-        if hasattr(c, "examples"):
-            c.examples.connect(self._on_examples)
+        c.examples.connect(self._on_examples)
         self._loaded.connect(self._on_loaded)
         self.view.page_requested.connect(self.request_page)
         self.view.action_requested.connect(self.act)
         self.view.open_requested.connect(self.ask_open)
-        window.setAcceptDrops(True)
-        window.installEventFilter(self)
+
+    def accept_drops_on(self, widget) -> None:  # noqa: ANN001 - a QWidget
+        """Load image files dropped anywhere on ``widget`` (the shell passes its main window)."""
+        self._watched = widget
+        widget.setAcceptDrops(True)
+        widget.installEventFilter(self)
 
     # -- pages -----------------------------------------------------------------------------------
     def n_pages(self) -> int:
@@ -122,18 +128,18 @@ class BrowserController(QObject):
     def request_page(self, page: int) -> int:
         """Ask for page ``page`` (clipped to the pages there are) of held-out examples; the request id (0: none)."""
         n = self.n_pages()
-        if not n or self.window.client.state not in MODEL_STATES:
+        if not n or not self.services.has_model():
             return 0
         page = int(min(max(page, 0), n - 1))
-        rid = next(self.window._ids)
+        rid = self.requests.ask("page")
         indices = list(range(page * PAGE, min((page + 1) * PAGE, self.info.n_test)))
-        if not self.window.client.send(protocol.GetExamples(request_id=rid, indices=indices, split="test")):
+        if not self.services.send(protocol.GetExamples(request_id=rid, indices=indices, split="test")):
             return 0
-        self._page_request, self._page_wanted = rid, page
+        self._page_wanted = page
         return rid
 
     def _on_examples(self, event: protocol.Examples) -> None:
-        if event.request_id != self._page_request or event.images is None:
+        if not self.requests.is_current("page", event.request_id) or event.images is None:
             return  # another panel's examples, or an older page
         names = self.info.class_names if self.info is not None else None
         labels = []
@@ -171,7 +177,7 @@ class BrowserController(QObject):
             return None
         channels, size = self.info.channels, self.info.image_size
         self.view.status.setText(f"loading {len(paths)} file{'s' * (len(paths) != 1)}...")
-        future = self.window._executor.submit(load_images, paths, channels, size)
+        future = self.services.submit(load_images, paths, channels, size)
         future.add_done_callback(lambda f: self._loaded.emit(
             f.result() if f.exception() is None else [(paths[0], None, f"{paths[0]}: {f.exception()}")]))
         return future
@@ -188,26 +194,25 @@ class BrowserController(QObject):
             added += 1
         self.view.status.setText(f"added {added} image{'s' * (added != 1)}" if added else "no image added")
         if added:
-            self.window.messages.log(f"Added {added} image{'s' * (added != 1)} to the Data set browser")
+            self.services.notify(f"Added {added} image{'s' * (added != 1)} to the Data set browser", status="")
         self.images_loaded.emit(added)
 
     def ask_open(self) -> None:
         """"Open images...": a file dialog, then :meth:`open_files`."""
-        paths, _ = QFileDialog.getOpenFileNames(self.window, "Open images", "", IMAGE_FILTER)
+        paths, _ = QFileDialog.getOpenFileNames(self.view, "Open images", "", IMAGE_FILTER)
         if paths:
             self.open_files(paths)
 
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
-        """Accept file drops anywhere on the window and load them."""
-        if obj is self.window and event.type() in (QEvent.Type.DragEnter, QEvent.Type.DragMove):
+        """Accept file drops anywhere on the watched widget and load them."""
+        if obj is self._watched and event.type() in (QEvent.Type.DragEnter, QEvent.Type.DragMove):
             if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
                 event.acceptProposedAction()
                 return True
-        elif obj is self.window and event.type() == QEvent.Type.Drop and event.mimeData().hasUrls():
+        elif obj is self._watched and event.type() == QEvent.Type.Drop and event.mimeData().hasUrls():
             paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
             event.acceptProposedAction()
-            if "Data set" in self.window.docks:
-                self.window.docks["Data set"].raise_()  # show where the images land
+            self.drop_received.emit()  # the shell shows where the images land
             self.open_files(paths)
             return True
         return super().eventFilter(obj, event)
@@ -216,34 +221,26 @@ class BrowserController(QObject):
     def act(self, action: str, source: str, key: int) -> int:
         """Run a thumbnail action ("sliders", "keyframe", "morph-a", "morph-b") on a held-out index or a user image.
 
-        Returns the Encode request id (0: nothing sent). Until its answer the browser shows
-        "encoding..." (or "projecting..." for a model without encoder).
+        Emits :attr:`example_chosen` or :attr:`image_chosen`; the feature the shell connected sends
+        its Encode and hands the request id to :meth:`track` before the emit returns. Returns that
+        request id (0: nothing sent).
         """
-        w, c = self.window, self.window.client
-        if c.state not in MODEL_STATES:
+        if not self.services.has_model():
             return 0
+        self._last_tracked = 0
         if source == "held-out":
-            what = f"held-out #{key}"
-            if action == "sliders":
-                rid = c.request_encode([int(key)], view="explore", split="test")
-                w._encode_index[rid] = int(key)
-                w.explore_panel.index_spin.setValue(int(key))
-            elif action == "keyframe":
-                rid = w.interpolation.add_example(int(key))
-            else:
-                rid = w.morph.set_from_example("A" if action == "morph-a" else "B", int(key))
-        else:
-            if key not in self.user:
-                return 0
-            image, what = self.user[key]
-            if action in ("sliders", "keyframe"):
-                rid = c.request_encode_images(image[None], view="explore" if action == "sliders" else "interpolate")
-            else:
-                rid = w.morph.set_from_image("A" if action == "morph-a" else "B", image, what)
-        if rid:
-            self._encodes[rid] = what
+            self.example_chosen.emit(action, int(key))
+        elif key in self.user:
+            image, name = self.user[key]
+            self.image_chosen.emit(action, image, name)
+        return self._last_tracked
+
+    def track(self, request_id: int, what: str) -> None:
+        """Show "encoding... <what>" until the Encode ``request_id`` is answered (0: nothing was sent)."""
+        if request_id:
+            self._encodes[request_id] = what
+            self._last_tracked = request_id
             self._show_busy()
-        return rid
 
     def busy_text(self) -> str:
         """What the browser says while Encode requests are unanswered ("" when none)."""
@@ -272,6 +269,5 @@ class BrowserController(QObject):
             self.view.status.setText(f"encode failed: {event.message}")
 
     def _log(self, message: str) -> None:
-        self.window.messages.log(message, "error")
-        self.window.statusBar().showMessage(message, 8000)
+        self.services.notify(message, "error")
         self.view.status.setText(message)

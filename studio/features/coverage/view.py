@@ -21,25 +21,11 @@ from engines.shared import protocol
 from engines.shared.capabilities import Capabilities
 from engines.shared.datainfo import DataInfo
 from studio.state import CollapseDetector, LossHistory, nice_ceiling, stable_range
-from studio.widgets.basic import BACKGROUND, CRITIC_MAP, Banner, critic_levels
+from studio.widgets.basic import BACKGROUND, CRITIC_MAP, Banner, critic_levels, schedule_spin
 
 #: Colours: generated samples / bars, real bars, captured share, quality share, KL.
 GENERATED, REAL, CAPTURED, QUALITY, KL = "#4fc3f7", "#9e9e9e", "#81c784", "#ffb74d", "#e57373"
 
-
-
-def schedule_spin(default: float, tip: str) -> QDoubleSpinBox:
-    """A spin box "every N s" for a metric schedule; 0 shows "off"."""
-    spin = QDoubleSpinBox()
-    spin.setRange(0.0, 3600.0)
-    spin.setDecimals(0)
-    spin.setSingleStep(5.0)
-    spin.setSuffix(" s")
-    spin.setSpecialValueText("off")
-    spin.setKeyboardTracking(False)
-    spin.setValue(default)
-    spin.setToolTip(tip)
-    return spin
 
 
 class CoveragePanel(QWidget):

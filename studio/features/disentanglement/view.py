@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 
 from engines.shared import protocol
 from engines.shared.datainfo import DataInfo
-from studio.features.coverage.view import schedule_spin
+from studio.widgets.basic import schedule_spin
 from studio.state import nice_ceiling
 from studio.widgets.basic import BACKGROUND
 

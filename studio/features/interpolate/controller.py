@@ -1,162 +1,61 @@
-"""The Interpolate tab's glue: keyframes in, Interpolate commands out, Interpolated events shown and exported.
+"""The Interpolate tab's controller: keyframes in, Interpolate commands out, Interpolated events shown and exported.
 
-:class:`InterpolateController` sits between the main window's :class:`~studio.client.WorkerClient`
-and its :class:`~studio.panels.interpolate.InterpolateView`: held-out keyframes go through the
+:class:`InterpolateController` sits between the :class:`~studio.client.WorkerClient` and its
+:class:`InterpolateView`: held-out keyframes go through the
 client's Encode path (view ``"interpolate"``), keyframe thumbnails through Decode (view
 ``"interpolate-keys"``), paths through :class:`~engines.shared.protocol.Interpolate` (newest answer
 wins). While training, the path shown is re-rendered as the weights change (at most every
 :data:`LIVE_RENDER_S` seconds, only while the tab is visible).
 
 GIF, MP4 and PNG-strip exports are rendered by the worker (:class:`~engines.shared.protocol.Export`), so
-each has a sidecar that ``latent-studio render`` reproduces; the view's
-:class:`~studio.panels.interpolate.JobProgress` shows their progress and cancels them. The path's
-latents (.npy and .json) are written on the window's export thread.
+each has a sidecar that ``latent-studio render`` reproduces; the view's job widget shows their
+progress and cancels them. The path's latents (.npy and .json) are written on the export thread.
+The current slider point (for "Add current sliders") is fed in by the shell (:meth:`set_point`).
 """
 
 from __future__ import annotations
 
-import json
 import time
 from concurrent.futures import Future
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QFileDialog
 
 from engines.shared import protocol
-from studio.client import MODEL_STATES
-from studio.panels.interpolate import InterpolateView, JobProgress
-
-if TYPE_CHECKING:
-    from studio.shell.window import MainWindow
+from studio.features.interpolate.state import SUFFIXES, write_path_latents
+from studio.panels.interpolate import InterpolateView
+from studio.services import Services
 
 #: Least seconds between two re-renders of the path while training.
 LIVE_RENDER_S = 2.0
 #: Longest side of exported frames, px (nearest-neighbour upscaling by an integer factor).
 EXPORT_SIZE = 256
-#: Export suffix of each kind of the view's export buttons.
-SUFFIXES = {"gif": ".gif", "mp4": ".mp4", "strip": ".png"}
-
-
-def write_path_latents(z: np.ndarray, path: str | Path, meta: dict) -> Path:
-    """Write the path's latents as ``<stem>.npy`` (F, D) float32 and ``<stem>.json`` (z and ``meta``).
-
-    Parameters
-    ----------
-    z : (F, D) float array
-    path : path
-        Either file name (.npy or .json); both are written beside each other.
-    meta : dict
-        JSON-able description of the path (keyframes, method, frames, ...), stored beside ``z``.
-
-    Returns
-    -------
-    Path
-        The .npy file.
-
-    Raises
-    ------
-    ValueError
-        If ``z`` is not a finite 2-D array. OSError if a file cannot be written.
-    """
-    z = np.asarray(z, np.float32)
-    if z.ndim != 2 or not np.isfinite(z).all():
-        raise ValueError(f"latents must be a finite (F, D) array, not of shape {z.shape}")
-    base = Path(path)
-    base = base.with_suffix("") if base.suffix.lower() in (".npy", ".json") else base
-    npy, js = base.with_name(base.name + ".npy"), base.with_name(base.name + ".json")
-    np.save(npy, z, allow_pickle=False)
-    js.write_text(json.dumps({**meta, "z": z.astype(float).tolist()}, indent=1, allow_nan=False), encoding="utf-8")
-    return npy
-
-
-class WorkerExports(QObject):
-    """Exports rendered by the worker (:class:`~engines.shared.protocol.Export`), each shown by a JobProgress.
-
-    One per window (the Interpolate controller's ``exports``, shared with the Traversal tab): the
-    worker runs its jobs in order, so an Error of an Export belongs to the oldest one pending.
-    A finished export goes through the window's usual export report (log, status bar and its
-    ``exported`` signal).
-
-    Parameters
-    ----------
-    window : MainWindow
-    """
-
-    def __init__(self, window: MainWindow) -> None:
-        super().__init__(window)
-        self.window = window
-        self.pending: dict[int, tuple[str, JobProgress]] = {}  # request id -> (output path, its widget)
-        c = window.client
-        c.progress.connect(self._on_progress)
-        c.error.connect(self._on_error)
-        c.exported.connect(self._on_exported)
-
-    def send(self, kind: str, path: str | Path, latents: dict, settings: dict, job: JobProgress) -> int:
-        """Send an Export of ``kind`` to ``path`` and show it in ``job``; the request id (0: no worker)."""
-        rid = next(self.window._ids)
-        if not self.window.client.send(protocol.Export(request_id=rid, kind=kind, out=str(path),
-                                                       latents=latents, settings=settings)):
-            return 0
-        self.pending[rid] = (str(path), job)
-        job.start(rid, f"Exporting {Path(path).name}")
-        return rid
-
-    def cancel(self, request_id: int) -> None:
-        """Ask the worker to cancel export ``request_id``."""
-        if request_id in self.pending:
-            self.window.client.cancel(request_id)
-
-    def _end(self, rid: int) -> str:
-        path, job = self.pending.pop(rid)
-        if job.request_id == rid:
-            job.finish()
-        return path
-
-    def _on_progress(self, event: protocol.Progress) -> None:
-        rid = getattr(event, "request_id", 0)
-        if rid not in self.pending:
-            return
-        self.pending[rid][1].update_progress(event)
-        if event.message == "cancelled":
-            path = self._end(rid)
-            self.window.messages.log(f"Export of {path} cancelled")
-            self.window.statusBar().showMessage(f"Export of {Path(path).name} cancelled", 5000)
-
-    def _on_exported(self, event: protocol.Exported) -> None:
-        if event.request_id in self.pending:
-            self._end(event.request_id)
-            self.window._on_export_done(event.path, "")
-
-    def _on_error(self, event: protocol.Error) -> None:
-        if event.command == "Export" and self.pending:
-            self._end(min(self.pending))  # the worker runs jobs in order: the oldest one failed
 
 
 class InterpolateController(QObject):
-    """Drives the Interpolate tab of ``window``.
+    """Drives the Interpolate tab.
 
     Parameters
     ----------
-    window : MainWindow
-        Gives the client, the Explore panel, the export thread (``window._write_png``) and the log.
+    services : Services
 
     Attributes
     ----------
     view : InterpolateView
     """
 
-    def __init__(self, window: MainWindow) -> None:
-        super().__init__(window)
-        self.window = window
+    def __init__(self, services: Services, parent: QObject | None = None) -> None:
+        super().__init__(parent or services)
+        self.services = services
         self.view = InterpolateView()
-        self._request = self._shown = 0
+        self.requests = services.requests()
+        self.point = np.zeros(0, np.float32)
         self._encodes: dict[int, int] = {}
-        self.exports = WorkerExports(window)
+        self.exports = services.exports
         self._live_at = 0.0
-        c = window.client
+        c = services.client
         c.ready.connect(self._on_ready)
         c.samples.connect(self._on_samples)
         c.interpolated.connect(self._on_interpolated)
@@ -165,7 +64,7 @@ class InterpolateController(QObject):
         v = self.view
         v.render_requested.connect(self.request_interpolation)
         v.keyframes_changed.connect(self._request_thumbnails)
-        v.add_sliders_requested.connect(lambda: self.add_keyframe(window.explore_panel.z(), "current sliders"))
+        v.add_sliders_requested.connect(lambda: self.add_keyframe(self.point, "current sliders"))
         v.add_example_requested.connect(self.add_example)
         v.export_requested.connect(self.ask_export)
         v.job.cancel_requested.connect(self._cancel_job)
@@ -173,6 +72,10 @@ class InterpolateController(QObject):
         self._has_encoder = True
 
     # -- keyframes -------------------------------------------------------------------------------
+    def set_point(self, z: np.ndarray) -> None:
+        """The current slider point, for "Add current sliders"."""
+        self.point = np.asarray(z, np.float32).reshape(-1)
+
     def add_keyframe(self, z: np.ndarray, label: str) -> int:
         """Append keyframe ``z`` (D,) labelled ``label``; its position (see :meth:`InterpolateView.add_keyframe`)."""
         return self.view.add_keyframe(z, label)
@@ -183,13 +86,19 @@ class InterpolateController(QObject):
         For a model without an encoder the worker projects the example (optimises z through the
         decoder); the view's job widget then shows its progress and can cancel it.
         """
-        if self.window.client.state not in MODEL_STATES:
+        if not self.services.has_model():
             return 0
-        rid = self.window.client.request_encode([int(index)], view="interpolate", split="test")
+        rid = self.services.client.request_encode([int(index)], view="interpolate", split="test")
         self._encodes[rid] = int(index)
         if not self._has_encoder and rid:
             self.view.job.start(rid, f"Projecting held-out #{index}")
         return rid
+
+    def add_image(self, image: np.ndarray) -> int:
+        """Encode (or project) an image (C, H, W) the user handed us; its z becomes a keyframe (request id, 0: none)."""
+        if not self.services.has_model():
+            return 0
+        return self.services.client.request_encode_images(np.asarray(image, np.float32)[None], view="interpolate")
 
     def _on_progress(self, event: protocol.Progress) -> None:
         """Progress of a projection (a model without an encoder) of a held-out example."""
@@ -199,7 +108,7 @@ class InterpolateController(QObject):
 
     def _cancel_job(self, request_id: int) -> None:
         if request_id in self._encodes:
-            self.window.client.cancel(request_id)
+            self.services.client.cancel(request_id)
         else:
             self.exports.cancel(request_id)
 
@@ -212,8 +121,8 @@ class InterpolateController(QObject):
 
     def _request_thumbnails(self) -> None:
         keys = self.view.keyframes()
-        if len(keys) and self.window.client.state in MODEL_STATES:
-            self.window.client.request_decode(keys, view="interpolate-keys")
+        if len(keys) and self.services.has_model():
+            self.services.client.request_decode(keys, view="interpolate-keys")
 
     def _on_decoded(self, event: protocol.Decoded) -> None:
         if event.view == "interpolate-keys" and event.images is not None:
@@ -224,26 +133,25 @@ class InterpolateController(QObject):
         """Send an Interpolate for the keyframes and settings shown; the request id (0: none sent)."""
         keys = self.view.keyframes()
         p = self.view.params()
-        if len(keys) < 2 or self.window.client.state not in MODEL_STATES:
+        if len(keys) < 2 or not self.services.has_model():
             return 0
-        rid = next(self.window._ids)
+        rid = self.requests.ask("path")
         command = protocol.Interpolate(request_id=rid, keyframes=keys, frames=max(p["frames"], len(keys)),
                                        method=p["method"], constant_speed=p["constant_speed"])
-        if not self.window.client.send(command):
+        if not self.services.send(command):
             return 0
-        self._request = rid
         self._request_thumbnails()
         return rid
 
     def _on_interpolated(self, event: protocol.Interpolated) -> None:
-        if event.request_id < self._shown or event.images is None:
+        if event.images is None or not self.requests.is_newer("path", event.request_id):
             return  # older than the path shown
         try:
             self.view.set_interpolated(event)
         except ValueError as exc:
-            self.window.messages.log(f"Interpolate: {exc}", "error")
+            self.services.notify(f"Interpolate: {exc}", "error", status="")
             return
-        self._shown = event.request_id
+        self.requests.shown("path", event.request_id)
 
     def _on_ready(self, ready: protocol.Ready) -> None:
         info = ready.data
@@ -251,13 +159,13 @@ class InterpolateController(QObject):
         self.view.set_latent(ready.latent, modes)
         self._has_encoder = ready.capabilities.has_encoder
         self.view.set_encoder(True, info.n_test)  # without an encoder the worker projects (with progress)
-        self._shown = 0
+        self.requests.forget("path")
         self._request_thumbnails()
         self.view.schedule_render()
 
     def _on_samples(self, event: protocol.Samples) -> None:
         """A new training grid: the weights changed, so re-render the path (throttled, visible tab only)."""
-        if event.request_id != -1 or self.window.client.state != "training" or not self.view.isVisible():
+        if event.request_id != -1 or self.services.client.state != "training" or not self.view.isVisible():
             return
         now = time.monotonic()
         if now - self._live_at >= LIVE_RENDER_S and self.request_interpolation():
@@ -268,7 +176,7 @@ class InterpolateController(QObject):
         """What the path's latents file records: keyframes, labels, method, frames, fps, model, step, checkpoint."""
         event = self.view.shown
         p = self.view.params()
-        ready = self.window.ready_event
+        ready = self.services.ready
         return {
             "kind": "interpolation",
             "keyframes": self.view.keyframes().astype(float).tolist(),
@@ -277,7 +185,7 @@ class InterpolateController(QObject):
             "fps": p["fps"], "model": None if ready is None else ready.model,
             "data": None if ready is None else ready.data_summary,
             "step": None if event is None else int(event.step),
-            "checkpoint": self.window.client.last_checkpoint,
+            "checkpoint": self.services.client.last_checkpoint,
         }
 
     def export(self, path: str | Path) -> int:
@@ -285,7 +193,7 @@ class InterpolateController(QObject):
 
         The keyframes, method, frame count and speed option shown go in the sidecar's latents;
         fps, export size (default :data:`EXPORT_SIZE` px) and nearest or Lanczos upscaling come
-        from the view. Progress and Cancel show in ``view.job``; the window's ``exported`` signal
+        from the view. Progress and Cancel show in ``view.job``; the services' ``exported`` signal
         fires when the file is written.
 
         Returns
@@ -304,7 +212,7 @@ class InterpolateController(QObject):
             raise ValueError("an interpolation needs at least two keyframes")
         if path.suffix.lower() not in SUFFIXES.values():
             raise ValueError(f"{path}: export to .gif, .mp4 or .png")
-        if self.window.client.state not in MODEL_STATES:
+        if not self.services.has_model():
             raise ValueError("no model is loaded")
         latents = {"keyframes": keys.astype(float).tolist(), "method": p["method"],
                    "frames": max(int(p["frames"]), len(keys)), "constant_speed": bool(p["constant_speed"])}
@@ -325,7 +233,7 @@ class InterpolateController(QObject):
         return self.export(Path(path).with_suffix(".png"))
 
     def export_latents(self, path: str | Path) -> Future:
-        """Write the path's z as .npy and .json (:func:`write_path_latents`) on the window's export thread.
+        """Write the path's z as .npy and .json (:func:`write_path_latents`) on the export thread.
 
         Raises
         ------
@@ -336,8 +244,7 @@ class InterpolateController(QObject):
         if event is None or event.z is None or not len(event.z):
             raise ValueError("no interpolation to export yet: add two keyframes and press Render")
         meta = self.metadata()
-        return self.window._write_png(np.asarray(event.z, np.float32), path,
-                                      writer=lambda z, p: write_path_latents(z, p, meta))
+        return self.services.write(np.asarray(event.z, np.float32), path, lambda z, p: write_path_latents(z, p, meta))
 
     def ask_export(self, kind: str) -> None:
         """Ask for a file name and export: "gif", "mp4", "strip" (by the worker) or "latents" (.npy + .json)."""
@@ -345,7 +252,7 @@ class InterpolateController(QObject):
                  "strip": ("interpolation.png", "PNG images (*.png)"),
                  "latents": ("interpolation.npy", "NumPy and JSON (*.npy *.json)")}
         name, filt = names.get(kind, names["gif"])
-        path, _ = QFileDialog.getSaveFileName(self.window, "Export interpolation", name, filt)
+        path, _ = QFileDialog.getSaveFileName(self.view, "Export interpolation", name, filt)
         if not path:
             return
         try:
@@ -354,4 +261,4 @@ class InterpolateController(QObject):
             else:
                 self.export(Path(path).with_suffix(SUFFIXES.get(kind, ".gif")))
         except ValueError as exc:
-            self.window.statusBar().showMessage(str(exc), 5000)
+            self.services.notify("", status=str(exc))

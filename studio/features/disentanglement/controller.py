@@ -1,0 +1,30 @@
+"""The Disentanglement panel's controller: live MIG, FactorVAE, DCI and SAP, and the MI heat map."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QObject
+
+from engines.shared import protocol
+from studio.features.disentanglement.view import DisentanglementPanel
+from studio.services import Services
+
+
+class DisentanglementController(QObject):
+    """Drives a :class:`DisentanglementPanel`.
+
+    Parameters
+    ----------
+    services : Services
+    """
+
+    def __init__(self, services: Services, parent: QObject | None = None) -> None:
+        super().__init__(parent or services)
+        self.services = services
+        self.view = DisentanglementPanel()
+        services.model_changed.connect(self._on_model)
+        services.client.disentanglement.connect(self.view.add_disentanglement)
+
+    def _on_model(self, ready: protocol.Ready, fresh: bool) -> None:
+        if fresh:
+            self.view.clear()
+        self.view.set_data(ready.data, ready.latent.names)
