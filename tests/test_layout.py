@@ -1,0 +1,55 @@
+"""The layout by role holds: sizes of files and classes, where argparse lives, every feature a package.
+
+The import rules themselves (layers, independence, no cycles) are import-linter contracts, checked by
+tests/test_imports.py; this file checks what import-linter cannot see.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCES = sorted(p for pkg in ("engines", "studio") for p in (ROOT / pkg).rglob("*.py"))
+#: The house style's limits (STYLE.md, "Sizes to watch").
+MAX_LINES, MAX_METHODS = 600, 30
+FEATURES = ("browser", "coverage", "data_model", "disentanglement", "explore", "interpolate", "losses", "morph",
+            "samples", "timelapse", "train", "traversal")
+
+
+def test_sources_were_found():
+    assert len(SOURCES) > 60 and ROOT / "engines" / "shared" / "protocol.py" in SOURCES
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_file_over_600_lines_and_no_class_over_30_methods(path):
+    text = path.read_text(encoding="utf-8")
+    assert len(text.splitlines()) <= MAX_LINES, f"{path.name}: split it (house style: about {MAX_LINES} lines)"
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.ClassDef):
+            methods = [n for n in node.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+            assert len(methods) <= MAX_METHODS, f"{path.name}: class {node.name} has {len(methods)} methods"
+
+
+def test_argparse_lives_only_in_the_command_line():
+    users = {str(p.relative_to(ROOT)) for p in SOURCES if "import argparse" in p.read_text(encoding="utf-8")}
+    assert users and all(u.startswith("engines/cli/") for u in users), sorted(users)
+
+
+def test_every_feature_is_a_package_with_a_view_and_a_controller():
+    found = sorted(p.name for p in (ROOT / "studio" / "features").iterdir() if (p / "__init__.py").exists())
+    assert found == sorted(FEATURES)
+    for name in FEATURES:
+        folder = ROOT / "studio" / "features" / name
+        assert (folder / "controller.py").exists() and (folder / "view.py").exists(), name
+        assert "MainWindow" not in (folder / "controller.py").read_text(encoding="utf-8"), f"{name} reaches for the window"
+
+
+def test_engines_are_split_by_role():
+    for pkg in ("shared", "lib", "worker", "cli", "data", "metrics", "models"):
+        assert (ROOT / "engines" / pkg / "__init__.py").exists(), pkg
+    families = sorted(p.name for p in (ROOT / "engines" / "models").iterdir() if (p / "__init__.py").exists())
+    assert families and "vae" in families and "gan" in families
+    assert not [p.name for p in (ROOT / "engines").glob("*.py") if p.name != "__init__.py"], "a module outside the roles"
