@@ -40,3 +40,12 @@ def test_import_linter_contracts() -> None:
     assert lint.exists(), "import-linter is a test dependency: pip install -e '.[test]'"
     out = subprocess.run([str(lint), "--no-cache"], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_pyflakes_finds_no_undefined_or_unused_name() -> None:
+    """``ruff check`` with pyflakes' rules ([tool.ruff] in pyproject.toml): an undefined name is a crash waiting in a slot."""
+    ruff = Path(sys.executable).with_name("ruff")
+    assert ruff.exists(), "ruff is a test dependency: pip install -e '.[test]'"
+    out = subprocess.run([str(ruff), "check", "engines", "studio", "tests", "benchmarks", "latent_studio.py"],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stdout + out.stderr

@@ -1,4 +1,8 @@
-"""The Interpolate tab driven by synthetic events (offscreen, fast): keyframes, strip, playback, exports."""
+"""The Interpolate tab driven by synthetic events (offscreen, fast): keyframes, strip, playback, exports.
+
+Each test builds the Interpolate feature (and, for the shared export jobs, the Traversal feature) alone
+on a fake client; the slider point reaching it from Explore is tested in test_shell_wiring.py.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +15,11 @@ from engines.shared import protocol
 from fakes import FakeClient, caps
 from engines.shared.datainfo import DataInfo
 from engines.shared.spec import LatentDim, LatentSpec
-from studio.interpolation import write_path_latents
+from studio.features.interpolate.controller import InterpolateController
+from studio.features.interpolate.state import write_path_latents
+from studio.features.traversal.controller import TraversalController
 from studio.panels.interpolate import path_frames, strip_picture
+from studio.services import Services
 from studio.state import prior_draw
 
 pytestmark = pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
@@ -23,10 +30,6 @@ POINTS = DataInfo(spec="ring", kind="points", shape=(2,), size=100, n_train=80, 
 D = 4
 
 
-def _FakeClient() -> FakeClient:
-    return FakeClient(last_checkpoint="/runs/vae/model.safetensors")
-
-
 def interpolated(command: protocol.Interpolate, step: int = 7) -> protocol.Interpolated:
     """A synthetic answer: frame f is filled with f / F."""
     f = command.frames
@@ -35,38 +38,48 @@ def interpolated(command: protocol.Interpolate, step: int = 7) -> protocol.Inter
                                  z=np.zeros((f, D), np.float32), images=images)
 
 
-def make_window(qtbot, info: DataInfo, dim: int = D):
-    from studio.shell.window import MainWindow
-
-    client = _FakeClient()
-    w = MainWindow(client=client)
-    qtbot.addWidget(w)
-    client.ready.emit(protocol.Ready(model="vae", family="vae", data=info, capabilities=caps(True),
-                                     latent=LatentSpec.gaussian(dim), step=7))
-    return w, client
+@pytest.fixture
+def services():
+    client = FakeClient(last_checkpoint="/runs/vae/model.safetensors")
+    s = Services(client)
+    yield s, client
+    s.close()
 
 
 @pytest.fixture
-def window(qtbot):
-    w, client = make_window(qtbot, IMAGES)
-    yield w, client
-    w.close()
+def make(qtbot, services):
+    """Build an InterpolateController alone and make a model ready: ``make(info, dim, encoder)``."""
+    s, client = services
+
+    def build(info: DataInfo = IMAGES, dim: int = D, encoder: bool = True):
+        interpolation = InterpolateController(s)
+        qtbot.addWidget(interpolation.view)
+        client.ready.emit(protocol.Ready(model="vae" if encoder else "gan", family="vae" if encoder else "gan",
+                                         data=info, capabilities=caps(encoder), latent=LatentSpec.gaussian(dim),
+                                         step=7))
+        return interpolation, client
+
+    return build
 
 
-def test_keyframes_add_remove_and_render(window, qtbot) -> None:
-    w, client = window
-    view = w.interpolate_view
-    assert w.central_tabs.tabText(2) == "Interpolate"
-    assert w.request_interpolation() == 0  # fewer than two keyframes: nothing to send
-    w.explore_panel.set_z(np.array([0.5, -1.0, 0.0, 2.0]))
+@pytest.fixture
+def interp(make):
+    return make()
+
+
+def test_keyframes_add_remove_and_render(interp, qtbot) -> None:
+    interpolation, client = interp
+    view = interpolation.view
+    assert interpolation.request_interpolation() == 0  # fewer than two keyframes: nothing to send
+    interpolation.set_point(np.array([0.5, -1.0, 0.0, 2.0]))  # the Explore sliders (the shell feeds them in)
     view.sliders_button.click()
     view.random_button.click()
-    np.testing.assert_allclose(w.explore_panel.z(), [0.5, -1.0, 0.0, 2.0])  # the sliders did not move
-    assert w.add_keyframe(np.array([1.0, 1.0, 1.0, 1.0]), "ones") == 2
+    np.testing.assert_allclose(interpolation.point, [0.5, -1.0, 0.0, 2.0])  # the slider point did not move
+    assert interpolation.add_keyframe(np.array([1.0, 1.0, 1.0, 1.0]), "ones") == 2
     assert [view.key_list.item(i).text() for i in range(3)] == ["1. current sliders", "2. random", "3. ones"]
     np.testing.assert_allclose(view.keyframes()[0], [0.5, -1.0, 0.0, 2.0])
     with pytest.raises(ValueError):
-        w.add_keyframe(np.zeros(3), "wrong width")
+        interpolation.add_keyframe(np.zeros(3), "wrong width")
     view.remove_keyframe(1)
     assert view.key_list.count() == 2 and view.key_list.item(1).text() == "2. ones"
     assert client.decodes[-1][0] == "interpolate-keys" and client.decodes[-1][1].shape == (2, D)
@@ -95,17 +108,18 @@ def test_keyframes_add_remove_and_render(window, qtbot) -> None:
     assert view.key_list.count() == 0 and view.keyframes().shape == (0, D)
 
 
-def test_strip_playback_and_exports(window, qtbot, tmp_path) -> None:
-    w, client = window
-    view = w.interpolate_view
-    w.add_keyframe(np.zeros(D), "a")
-    w.add_keyframe(np.ones(D), "b")
+def test_strip_playback_and_exports(interp, qtbot, tmp_path) -> None:
+    interpolation, client = interp
+    view = interpolation.view
+    exported = interpolation.services.exported
+    interpolation.add_keyframe(np.zeros(D), "a")
+    interpolation.add_keyframe(np.ones(D), "b")
     view.frames_spin.setValue(10)
-    rid = w.request_interpolation()
+    rid = interpolation.request_interpolation()
     cmd = client.of(protocol.Interpolate)[-1]
     assert cmd.request_id == rid and cmd.frames == 10 and cmd.keyframes.shape == (2, D)
     with pytest.raises(ValueError):
-        w.interpolation.export_latents(tmp_path / "none.npy")
+        interpolation.export_latents(tmp_path / "none.npy")
     client.interpolated.emit(interpolated(cmd))
     assert view.n_frames() == 10
     assert view.strip_item.image.shape == (8, 10 * 9 - 1)  # one row of 10 tiles, 1-pixel gaps
@@ -121,7 +135,7 @@ def test_strip_playback_and_exports(window, qtbot, tmp_path) -> None:
     view.play_button.click()
     assert not view.play_timer.isActive() and view.play_button.text() == "Play"
     # GIF, MP4, strip: Export commands for the worker, with the path's settings
-    rid = w.interpolation.export_gif(tmp_path / "path.gif")
+    rid = interpolation.export_gif(tmp_path / "path.gif")
     cmd = client.of(protocol.Export)[-1]
     assert cmd.request_id == rid and cmd.kind == "interpolation" and cmd.out == str(tmp_path / "path.gif")
     assert cmd.latents == {"keyframes": [[0.0] * D, [1.0] * D], "method": "slerp", "frames": 10,
@@ -132,26 +146,26 @@ def test_strip_playback_and_exports(window, qtbot, tmp_path) -> None:
     client.progress.emit(protocol.Progress(task="export", done=3, total=11, request_id=rid))
     client.progress.emit(protocol.Progress(task="export", done=9, total=11, request_id=rid + 100))  # not ours
     assert job.bar.maximum() == 11 and job.bar.value() == 3
-    with qtbot.waitSignal(w.exported, timeout=2000) as sig:
+    with qtbot.waitSignal(exported, timeout=2000) as sig:
         client.exported.emit(protocol.Exported(request_id=rid, path=cmd.out, sidecar=cmd.out + ".json", frames=10))
     assert sig.args == [cmd.out] and job.isHidden()
     # MP4, then Cancel: the worker's "cancelled" Progress ends the job
-    rid = w.interpolation.export_mp4(tmp_path / "path.mp4")
+    rid = interpolation.export_mp4(tmp_path / "path.mp4")
     assert client.of(protocol.Export)[-1].out.endswith("path.mp4") and job.request_id == rid
     job.cancel_button.click()
     assert client.of(protocol.Cancel)[-1] == protocol.Cancel(request_id=rid) and not job.cancel_button.isEnabled()
     client.progress.emit(protocol.Progress(task="export", done=2, total=11, message="cancelled", request_id=rid))
     assert job.isHidden() and job.request_id == 0
     # strip, then a failure reported by the worker
-    rid = w.interpolation.export_strip(tmp_path / "strip.png")
+    rid = interpolation.export_strip(tmp_path / "strip.png")
     assert client.of(protocol.Export)[-1].out.endswith("strip.png") and not job.isHidden()
     client.error.emit(protocol.Error(message="disk full", command="Export"))
     assert job.isHidden()
     with pytest.raises(ValueError, match="export to"):
-        w.interpolation.export(tmp_path / "x.bmp")
+        interpolation.export(tmp_path / "x.bmp")
     # the path's latents: .npy and .json, written on the export thread
-    with qtbot.waitSignal(w.exported, timeout=5000):
-        w.interpolation.export_latents(tmp_path / "path.npy")
+    with qtbot.waitSignal(exported, timeout=5000):
+        interpolation.export_latents(tmp_path / "path.npy")
     z = np.load(tmp_path / "path.npy", allow_pickle=False)
     assert z.shape == (10, D) and z.dtype == np.float32
     meta = json.loads((tmp_path / "path.json").read_text())
@@ -160,13 +174,13 @@ def test_strip_playback_and_exports(window, qtbot, tmp_path) -> None:
     assert meta["checkpoint"] == "/runs/vae/model.safetensors" and meta["constant_speed"] is False
 
 
-def test_path_rerenders_while_training(window, qtbot) -> None:
-    w, client = window
-    w.add_keyframe(np.zeros(D), "a")
-    w.add_keyframe(np.ones(D), "b")
-    w.show()
-    w.central_tabs.setCurrentWidget(w.interpolate_view)
-    qtbot.waitUntil(lambda: w.interpolate_view.isVisible(), timeout=2000)
+def test_path_rerenders_while_training(interp, qtbot) -> None:
+    interpolation, client = interp
+    view = interpolation.view
+    interpolation.add_keyframe(np.zeros(D), "a")
+    interpolation.add_keyframe(np.ones(D), "b")
+    view.show()
+    qtbot.waitUntil(lambda: view.isVisible(), timeout=2000)
     before = len(client.of(protocol.Interpolate))
     grid = protocol.Samples(request_id=-1, step=50, images=np.zeros((4, 1, 8, 8), np.float32))
     client.samples.emit(grid)
@@ -176,27 +190,26 @@ def test_path_rerenders_while_training(window, qtbot) -> None:
     assert len(client.of(protocol.Interpolate)) == before + 1
     client.samples.emit(grid)  # within 2 s: throttled
     assert len(client.of(protocol.Interpolate)) == before + 1
-    w.interpolation._live_at -= 2.5
-    w.central_tabs.setCurrentIndex(0)  # another tab: the path is not visible
+    interpolation._live_at -= 2.5
+    view.hide()  # another tab: the path is not visible
     client.samples.emit(grid)
     assert len(client.of(protocol.Interpolate)) == before + 1
 
 
-def test_points_path_over_modes(qtbot, tmp_path) -> None:
-    w, client = make_window(qtbot, POINTS, dim=2)
-    view = w.interpolate_view
-    w.add_keyframe(np.array([1.0, 0.0]), "a")
-    w.add_keyframe(np.array([-1.0, 0.0]), "b")
-    rid = w.request_interpolation()
+def test_points_path_over_modes(make, tmp_path) -> None:
+    interpolation, client = make(POINTS, dim=2)
+    view = interpolation.view
+    interpolation.add_keyframe(np.array([1.0, 0.0]), "a")
+    interpolation.add_keyframe(np.array([-1.0, 0.0]), "b")
+    rid = interpolation.request_interpolation()
     pts = np.stack([np.linspace(1, -1, 24), np.zeros(24)], axis=1).astype(np.float32)
     client.interpolated.emit(protocol.Interpolated(request_id=rid, step=3, z=pts, images=pts))
     assert view.n_frames() == 24 and view.strip_item.image.shape == (384, 384, 3)
     red = (view.strip_item.image[..., 0] == 1) & (view.strip_item.image[..., 1] == 0)
     assert red.sum() >= 4 * 13  # four mode crosses
-    w.interpolation.export_gif(tmp_path / "points.gif")
+    interpolation.export_gif(tmp_path / "points.gif")
     cmd = client.of(protocol.Export)[-1]
     assert cmd.latents["keyframes"] == [[1.0, 0.0], [-1.0, 0.0]] and cmd.out.endswith("points.gif")
-    w.close()
 
 
 def test_helpers() -> None:
@@ -210,41 +223,44 @@ def test_helpers() -> None:
         write_path_latents(np.zeros(3, np.float32), "/nonexistent/x.npy", {})
 
 
-def test_traversal_animation_export_shares_the_export_jobs(window, qtbot, tmp_path) -> None:
+def test_traversal_animation_export_shares_the_export_jobs(qtbot, services, tmp_path) -> None:
     """The Traversal tab's GIF/MP4 go to the worker as Export "traversal"; both tabs' jobs share one queue."""
-    w, client = window
-    w.traversal_view.set_base("sliders")
-    rid = w.traversal_exports.export(tmp_path / "sweep.mp4")
+    s, client = services
+    traversal = TraversalController(s)
+    qtbot.addWidget(traversal.view)
+    interpolation = InterpolateController(s)
+    qtbot.addWidget(interpolation.view)
+    client.ready.emit(protocol.Ready(model="vae", family="vae", data=IMAGES, capabilities=caps(True),
+                                     latent=LatentSpec.gaussian(D), step=7))
+    traversal.set_rows(list(range(D)), [f"z{d}" for d in range(D)])  # what Explore feeds in through the shell
+    traversal.set_point(np.zeros(D, np.float32))
+    traversal.view.set_base("sliders")
+    rid = traversal.export_animation(tmp_path / "sweep.mp4")
     cmd = client.of(protocol.Export)[-1]
     assert cmd.request_id == rid and cmd.kind == "traversal" and cmd.out.endswith("sweep.mp4")
-    assert cmd.latents["dims"] == w.traversal_dims() and len(cmd.latents["z"]) == D and cmd.latents["index"] is None
+    assert cmd.latents["dims"] == traversal.rows.dims == list(range(D))
+    assert len(cmd.latents["z"]) == D and cmd.latents["index"] is None
     assert cmd.latents["steps"] == 9 and cmd.latents["low"] == -3.0 and cmd.latents["high"] == 3.0
-    assert cmd.settings["labels"] is True and not w.traversal_view.job.isHidden()
-    w.add_keyframe(np.zeros(D), "a")
-    w.add_keyframe(np.ones(D), "b")
-    rid2 = w.interpolation.export_gif(tmp_path / "path.gif")
+    assert cmd.settings["labels"] is True and not traversal.view.job.isHidden()
+    interpolation.add_keyframe(np.zeros(D), "a")
+    interpolation.add_keyframe(np.ones(D), "b")
+    rid2 = interpolation.export_gif(tmp_path / "path.gif")
     client.error.emit(protocol.Error(message="no space", command="Export"))  # the oldest job failed: the sweep
-    assert w.traversal_view.job.isHidden() and not w.interpolate_view.job.isHidden()
-    w.traversal_view.job.cancel_button.click()  # nothing shown there any more: no Cancel sent
+    assert traversal.view.job.isHidden() and not interpolation.view.job.isHidden()
+    traversal.view.job.cancel_button.click()  # nothing shown there any more: no Cancel sent
     assert not client.of(protocol.Cancel)
-    w.interpolate_view.job.cancel_button.click()
+    interpolation.view.job.cancel_button.click()
     assert client.of(protocol.Cancel) == [protocol.Cancel(request_id=rid2)]
     with pytest.raises(ValueError, match=".gif or .mp4"):
-        w.traversal_exports.export(tmp_path / "sweep.png")
+        traversal.export_animation(tmp_path / "sweep.png")
 
 
-def test_projection_of_a_held_out_example_shows_progress(qtbot) -> None:
+def test_projection_of_a_held_out_example_shows_progress(make) -> None:
     """A model without an encoder: "Add held-out #" still works; the worker's projection shows progress."""
-    from studio.shell.window import MainWindow
-
-    client = _FakeClient()
-    w = MainWindow(client=client)
-    qtbot.addWidget(w)
-    client.ready.emit(protocol.Ready(model="gan", family="gan", data=IMAGES, capabilities=caps(False),
-                                     latent=LatentSpec.gaussian(D), step=7))
-    view, job = w.interpolate_view, w.interpolate_view.job
+    interpolation, client = make(encoder=False)
+    view, job = interpolation.view, interpolation.view.job
     assert view.example_button.isEnabled()
-    rid = w.interpolation.add_example(3)
+    rid = interpolation.add_example(3)
     assert rid and job.request_id == rid and "Projecting" in job.label.text() and not job.isHidden()
     client.progress.emit(protocol.Progress(task="project", done=50, total=200, request_id=rid))
     assert job.bar.maximum() == 200 and job.bar.value() == 50
@@ -252,7 +268,6 @@ def test_projection_of_a_held_out_example_shows_progress(qtbot) -> None:
     assert client.of(protocol.Cancel) == [protocol.Cancel(request_id=rid)]
     client.progress.emit(protocol.Progress(task="project", done=60, total=200, message="cancelled", request_id=rid))
     assert job.isHidden() and view.key_list.count() == 0
-    rid = w.interpolation.add_example(4)
+    rid = interpolation.add_example(4)
     client.encoded.emit(protocol.Encoded(request_id=rid, view="interpolate", z=np.ones((1, D), np.float32)))
     assert job.isHidden() and view.key_list.count() == 1 and "held-out #4" in view.keys[0][1]
-    w.close()

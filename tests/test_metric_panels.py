@@ -1,4 +1,4 @@
-"""The Coverage and Disentanglement panels, driven by synthetic worker events (no worker), and the collapse detector."""
+"""The Coverage and Disentanglement panels and features, driven by synthetic worker events (no worker), and the collapse detector."""
 
 from __future__ import annotations
 
@@ -11,8 +11,11 @@ from engines.shared import protocol
 from fakes import FakeClient, caps
 from engines.shared.datainfo import DataInfo
 from engines.shared.spec import LatentSpec
+from studio.features.coverage.controller import CoverageController
 from studio.features.coverage.view import CoveragePanel, critic_levels
+from studio.features.disentanglement.controller import DisentanglementController
 from studio.features.disentanglement.view import NO_FACTORS, DisentanglementPanel
+from studio.services import Services
 from studio.state import CollapseDetector, LossHistory
 
 pytestmark = pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
@@ -248,34 +251,39 @@ def test_disentanglement_without_factors_says_so(qtbot) -> None:
     assert not panel.body.isEnabled() and not panel.spin.isEnabled()
 
 
-def _FakeClient() -> FakeClient:
-    return FakeClient(state="idle")
+@pytest.fixture
+def services():
+    client = FakeClient(state="idle")
+    s = Services(client)
+    yield s, client
+    s.close()
 
 
-def test_window_docks_route_events_and_schedule(qtbot) -> None:
-    from studio.shell.window import MainWindow
+def test_metric_controllers_route_events_and_start_over(qtbot, services) -> None:
+    """The Coverage and Disentanglement features alone: events reach their panels, a new model clears them.
 
-    client = _FakeClient()
-    window = MainWindow(client=client)
-    qtbot.addWidget(window)
-    assert window.tabifiedDockWidgets(window.docks["Losses"]).__len__() == 3
+    (The panels' schedules becoming a SetMetricSchedule, and the notices reaching the Messages log,
+    are the shell's: see test_shell_wiring.py.)
+    """
+    s, client = services
+    coverage = CoverageController(s, LossHistory())
+    disentanglement = DisentanglementController(s)
+    qtbot.addWidget(coverage.view)
+    qtbot.addWidget(disentanglement.view)
+    notices: list[tuple[str, str, str]] = []
+    s.notice.connect(lambda *args: notices.append(args))
     ready = protocol.Ready(model="gan", family="gan", data=RING_INFO, latent=LatentSpec.gaussian(2),
                            capabilities=caps(encoder=False))
     client.ready.emit(ready)
     client.coverage.emit(mixture_event(100, 8, np.random.default_rng(5)))
     client.coverage.emit(mixture_event(200, 1, np.random.default_rng(6)))
-    assert len(window.coverage_panel.steps) == 2
-    assert any("Mode collapse at step 200" in text for level, text in window.messages.lines if level == "warning")
-    window.disentangle_panel.set_data(SHAPES_INFO)
+    assert len(coverage.view.steps) == 2
+    assert any("Mode collapse at step 200" in text for text, level, _ in notices if level == "warning")
+    disentanglement.view.set_data(SHAPES_INFO)
     client.disentanglement.emit(dis_event(300, np.random.default_rng(7), d=2))
-    assert len(window.disentangle_panel.rows) == 1
-    window.coverage_panel.spin.setValue(0)
-    assert client.sent[-1] == protocol.SetMetricSchedule(coverage_every=0.0,
-                                                         disentanglement_every=window.disentangle_panel.schedule())
+    assert len(disentanglement.view.rows) == 1
     client.ready.emit(ready)  # a new model (step 0): the panels start over
-    assert window.coverage_panel.steps == [] and window.disentangle_panel.rows == []
-    assert isinstance(client.sent[-1], protocol.SetMetricSchedule)  # the non-default schedule is re-sent
-    window.close()
+    assert coverage.view.steps == [] and disentanglement.view.rows == []
 
 
 def test_client_dispatches_metric_events_to_typed_signals(qtbot) -> None:

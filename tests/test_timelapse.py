@@ -1,4 +1,4 @@
-"""The training time-lapse (studio.features.timelapse.controller) fed by synthetic Samples events (offscreen, fast)."""
+"""The training time-lapse (studio.features.timelapse), built alone on a fake client and fed synthetic Samples events (offscreen, fast)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from engines.shared.datainfo import DataInfo
 from engines.shared.media import read_frame_count
 from engines.shared.spec import LatentSpec
 from fakes import FakeClient, caps
-from studio.features.timelapse.controller import grid_frame
+from studio.features.timelapse.controller import TimeLapse
+from studio.features.timelapse.state import grid_frame
+from studio.services import Services
 
 pytestmark = pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
 
@@ -26,22 +28,29 @@ def grid(step: int, value: float | None = None, request_id: int = -1) -> protoco
 
 
 @pytest.fixture
-def window(qtbot):
-    from studio.shell.window import MainWindow
-
+def services():
     client = FakeClient()
-    w = MainWindow(client=client)
-    qtbot.addWidget(w)
-    client.ready.emit(protocol.Ready(model="vae", family="vae", data=IMAGES, capabilities=caps(True),
-                                     latent=LatentSpec.gaussian(4), step=0, data_summary="test: 64"))
-    yield w, client
-    w.close()
+    s = Services(client)
+    yield s, client
+    s.close()
 
 
-def test_keeps_fixed_z_grids_and_thins_evenly(window) -> None:
-    w, client = window
-    lapse = w.timelapse
-    lapse.cap = 10
+@pytest.fixture
+def make(services):
+    """Build a TimeLapse keeping at most ``cap`` frames and make a model ready: ``make(cap)``."""
+    s, client = services
+
+    def build(cap: int | None = None):
+        lapse = TimeLapse(s) if cap is None else TimeLapse(s, cap=cap)
+        client.ready.emit(protocol.Ready(model="vae", family="vae", data=IMAGES, capabilities=caps(True),
+                                         latent=LatentSpec.gaussian(4), step=0, data_summary="test: 64"))
+        return lapse, client
+
+    return build
+
+
+def test_keeps_fixed_z_grids_and_thins_evenly(make) -> None:
+    lapse, client = make(cap=10)
     client.samples.emit(grid(0))
     client.samples.emit(grid(5, request_id=3))  # a Sample answer, not the training grid
     assert lapse.steps == [0] and lapse.frames[0].shape == (1, 17, 17) and lapse.frames[0].dtype == np.uint8
@@ -61,24 +70,24 @@ def test_keeps_fixed_z_grids_and_thins_evenly(window) -> None:
     assert len(lapse) == 0 and lapse.stride == 1  # a new model starts over
 
 
-def test_export_gif_and_mp4_with_sidecar(window, qtbot, tmp_path) -> None:
-    w, client = window
+def test_export_gif_and_mp4_with_sidecar(make, qtbot, tmp_path) -> None:
+    lapse, client = make()
     with pytest.raises(ValueError, match="no training time-lapse"):
-        w.timelapse.export(tmp_path / "none.gif")
+        lapse.export(tmp_path / "none.gif")
     for step in range(0, 60, 10):
         client.samples.emit(grid(step))
-    with qtbot.waitSignal(w.exported, timeout=10000):
-        w.timelapse.export(tmp_path / "lapse.gif", fps=10)
+    with qtbot.waitSignal(lapse.services.exported, timeout=10000):
+        lapse.export(tmp_path / "lapse.gif", fps=10)
     frames = list(ImageSequence.Iterator(Image.open(tmp_path / "lapse.gif")))
     assert len(frames) == 6
     side = json.loads((tmp_path / "lapse.gif.json").read_text())
     assert side["kind"] == "timelapse" and side["renderable"] is False and side["steps"] == [0, 10, 20, 30, 40, 50]
     assert side["output"] == "lapse.gif" and side["settings"]["fps"] == 10 and "vae" in side["model"]
-    with qtbot.waitSignal(w.exported, timeout=20000):
-        w.timelapse.export(tmp_path / "lapse.mp4")
+    with qtbot.waitSignal(lapse.services.exported, timeout=20000):
+        lapse.export(tmp_path / "lapse.mp4")
     assert read_frame_count(tmp_path / "lapse.mp4") == 6
     with pytest.raises(ValueError, match=".gif or .mp4"):
-        w.timelapse.export(tmp_path / "lapse.bmp")
+        lapse.export(tmp_path / "lapse.bmp")
 
 
 def test_grid_frame_shapes() -> None:

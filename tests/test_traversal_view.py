@@ -1,4 +1,8 @@
-"""The Traversal tab and the factor-labelled Explore sliders, driven by synthetic events (offscreen, fast)."""
+"""The Traversal tab and the factor-labelled Explore sliders, each feature built alone on a fake client (offscreen, fast).
+
+The shell's part (the rows and the slider point following Explore, the tab's visibility, new sample
+grids refreshing the grid) is tested in test_shell_wiring.py.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +16,12 @@ from engines.shared import protocol
 from fakes import FakeClient, caps
 from engines.shared.datainfo import DataInfo
 from engines.shared.spec import LatentDim, LatentSpec
-from studio.panels.explore import ExplorePanel, factor_of
-from studio.features.traversal.view import labelled_traversal, traversal_picture
+from studio.features.explore.controller import ExploreController
+from studio.features.traversal.controller import TraversalController
+from studio.features.traversal.state import labelled_traversal, traversal_picture
+from studio.panels.explore import ExplorePanel
+from studio.services import Services
+from studio.state import factor_of
 
 pytestmark = pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
 
@@ -21,7 +29,9 @@ IMAGES = DataInfo(spec="test", kind="image", shape=(1, 8, 8), size=64, n_train=5
 D = 4
 
 
-_FakeClient = FakeClient
+def ready() -> protocol.Ready:
+    return protocol.Ready(model="vae", family="vae", data=IMAGES, capabilities=caps(True),
+                          latent=LatentSpec.gaussian(D))
 
 
 def traversed(command: protocol.Traverse, step: int = 10) -> protocol.Traversed:
@@ -36,30 +46,34 @@ def traversed(command: protocol.Traverse, step: int = 10) -> protocol.Traversed:
 
 
 @pytest.fixture
-def window(qtbot):
-    from studio.shell.window import MainWindow
-
-    client = _FakeClient()
-    w = MainWindow(client=client)
-    qtbot.addWidget(w)
-    client.ready.emit(protocol.Ready(model="vae", family="vae", data=IMAGES, capabilities=caps(True),
-                                     latent=LatentSpec.gaussian(D)))
-    yield w, client
-    w.close()
+def services():
+    client = FakeClient()
+    s = Services(client)
+    yield s, client
+    s.close()
 
 
-def test_traversal_tab_requests_and_shows_grid(window, qtbot, tmp_path) -> None:
-    w, client = window
-    assert [w.central_tabs.tabText(i) for i in range(2)] == ["Samples && decode", "Traversal"]
-    w.central_tabs.setCurrentWidget(w.traversal_view)
-    w.explore_panel.set_latent_kl(np.array([0.1, 2.0, 0.01, 1.0]))
-    w.explore_panel.apply_order()
-    rid = w.request_traversal()
+@pytest.fixture
+def traversal(qtbot, services):
+    """A TraversalController alone, with a 4-dim VAE ready and Explore's rows in index order fed in (as the shell does)."""
+    s, client = services
+    t = TraversalController(s)
+    qtbot.addWidget(t.view)
+    client.ready.emit(ready())
+    t.set_rows(list(range(D)), [f"z{d}" for d in range(D)])
+    return t, client
+
+
+def test_traversal_tab_requests_and_shows_grid(traversal, qtbot, tmp_path) -> None:
+    t, client = traversal
+    t.set_visible(True)
+    t.set_rows([1, 3, 0, 2], ["z1", "z3", "z0", "z2"])  # Explore's order: most informative first
+    rid = t.request()
     cmd = client.traverses()[-1]
-    assert cmd.request_id == rid and cmd.dims == [1, 3, 0, 2]  # most informative first
+    assert cmd.request_id == rid and cmd.dims == [1, 3, 0, 2]  # the rows in the order given
     assert cmd.steps == 9 and (cmd.low, cmd.high) == (-3.0, 3.0) and cmd.z is None and cmd.index is None
     client.traversed.emit(traversed(cmd))
-    view = w.traversal_view
+    view = t.view
     assert view.labels == ["z1", "z3", "z0", "z2"]
     assert view.picture().shape == (4, 9, 1, 8, 8)
     assert view.item.image.shape == (4 * 9 - 1, 9 * 9 - 1)
@@ -69,7 +83,7 @@ def test_traversal_tab_requests_and_shows_grid(window, qtbot, tmp_path) -> None:
     assert view.export_button.isEnabled()
     old = cmd
     # controls: base from the sliders, 5 steps over +-2: one new request each change, latest wins
-    w.explore_panel.set_z(np.array([0.5, 0.0, 0.0, 0.0]))
+    t.set_point(np.array([0.5, 0.0, 0.0, 0.0]))
     view.set_base("sliders")
     view.steps_spin.setValue(5)
     view.range_spin.setValue(2.0)
@@ -85,8 +99,8 @@ def test_traversal_tab_requests_and_shows_grid(window, qtbot, tmp_path) -> None:
     # export with labels, off the GUI thread
     client.traversed.emit(traversed(cmd, step=30))
     path = tmp_path / "traversal.png"
-    with qtbot.waitSignal(w.exported, timeout=5000):
-        w.export_traversal(path)
+    with qtbot.waitSignal(t.services.exported, timeout=5000):
+        t.export_png(path)
     png = Image.open(path)
     assert png.mode == "RGB" and png.width > 5 * 9 * 10 and png.height > 4 * 9 * 10
     # beside it, every cell's latent: the base with the row's dimension set to the column's value
@@ -102,28 +116,33 @@ def test_traversal_tab_requests_and_shows_grid(window, qtbot, tmp_path) -> None:
     assert [float(r["value"]) for r in rows[:5]] == pytest.approx(np.linspace(-2, 2, 5))
 
 
-def test_traversal_refreshes_while_training(window, qtbot) -> None:
-    w, client = window
-    w.central_tabs.setCurrentWidget(w.traversal_view)
+def test_traversal_refreshes_while_training(traversal) -> None:
+    t, client = traversal
+    t.set_visible(True)
     n = len(client.traverses())
     assert n >= 1  # showing the tab asks for a grid
-    w._traverse_at = 0.0  # as if the last request were long ago
-    client.samples.emit(protocol.Samples(request_id=-1, step=50, images=np.zeros((4, 1, 8, 8), np.float32)))
+    t._asked_at = 0.0  # as if the last request were long ago
+    t.refresh()  # what a new sample grid does (the shell connects it)
     assert len(client.traverses()) == n + 1
-    client.samples.emit(protocol.Samples(request_id=-1, step=60, images=np.zeros((4, 1, 8, 8), np.float32)))
+    t.refresh()
     assert len(client.traverses()) == n + 1  # not more often than every few seconds
-    w._on_state("training")
-    assert w._traverse_timer.isActive()
-    w._on_state("paused")
-    assert not w._traverse_timer.isActive()
+    client.state_changed.emit("training")
+    assert t.timer.isActive()
+    client.state_changed.emit("paused")
+    assert not t.timer.isActive()
 
 
-def test_window_labels_sliders_from_disentanglement(window) -> None:
-    w, client = window
+def test_explore_labels_sliders_from_disentanglement(qtbot, services) -> None:
+    s, client = services
+    explore = ExploreController(s)
+    qtbot.addWidget(explore.view)
+    client.ready.emit(ready())
     mi = np.array([[0.71, 0.05], [0.02, 0.01], [0.3, 0.25], [0.0, 0.4]], np.float32)
-    client.disentanglement.emit(protocol.DisentanglementMeasured(step=5, mi_matrix=mi, factor_names=["x", "y"]))
-    assert [r.name.text() for r in w.explore_panel.rows] == ["z0 \u00b7 x (0.71)", "z1", "z2", "z3 \u00b7 y (0.40)"]
-    assert w.explore_panel.row_label(0) == "z0: x (MI 0.71)"
+    with qtbot.waitSignal(explore.rows_changed, timeout=1000) as rows:
+        client.disentanglement.emit(protocol.DisentanglementMeasured(step=5, mi_matrix=mi, factor_names=["x", "y"]))
+    assert [r.name.text() for r in explore.view.rows] == ["z0 \u00b7 x (0.71)", "z1", "z2", "z3 \u00b7 y (0.40)"]
+    assert explore.view.row_label(0) == "z0: x (MI 0.71)"
+    assert rows.args == [[0, 1, 2, 3], ["z0: x (MI 0.71)", "z1", "z2", "z3: y (MI 0.40)"]]  # what the traversal's rows get
 
 
 def test_set_factor_labels() -> None:

@@ -19,7 +19,7 @@ from engines.models.vae.vae import (
     gaussian_log_density,
     iwae_from_log_weights,
 )
-from engines.lib.nets import conv_decoder, conv_encoder, conv_plan
+from engines.lib.nets import conv_plan
 from engines.shared.registry import create_engine
 
 

@@ -53,6 +53,7 @@ class ExploreController(QObject):
         c.disentanglement.connect(self._on_disentanglement)
         self.view.z_changed.connect(self._on_z)
         self.view.encode_requested.connect(self.encode_example)
+        self.view.order_changed.connect(self._emit_rows)
 
     # -- rows ------------------------------------------------------------------------------------
     def rows(self) -> tuple[list[int], list[str]]:
@@ -70,6 +71,7 @@ class ExploreController(QObject):
         self.view.set_encoder(ready.capabilities.has_encoder, ready.data.n_test)
         self._encoding.clear()
         self._emit_rows()
+        self.point_changed.emit(np.asarray(self.view.z(), np.float32))  # the prior centre of the new model
         self.decode()
 
     def decode(self) -> None:
@@ -107,8 +109,7 @@ class ExploreController(QObject):
 
     def _on_metrics(self, event: protocol.StepMetrics) -> None:
         if event.latent_kl is not None:
-            self.view.set_latent_kl(event.latent_kl)
-            self._emit_rows()
+            self.view.set_latent_kl(event.latent_kl)  # re-sorts on a timer, then order_changed
 
     def _on_disentanglement(self, event: protocol.DisentanglementMeasured) -> None:
         if event.mi_matrix is not None:

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import QFileDialog
 
 from engines.shared import protocol
 from engines.shared.datainfo import DataInfo
+from engines.shared.imaging import plot_points
 from engines.shared.latent_np import morph, prior_draw
 from engines.shared.spec import LatentSpec
 from studio.features.morph.state import MorphSlot, style_grid_picture, style_grid_z

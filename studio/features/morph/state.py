@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engines.shared.imaging import plot_points, tile
+from engines.shared.imaging import tile
 from engines.shared.latent_np import morph
 
 

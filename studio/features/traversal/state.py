@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from engines.shared.imaging import plot_points, tile, to_uint8
-from studio.widgets.images import grid, to_display
+from studio.widgets.images import grid
 
 #: Choices of the base latent, in the order of the combo box.
 BASES = ("prior mean", "current sliders", "held-out #")

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Signal
 from PySide6.QtGui import QFontMetrics, QPainter
 from PySide6.QtWidgets import (
-    QComboBox, QDoubleSpinBox, QFileDialog, QHBoxLayout, QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget,
+    QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget,
 )
 
-from engines.shared.imaging import plot_points, to_uint8, tile
 from studio.panels.interpolate import JobProgress
-from studio.features.traversal.state import BASES, traversal_picture
+from studio.features.traversal.state import BASES, PAD, traversal_picture
+from studio.widgets.images import to_display
 from studio.widgets.basic import BACKGROUND
 
 class TraversalView(QWidget):
