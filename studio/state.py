@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from engines.shared.spec import LatentSpec
+from engines.shared.latent_np import prior_draw  # noqa: F401 - the window's prior draws, re-exported
 
 #: KL (nats) below which a latent dimension counts as collapsed: the decoder ignores it.
 COLLAPSED_KL = 0.05
@@ -371,17 +371,30 @@ class CollapseDetector:
         return None
 
 
-def prior_draw(spec: LatentSpec, rng: np.random.Generator) -> np.ndarray:
-    """One (D,) float32 prior draw: standard normal, uniform over [low, high], one-hot per categorical group."""
-    z = np.zeros(spec.dim, np.float32)
-    groups: dict[str, list[int]] = {}
-    for i, d in enumerate(spec.dims):
-        if d.kind == "categorical":
-            groups.setdefault(d.group or d.name, []).append(i)
-        elif d.kind == "uniform":
-            z[i] = rng.uniform(d.low, d.high)
-        else:
-            z[i] = rng.standard_normal()
-    for members in groups.values():
-        z[members[int(rng.integers(len(members)))]] = 1.0
-    return z
+#: A latent is labelled by a factor when its mutual information with it is at least this (nats) ...
+FACTOR_MIN_MI = 0.1
+#: ... and this many times its MI with the next most informative factor.
+FACTOR_MARGIN = 1.5
+
+
+def factor_of(mi_row: np.ndarray) -> int | None:
+    """The factor one latent dimension captures, or None when no factor clearly dominates.
+
+    Parameters
+    ----------
+    mi_row : (K,) float array
+        Mutual information in nats between the latent and each ground-truth factor.
+
+    Returns
+    -------
+    int or None
+        argmax k when ``mi_row[k] >= FACTOR_MIN_MI`` and ``mi_row[k] > FACTOR_MARGIN`` times the
+        second largest value; None otherwise (or when ``mi_row`` is empty or not finite).
+    """
+    row = np.nan_to_num(np.asarray(mi_row, np.float64).reshape(-1), nan=0.0)
+    if row.size == 0:
+        return None
+    order = np.argsort(row)[::-1]
+    top = row[order[0]]
+    second = row[order[1]] if row.size > 1 else 0.0
+    return int(order[0]) if top >= FACTOR_MIN_MI and top > FACTOR_MARGIN * max(second, 0.0) else None

@@ -191,6 +191,18 @@ def test_categorical_keyframes_are_normalised():
         interpolate_spec(SPEC, torch.zeros(2, 5), 5)
 
 
+def test_binary_units_cross_fade_and_an_image_shaped_z_follows_the_path():
+    spec = LatentSpec((LatentDim("z0"), LatentDim("h0", "binary", 0.0, 1.0), LatentDim("z1")))
+    keys = torch.tensor([[1.0, 0.0, -1.0], [-1.0, 1.0, 2.0], [0.5, 0.0, 0.0]])
+    out = interpolate_spec(spec, keys, 9, "spline")
+    assert torch.allclose(out[:, [0, 2]], path(keys[:, [0, 2]], 9, "spline"), atol=1e-6)
+    # the unit is mixed linearly in frame time between its keyframes: in [0, 1], no spline overshoot
+    assert torch.allclose(out[:, 1], torch.tensor([0, 0.25, 0.5, 0.75, 1, 0.75, 0.5, 0.25, 0]), atol=1e-6)
+    image = LatentSpec.image((1, 2, 2))
+    keys = torch.randn(3, 4, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(interpolate_spec(image, keys, 7, "slerp"), path(keys, 7, "slerp"), atol=1e-6)
+
+
 # -- morph and arithmetic ----------------------------------------------------------------------
 def test_morph_masks_and_strengths():
     g = torch.Generator().manual_seed(3)

@@ -1,4 +1,5 @@
-"""The Morph tab: its numpy maths against engines.lib.latent.morph, and the tab driven by synthetic events."""
+"""The Morph tab: its numpy maths (engines.shared.latent_np.morph) against engines.lib.latent.morph, and the tab
+driven by synthetic events."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ import torch
 from engines.shared import protocol
 from engines.shared.datainfo import DataInfo
 from engines.lib.latent import mask_for, morph
+from engines.shared.latent_np import morph as morph_np
 from engines.shared.spec import LatentDim, LatentSpec
 from fakes import FakeClient, caps
-from studio.morph import morph_np, morph_rows, style_grid_picture, style_grid_z
+from studio.features.morph.state import style_grid_picture, style_grid_z
 
 pytestmark = pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
 
@@ -46,7 +48,7 @@ def test_morph_np_equals_engines_morph() -> None:
 
 
 def test_rows_and_style_grid_maths() -> None:
-    assert morph_rows(CGAN) == [("z0", [0]), ("z1", [1]), ("class", [2, 3, 4])]
+    assert [(name, idx) for _, name, idx in CGAN.groups()] == [("z0", [0]), ("z1", [1]), ("class", [2, 3, 4])]
     contents = np.arange(3 * D, dtype=np.float32).reshape(3, D)
     styles = -np.arange(2 * D, dtype=np.float32).reshape(2, D) - 1
     s = np.array([1, 0, 1, 0], np.float32)
@@ -62,7 +64,7 @@ def test_rows_and_style_grid_maths() -> None:
 
 
 def make_window(qtbot, spec: LatentSpec, has_encoder: bool = True):
-    from studio.window import MainWindow
+    from studio.shell.window import MainWindow
 
     client = FakeClient(last_checkpoint=None)
     w = MainWindow(client=client)

@@ -335,7 +335,7 @@ def _latents(engine: Any, kind: str, lat: dict, where: str) -> tuple[torch.Tenso
         z = interpolate_spec(spec, vecs(lat["keyframes"]), lat["frames"], lat["method"], lat["constant_speed"])
         return z.to(torch.float32).to(dev), lat["frames"], 1
     if kind == "traversal":
-        dims = lat["dims"] if lat["dims"] is not None else [i for i, d in enumerate(spec.dims) if d.kind != "categorical"]
+        dims = lat["dims"] if lat["dims"] is not None else spec.continuous
         if not dims or max(dims) >= dim:
             raise ExportError(f"{where}: dims must be indices in [0, {dim}), not {dims}")
         if len(dims) * lat["steps"] > MAX_REQUEST:
@@ -402,7 +402,7 @@ def _layout(engine: Any, d: dict, x: np.ndarray, steps: int, cells: int, animate
     points = engine.data.kind == "points" or x.ndim == 2
     names = list(engine.latent.names)
     values = np.linspace(lat.get("low", 0), lat.get("high", 0), lat.get("steps", 1), dtype=np.float32)
-    dims = lat.get("dims") or [i for i, dd in enumerate(engine.latent.dims) if dd.kind != "categorical"]
+    dims = lat.get("dims") or engine.latent.continuous
     ncols = {"traversal": steps, "samples": math.ceil(math.sqrt(steps))}.get(kind)
     if kind == "morph" and cells > 1:
         ncols = len(lat["grid"]["styles"])

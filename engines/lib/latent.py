@@ -305,24 +305,7 @@ def path(
     return _path(keyframes, int(frames), method, constant_speed)[0].to(dtype)
 
 
-# -- latent specs: categorical blocks ----------------------------------------------------------
-def categorical_groups(spec: LatentSpec) -> dict[str, list[int]]:
-    """Categorical one-hot blocks of ``spec``: group name -> indices of its dimensions, in order.
-
-    A categorical dimension without a group forms a block of its own, named after the dimension.
-    """
-    groups: dict[str, list[int]] = {}
-    for i, d in enumerate(spec.dims):
-        if d.kind == "categorical":
-            groups.setdefault(d.group if d.group is not None else d.name, []).append(i)
-    return groups
-
-
-def continuous_indices(spec: LatentSpec) -> list[int]:
-    """Indices of the non-categorical (Gaussian, uniform) dimensions of ``spec``."""
-    return [i for i, d in enumerate(spec.dims) if d.kind != "categorical"]
-
-
+# -- latent specs: categorical blocks and binary units ---------------------------------------
 def to_simplex(p: torch.Tensor) -> torch.Tensor:
     """Rows of p (..., k) clamped at 0 and renormalised to sum 1 (uniform where all are 0)."""
     p = p.clamp_min(0)
@@ -337,13 +320,15 @@ def interpolate_spec(
     method: str = "lerp",
     constant_speed: bool = False,
 ) -> torch.Tensor:
-    """:func:`path` over the continuous dimensions of ``spec``, cross-fading categorical blocks.
+    """:func:`path` over the continuous dimensions of ``spec``, cross-fading categorical blocks and binary units.
 
-    Gaussian and uniform dimensions follow :func:`path` (``method``, ``constant_speed`` measured on
-    them, or on the blocks where there are none). Each categorical one-hot block is mixed linearly
-    in frame time between consecutive keyframes on the same frame schedule. Each keyframe's block
-    is first clamped at 0 and renormalised to sum 1, so every frame's block is a valid mixture
-    (non-negative, sum 1); decoders of conditional models take such soft codes.
+    Gaussian and uniform dimensions (``spec.continuous``) follow :func:`path` (``method``,
+    ``constant_speed`` measured on them, or on the rest where there are none). Each categorical
+    one-hot block (``spec.categorical``) is mixed linearly in frame time between consecutive
+    keyframes on the same frame schedule. Each keyframe's block is first clamped at 0 and
+    renormalised to sum 1, so every frame's block is a valid mixture (non-negative, sum 1); decoders
+    of conditional models take such soft codes. A binary unit is mixed linearly in frame time too
+    (a probability between its keyframes' values; no slerp or spline overshoot).
 
     Parameters
     ----------
@@ -367,20 +352,24 @@ def interpolate_spec(
         raise ConfigError(f"keyframes have {keyframes.shape[1]} dimensions; the latent space has {spec.dim}")
     dtype = keyframes.dtype if keyframes.dtype.is_floating_point else torch.get_default_dtype()
     p = keyframes.to(torch.float64).clone()
-    groups = categorical_groups(spec)
-    for idx in groups.values():
+    blocks = spec.categorical.values()
+    for idx in blocks:
         p[:, idx] = to_simplex(p[:, idx])
     if p.shape[0] == 1:
         return p.to(dtype).expand(int(frames), -1).clone()
-    cont = continuous_indices(spec)
+    cont = spec.continuous if spec.shape is None else list(range(spec.dim))
     out = torch.empty(int(frames), spec.dim, dtype=torch.float64)
     if cont:
         out[:, cont], seg, f = _path(p[:, cont], int(frames), method, constant_speed)
     else:
         _, seg, f = _path(p, int(frames), "lerp", constant_speed)
-    for idx in groups.values():
+    for idx in blocks:
         block = p[:, idx]
         out[:, idx] = to_simplex(torch.lerp(block[seg], block[seg + 1], f[:, None]))
+    binary = spec.indices("binary")
+    if binary:
+        units = p[:, binary]
+        out[:, binary] = torch.lerp(units[seg], units[seg + 1], f[:, None])
     return out.to(dtype)
 
 
@@ -433,7 +422,7 @@ def mask_for(spec: LatentSpec, names: Sequence[str | int] | str, strength: float
         raise ConfigError(f"mask_for: strength must lie in [0, 1], not {strength}")
     if isinstance(names, (str, int)):
         names = [names]
-    groups = categorical_groups(spec)
+    groups = spec.categorical
     by_name = {n: i for i, n in enumerate(spec.names)}
     mask = torch.zeros(spec.dim)
     for name in names:

@@ -14,8 +14,9 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from engines.lib.latent import to_simplex
+from engines.shared import latent_np
 from engines.shared.errors import ConfigError
-from engines.lib.latent import to_simplex, categorical_groups, continuous_indices
 from engines.shared.spec import LatentSpec
 
 # -- real images in: projection ----------------------------------------------------------------
@@ -31,14 +32,9 @@ def differentiable_decode(engine: torch.nn.Module) -> Callable[[torch.Tensor], t
 
 
 def prior_mean(spec: LatentSpec, n: int = 1, device: torch.device | str | None = None) -> torch.Tensor:
-    """(n, D) prior mean: 0 for Gaussian, (low + high) / 2 for uniform, 1/k in a categorical block."""
-    z = torch.zeros(n, spec.dim, device=device)
-    for i, d in enumerate(spec.dims):
-        if d.kind == "uniform":
-            z[:, i] = 0.5 * (d.low + d.high)
-    for idx in categorical_groups(spec).values():
-        z[:, idx] = 1.0 / len(idx)
-    return z
+    """(n, D) float32 prior mean on ``device``: :func:`engines.shared.latent_np.prior_mean` as a tensor
+    (0 for Gaussian, (low + high) / 2 for uniform, 1/k in a categorical block, 1/2 for a binary unit)."""
+    return torch.from_numpy(latent_np.prior_mean(spec, n)).to(device)
 
 
 def _pixel_loss(x_hat: torch.Tensor, x: torch.Tensor, loss: str) -> torch.Tensor:
@@ -89,10 +85,9 @@ def project(
     example, the best (lowest loss) of ``restarts`` prior draws from ``generator`` (seed 0 when
     None, so projection is deterministic); else (``restarts=0``) the prior mean
     (:func:`prior_mean`) -- a poor start for ReLU generators, whose units can all be dead at
-    z = 0, leaving no gradient. Gaussian
-    and uniform dimensions are clamped to their slider range [low, high] (-3 to 3 for a standard
-    Gaussian) after every step, which keeps z where the prior has mass (a GAN inverted without it
-    drifts to |z| >> 3 on images it cannot make);
+    z = 0, leaving no gradient. Gaussian and uniform dimensions (and binary units) are clamped to
+    their slider range [low, high] (-3 to 3 for a standard Gaussian) after every step, which keeps z
+    where the prior has mass (a GAN inverted without it drifts to |z| >> 3 on images it cannot make);
     categorical blocks are optimised as logits and decoded through a softmax, so they stay valid
     mixtures. The engine is put in eval mode and its parameters' ``requires_grad`` turned off
     for the run; both are restored afterwards, and its weights and buffers are not changed.
@@ -145,8 +140,9 @@ def project(
     if x.dim() < 2 or x.shape[0] < 1:
         raise ConfigError(f"project: x must be (N, ...) with N >= 1, not of shape {tuple(x.shape)}")
     n = x.shape[0]
-    groups = categorical_groups(spec)
-    cont = torch.tensor(continuous_indices(spec), dtype=torch.long, device=device)
+    groups = spec.categorical
+    free = sorted(spec.continuous + spec.indices("binary"))  # optimised directly, clamped to [low, high]
+    cont = torch.tensor(free, dtype=torch.long, device=device)
     bounded = {k: (spec.dims[i].low, spec.dims[i].high) for k, i in enumerate(cont.tolist())
                if spec.dims[i].high > spec.dims[i].low}  # position in zc -> range
     decode = differentiable_decode(engine)

@@ -435,7 +435,7 @@ def _traverse_plan(request: P.Traverse, latent: Any) -> tuple[list[int], np.ndar
     if not (np.isfinite(low) and np.isfinite(high)) or max(abs(low), abs(high)) > 1e3:
         raise ConfigError(f"Traverse: low and high must be finite numbers within +-1000, not {low}, {high}")
     if request.dims is None:
-        dims = [i for i, d in enumerate(latent.dims) if d.kind != "categorical"]
+        dims = latent.continuous
     else:
         dims = list(request.dims)
         bad = [d for d in dims if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or not 0 <= d < latent.dim]

@@ -1,5 +1,10 @@
-"""The Explore panel: one slider per latent dimension, ordered by KL, labelled by the factor it captures,
-plus random, reset and encode."""
+"""The Explore panel: a control per latent variable as its kind says (:data:`~engines.shared.spec.LATENT_KINDS`),
+ordered by KL, labelled by the factor it captures, plus random, reset and encode.
+
+A slider per continuous (Gaussian, uniform) dimension, a toggle (0 or 1) per binary unit, a picker per
+categorical code; an image-shaped z (a flow) and no latent (autoregressive) get no per-dimension
+controls, only a line saying how they are explored (directions and temperature; conditional completion).
+"""
 
 from __future__ import annotations
 
@@ -11,57 +16,59 @@ from PySide6.QtWidgets import (
 )
 from superqt import QLabeledDoubleSlider
 
-from engines.shared.spec import LatentDim, LatentSpec
-from studio.state import COLLAPSED_KL, kl_order, prior_draw
+from engines.shared.latent_np import prior_centre, prior_draw
+from engines.shared.spec import LATENT_KINDS, LatentDim, LatentSpec
+from studio.state import COLLAPSED_KL, factor_of, kl_order
 from studio.widgets import BACKGROUND
 
 #: Seconds between re-orderings of the sliders (rows never jump while one is dragged).
 REORDER_INTERVAL_MS = 1500
 #: Milliseconds between redraws of the KL bar chart.
 BARS_INTERVAL_MS = 400
-#: A latent is labelled by a factor when its mutual information with it is at least this (nats) ...
-FACTOR_MIN_MI = 0.1
-#: ... and this many times its MI with the next most informative factor.
-FACTOR_MARGIN = 1.5
-
-
-def factor_of(mi_row: np.ndarray) -> int | None:
-    """The factor one latent dimension captures, or None when no factor clearly dominates.
-
-    Parameters
-    ----------
-    mi_row : (K,) float array
-        Mutual information in nats between the latent and each ground-truth factor.
-
-    Returns
-    -------
-    int or None
-        argmax k when ``mi_row[k] >= FACTOR_MIN_MI`` and ``mi_row[k] > FACTOR_MARGIN`` times the
-        second largest value; None otherwise (or when ``mi_row`` is empty or not finite).
-    """
-    row = np.nan_to_num(np.asarray(mi_row, np.float64).reshape(-1), nan=0.0)
-    if row.size == 0:
-        return None
-    order = np.argsort(row)[::-1]
-    top = row[order[0]]
-    second = row[order[1]] if row.size > 1 else 0.0
-    return int(order[0]) if top >= FACTOR_MIN_MI and top > FACTOR_MARGIN * max(second, 0.0) else None
+#: What the panel says for a latent explored without per-dimension controls, by the kind's control.
+NOTES = {
+    "directions": "z has the image's shape: explore it with directions and temperature",
+    "completion": "no latent: explored by conditional completion",
+}
 
 
 class LatentRow(QWidget):
-    """One latent dimension: its name, a labelled slider over the dimension's range, and its KL."""
+    """One latent dimension: its name, its control and its KL.
+
+    The control follows the kind's entry in :data:`LATENT_KINDS`: a toggle (a checkable button, value
+    0 or 1) for a ``"toggle"`` kind (binary units), else a labelled slider over the dimension's range
+    (a categorical dimension's row is hidden: its slider holds the value its code's picker writes).
+
+    Signals
+    -------
+    changed()
+        The user moved the slider or flipped the toggle.
+    """
+
+    changed = Signal()
 
     def __init__(self, index: int, dim: LatentDim, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.index, self.dim = index, dim
         self.name = QLabel(dim.name)
         self.name.setMinimumWidth(34)
-        self.slider = QLabeledDoubleSlider(Qt.Orientation.Horizontal)
-        self.slider.setDecimals(2)
-        self.slider.setRange(dim.low, dim.high)
-        self.slider.setSingleStep((dim.high - dim.low) / 100)
-        self.slider.setValue(self.default())
-        self.slider.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.slider: QLabeledDoubleSlider | None = None
+        self.toggle: QPushButton | None = None
+        if LATENT_KINDS[dim.kind].control == "toggle":
+            self.toggle = QPushButton("0")
+            self.toggle.setCheckable(True)
+            self.toggle.setToolTip(f"{dim.name}: a binary unit; click to flip it between 0 and 1")
+            self.toggle.toggled.connect(lambda on: self.toggle.setText("1" if on else "0"))
+            self.toggle.toggled.connect(lambda _on: self.changed.emit())
+            control: QWidget = self.toggle
+        else:
+            self.slider = QLabeledDoubleSlider(Qt.Orientation.Horizontal)
+            self.slider.setDecimals(2)
+            self.slider.setRange(dim.low, dim.high)
+            self.slider.setSingleStep((dim.high - dim.low) / 100)
+            self.slider.valueChanged.connect(lambda _v: self.changed.emit())
+            control = self.slider
+        control.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.factor: str | None = None
         self.factor_mi = 0.0
         self._factor_tip = ""
@@ -71,15 +78,33 @@ class LatentRow(QWidget):
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.name)
-        layout.addWidget(self.slider, 1)
+        layout.addWidget(control, 1)
         layout.addWidget(self.kl)
         self.collapsed = False
 
-    def default(self) -> float:
-        """The prior's centre: 0 for a Gaussian (clipped to the range), the middle otherwise."""
-        if self.dim.kind == "gaussian":
-            return float(np.clip(0.0, self.dim.low, self.dim.high))
-        return 0.5 * (self.dim.low + self.dim.high)
+    def value(self) -> float:
+        """The dimension's value: the slider's, or 0.0 / 1.0 for a toggle."""
+        if self.toggle is not None:
+            return float(self.toggle.isChecked())
+        return float(self.slider.value())
+
+    def set_value(self, value: float, quiet: bool = True) -> None:
+        """Show ``value``: clipped to [low, high] on a slider, 1 from 0.5 up on a toggle.
+
+        ``quiet``: without emitting :attr:`changed` (z set from elsewhere); else as a user's move would.
+        """
+        control = self.toggle if self.toggle is not None else self.slider
+        control.blockSignals(quiet)
+        if self.toggle is not None:
+            self.toggle.setChecked(bool(value >= 0.5))
+            self.toggle.setText("1" if self.toggle.isChecked() else "0")
+        else:
+            self.slider.setValue(float(np.clip(value, self.dim.low, self.dim.high)))
+        control.blockSignals(False)
+
+    def held(self) -> bool:
+        """Whether the user is dragging the slider now (a toggle is never held)."""
+        return self.slider is not None and self.slider.isSliderDown()
 
     def set_factor(self, factor: str | None, mi: float = 0.0, tooltip: str = "") -> None:
         """Label the row by the factor it captures: ``"z3 · x (0.71)"`` (MI in nats), or just the name.
@@ -153,21 +178,24 @@ class CategoryRow(QWidget):
 
     def _picked(self, index: int) -> None:
         for k, row in enumerate(self.rows):
-            row.slider.blockSignals(True)
-            row.slider.setValue(1.0 if k == index else 0.0)
-            row.slider.blockSignals(False)
+            row.set_value(1.0 if k == index else 0.0)
         self.changed.emit()
 
     def sync(self) -> None:
         """Show the class with the largest value in the block (after z was set from elsewhere)."""
-        values = [row.slider.value() for row in self.rows]
+        values = [row.value() for row in self.rows]
         self.combo.blockSignals(True)
         self.combo.setCurrentIndex(int(np.argmax(values)))
         self.combo.blockSignals(False)
 
 
 class ExplorePanel(QWidget):
-    """Sliders over the latent space, most informative dimension first.
+    """Controls over the latent space, most informative dimension first.
+
+    Built from the kinds table (:data:`LATENT_KINDS`): a :class:`LatentRow` per dimension, with a
+    slider (Gaussian, uniform) or a toggle (binary unit), and a :class:`CategoryRow` picker per
+    categorical code above them. An image-shaped z or no latent has no rows: the header says how it
+    is explored (:data:`NOTES`) and :meth:`z` is held whole (reset, random and encode still set it).
 
     Rows show and are sorted by the KL per dimension in nats (``StepMetrics.latent_kl``), updated
     at most every :data:`REORDER_INTERVAL_MS` and never while a slider is held; the bar chart below
@@ -180,16 +208,21 @@ class ExplorePanel(QWidget):
         The latent vector, (D,) float32, after any change (slider, random, reset, encode).
     encode_requested(int)
         "Set from image" pressed: the held-out example index to encode.
+    order_changed()
+        The rows were re-sorted or relabelled by a new KL (their order and labels are new).
     """
 
     z_changed = Signal(object)
     encode_requested = Signal(int)
+    order_changed = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.spec = LatentSpec(())
         self.rows: list[LatentRow] = []
         self.categories: list[CategoryRow] = []
+        self._held = np.zeros(0, np.float32)  # z where there are no rows (image-shaped z, no latent)
+        self._built = False  # set_latent has run
         self.order = np.zeros(0, np.int64)
         self.latent_kl: np.ndarray | None = None
         self._ordered_once = False
@@ -263,8 +296,11 @@ class ExplorePanel(QWidget):
         return self.spec.dim
 
     def set_latent(self, spec: LatentSpec) -> None:
-        """Build one row per dimension of ``spec`` (kept, with their values, if the spec is unchanged)."""
-        if spec == self.spec and self.rows:
+        """Build the controls of ``spec`` from :data:`LATENT_KINDS` (kept, with their values, if the spec is unchanged).
+
+        z starts at the prior centre (:func:`~engines.shared.latent_np.prior_centre`), without emitting.
+        """
+        if spec == self.spec and self._built:
             return
         for row in self.rows:
             self.rows_layout.removeWidget(row)
@@ -272,32 +308,48 @@ class ExplorePanel(QWidget):
         for cat in self.categories:
             self.codes_layout.removeWidget(cat)
             cat.deleteLater()
-        self.spec, self.latent_kl, self._ordered_once = spec, None, False
+        self.spec, self.latent_kl, self._ordered_once, self._built = spec, None, False, True
         self.rows = [LatentRow(i, d) for i, d in enumerate(spec.dims)]
-        groups: dict[str, list[LatentRow]] = {}
+        self.categories = []
+        for kind, name, idx in spec.groups():
+            if LATENT_KINDS[kind].control == "picker":
+                for i in idx:
+                    self.rows[i].hide()  # shown as its code's picker
+                self.categories.append(CategoryRow(name, [self.rows[i] for i in idx]))
         for i, row in enumerate(self.rows):
             self.rows_layout.insertWidget(i, row)
-            row.slider.valueChanged.connect(self._slider_moved)
-            if row.dim.kind == "categorical":
-                row.hide()  # shown as its group's combo box
-                groups.setdefault(row.dim.group or row.dim.name, []).append(row)
-        self.categories = [CategoryRow(g, rows) for g, rows in groups.items()]
+            row.changed.connect(self._slider_moved)
         for cat in self.categories:
             self.codes_layout.addWidget(cat)
             cat.changed.connect(lambda: self.z_changed.emit(self.z()))
-        self.order = np.arange(spec.dim, dtype=np.int64)
-        n_cont = sum(d.kind != "categorical" for d in spec.dims)
-        codes = f" and {len(groups)} categorical code{'s' * (len(groups) != 1)}" if groups else ""
-        self.header.setText(f"{n_cont} continuous latent dimensions{codes}")
+        self.order = np.arange(len(self.rows), dtype=np.int64)
+        self.header.setText(self._describe(spec))
+        for button in (self.random_button, self.reset_button):
+            button.setEnabled(spec.dim > 0)
         self._show_kl(False)  # until the model reports KL per dimension (VAEs do; GANs do not)
-        self.kl_bars.setOpts(x=np.arange(spec.dim), height=np.zeros(spec.dim), brushes=None)
+        self.kl_bars.setOpts(x=np.arange(len(self.rows)), height=np.zeros(len(self.rows)), brushes=None)
         ticks = [(i, d.name) for i, d in enumerate(spec.dims)]
-        step = max(1, spec.dim // 12)
+        step = max(1, len(ticks) // 12)
         self.kl_plot.getAxis("bottom").setTicks([ticks[::step]])
+        self._held = np.zeros(0 if self.rows else spec.dim, np.float32)
+        self.set_z(prior_centre(spec)[0], emit=False)
+
+    def _describe(self, spec: LatentSpec) -> str:
+        """The header: what the controls are (``"3 continuous latent dimensions and 1 categorical code"``),
+        or, for a latent without per-dimension controls, how it is explored (:data:`NOTES`)."""
+        if not spec.dims:
+            return NOTES[LATENT_KINDS[spec.kinds[0]].control]
+        n_cont, n_bin, n_cat = len(spec.continuous), len(spec.indices("binary")), len(spec.categorical)
+        counts = ((n_bin, "binary unit"), (n_cat, "categorical code"))
+        extra = [f"{n} {word}{'s' * (n != 1)}" for n, word in counts if n]
+        text = f"{n_cont} continuous latent dimensions"
+        if extra:
+            text += (", " if len(extra) > 1 else " and ") + " and ".join(extra)
+        return text
 
     def set_latent_kl(self, latent_kl: np.ndarray | None) -> None:
         """Update each row's KL (nats) and schedule a re-ordering by decreasing KL."""
-        if latent_kl is None or len(latent_kl) != self.dim:
+        if latent_kl is None or not self.rows or len(latent_kl) != self.dim:
             return
         self.latent_kl = np.asarray(latent_kl, np.float64)
         if not self._kl_shown:
@@ -330,7 +382,7 @@ class ExplorePanel(QWidget):
         self._apply_order()
 
     def _apply_order(self) -> None:
-        if any(row.slider.isSliderDown() for row in self.rows):
+        if any(row.held() for row in self.rows):
             self._reorder_timer.start(REORDER_INTERVAL_MS)
             return
         if self.latent_kl is None:
@@ -339,13 +391,13 @@ class ExplorePanel(QWidget):
             row.set_kl(float(kl))
         order, _ = kl_order(self.latent_kl, self.dim)
         self._ordered_once = True
-        if np.array_equal(order, self.order):
-            return
-        self.order = order
-        for position, index in enumerate(order):
-            row = self.rows[int(index)]
-            self.rows_layout.removeWidget(row)
-            self.rows_layout.insertWidget(position, row)
+        if not np.array_equal(order, self.order):
+            self.order = order
+            for position, index in enumerate(order):
+                row = self.rows[int(index)]
+                self.rows_layout.removeWidget(row)
+                self.rows_layout.insertWidget(position, row)
+        self.order_changed.emit()
 
     def set_factor_labels(self, mi: np.ndarray | None, factor_names: list[str]) -> list[str | None]:
         """Label each row by the ground-truth factor it captures most (see :func:`factor_of`).
@@ -366,7 +418,7 @@ class ExplorePanel(QWidget):
             label's tooltip lists the dimension's whole MI row. The KL column and the order are left as they are.
         """
         m = None if mi is None else np.asarray(mi, np.float64)
-        if m is None or m.ndim != 2 or m.shape != (self.dim, len(factor_names)):
+        if m is None or not self.rows or m.ndim != 2 or m.shape != (self.dim, len(factor_names)):
             for row in self.rows:
                 row.set_factor(None)
             return [None] * self.dim
@@ -382,8 +434,8 @@ class ExplorePanel(QWidget):
         return given
 
     def row_label(self, index: int) -> str:
-        """Label of dimension ``index`` for a traversal row: ``"z3"`` or ``"z3: x (MI 0.71)"``."""
-        return self.rows[index].label()
+        """Label of dimension ``index`` for a traversal row: ``"z3"`` or ``"z3: x (MI 0.71)"`` (``"z3"`` if no row)."""
+        return self.rows[index].label() if index < len(self.rows) else f"z{index}"
 
     def collapsed(self) -> np.ndarray:
         """(D,) bool: which dimensions are currently marked collapsed."""
@@ -391,46 +443,48 @@ class ExplorePanel(QWidget):
 
     # -- z ---------------------------------------------------------------------------------------
     def z(self) -> np.ndarray:
-        """The latent vector the sliders show: (D,) float32."""
-        return np.array([row.slider.value() for row in self.rows], np.float32)
+        """The latent the controls show (binary units 0 or 1), or the one held where there are none: (D,) float32."""
+        if not self.rows:
+            return self._held.copy()
+        return np.array([row.value() for row in self.rows], np.float32)
 
     def set_z(self, z: np.ndarray, emit: bool = True) -> None:
-        """Move every slider (clipped to its range) and emit ``z_changed`` once."""
+        """Move every control (a slider clipped to its range, a toggle to 1 from 0.5 up) and emit ``z_changed`` once.
+
+        Raises
+        ------
+        ValueError
+            If ``z`` does not have D values.
+        """
         z = np.asarray(z, np.float64).reshape(-1)
         if len(z) != self.dim:
             raise ValueError(f"z has {len(z)} values but the latent space has {self.dim} dimensions")
+        if not self.rows:
+            self._held = z.astype(np.float32)
         for row, v in zip(self.rows, z):
-            row.slider.blockSignals(True)
-            row.slider.setValue(float(np.clip(v, row.dim.low, row.dim.high)))
-            row.slider.blockSignals(False)
+            row.set_value(float(v))
         for cat in self.categories:
             cat.sync()
         if emit:
             self.z_changed.emit(self.z())
 
     def set_value(self, index: int, value: float) -> None:
-        """Move the slider of dimension ``index`` as a user would (emits ``z_changed``)."""
-        self.rows[index].slider.setValue(float(value))
+        """Move the control of dimension ``index`` as a user would (emits ``z_changed`` if it changed)."""
+        self.rows[index].set_value(float(value), quiet=False)
 
     def random_z(self, seed: int | None = None) -> np.ndarray:
-        """Draw z from the prior (Gaussian clipped to the slider range, uniform, one-hot per categorical group)."""
+        """Draw z from the prior (:func:`~engines.shared.latent_np.prior_draw`: Gaussian clipped to the slider
+        range, uniform, 0 or 1 per binary unit, one-hot per categorical code) and show it."""
         rng = self._rng if seed is None else np.random.default_rng(seed)
-        z = prior_draw(self.spec, rng)
-        self.set_z(z)
+        self.set_z(prior_draw(self.spec, rng))
         return self.z()
 
     def reset(self) -> None:
-        """Every slider back to its prior's centre (first class of each categorical group)."""
-        z = np.array([row.default() for row in self.rows])
-        seen: set[str] = set()
-        for i, d in enumerate(self.spec.dims):
-            if d.kind == "categorical":
-                group = d.group or d.name
-                z[i] = 0.0 if group in seen else 1.0
-                seen.add(group)
-        self.set_z(z)
+        """Every control back to the prior centre (:func:`~engines.shared.latent_np.prior_centre`: 0, the
+        middle of a uniform range, binary units 0, the first class of each categorical code)."""
+        self.set_z(prior_centre(self.spec)[0])
 
-    def _slider_moved(self, _value: float) -> None:
+    def _slider_moved(self) -> None:
         self.z_changed.emit(self.z())
 
     # -- encoder ---------------------------------------------------------------------------------

@@ -21,10 +21,10 @@ from PySide6.QtWidgets import (
 )
 
 from engines.shared.imaging import plot_points, tile, to_uint8
+from engines.shared.latent_np import prior_draw
 from engines.shared.protocol import MAX_FRAMES
 from engines.shared.spec import LatentSpec
-from studio.images import to_display
-from studio.state import prior_draw
+from studio.widgets.images import to_display
 from studio.widgets import BACKGROUND
 
 #: Interpolation methods, in the order of the combo box (as :data:`engines.lib.latent.METHODS`).

@@ -1,6 +1,6 @@
 """The Morph view: image A, image B, one checkbox and strength slider per latent dimension, the result, a style grid.
 
-The maths and the worker round trips live in :mod:`studio.morph`; this widget only shows and
+The maths and the worker round trips live in :mod:`studio.features.morph`; this widget only shows and
 collects. A continuous dimension is one row labelled like the Explore sliders (``"z3: x"`` once the
 disentanglement metrics name the factor it captures); a categorical code (a cGAN's class, an
 InfoGAN code) is one row for its whole one-hot block, so taking it from B changes the class and
@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
 from superqt import QLabeledDoubleSlider
 
 from engines.shared.spec import LatentSpec
-from studio.panels.browser import to_pixmap
+from studio.features.browser.view import to_pixmap
 from studio.panels.interpolate import JobProgress
 
 #: Side of the A, B and result pictures, px.
@@ -226,8 +226,9 @@ class MorphView(QWidget):
         self.mp4_export.clicked.connect(lambda: self.export_requested.emit("mp4"))
 
     # -- model -----------------------------------------------------------------------------------
-    def set_latent(self, spec: LatentSpec, rows: list[tuple[str, list[int]]]) -> None:
-        """One :class:`MorphRow` per entry of ``rows`` (see :func:`studio.morph.morph_rows`); kept if unchanged."""
+    def set_latent(self, spec: LatentSpec) -> None:
+        """One :class:`MorphRow` per group of ``spec`` (:meth:`LatentSpec.groups`: a dimension, or a
+        categorical code's whole one-hot block); kept if the spec is unchanged."""
         if spec == self.spec and self.rows:
             return
         for row in self.rows:
@@ -235,8 +236,8 @@ class MorphView(QWidget):
             row.deleteLater()
         self.spec = spec
         self.rows = []
-        for name, idx in rows:
-            row = MorphRow(name, idx, spec.dims[idx[0]].kind == "categorical")
+        for kind, name, idx in spec.groups():
+            row = MorphRow(name, idx, kind == "categorical")
             row.changed.connect(self.changed)
             self.rows_layout.insertWidget(len(self.rows), row)
             self.rows.append(row)
