@@ -18,9 +18,9 @@ from engines.shared.spec import LatentDim, LatentSpec
 from studio.features.interpolate.controller import InterpolateController
 from studio.features.interpolate.state import write_path_latents
 from studio.features.traversal.controller import TraversalController
-from studio.panels.interpolate import path_frames, strip_picture
+from studio.features.interpolate.view import path_frames, strip_picture
 from studio.services import Services
-from studio.state import prior_draw
+from engines.shared.latent_np import prior_draw
 
 pytestmark = pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
 

@@ -16,7 +16,8 @@ from studio.features.coverage.view import CoveragePanel, critic_levels
 from studio.features.disentanglement.controller import DisentanglementController
 from studio.features.disentanglement.view import NO_FACTORS, DisentanglementPanel
 from studio.services import Services
-from studio.state import CollapseDetector, LossHistory
+from studio.features.coverage.state import CollapseDetector
+from studio.state import LossHistory
 
 pytestmark = pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
 

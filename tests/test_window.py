@@ -19,10 +19,11 @@ from engines.shared import protocol
 from engines.shared.spec import HyperParam, LatentDim, LatentSpec
 from studio.widgets.images import export_scale, grid, to_display
 from studio.features.data_model.view import DataModelPanel
-from studio.panels.explore import ExplorePanel
+from studio.features.explore.view import ExplorePanel
 from studio.features.losses.view import LossPlotPanel
 from studio.features.train.view import TrainPanel
-from studio.state import LossHistory, kl_order
+from studio.features.explore.state import kl_order
+from studio.state import LossHistory
 from studio.widgets.basic import LogSpinBox
 from workers import real_window
 

@@ -12,11 +12,12 @@ import time
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QObject, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QPainter, QValidator
+from PySide6.QtGui import QImage, QPainter, QPixmap, QValidator
 from PySide6.QtWidgets import (
-    QDoubleSpinBox, QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget,
+    QDoubleSpinBox, QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QProgressBar, QPushButton, QVBoxLayout, QWidget,
 )
 
+from engines.shared.imaging import to_uint8
 from studio.widgets.images import to_display
 
 BACKGROUND = "#1e1f22"
@@ -273,3 +274,87 @@ def schedule_spin(default: float, tip: str) -> QDoubleSpinBox:
     spin.setValue(default)
     spin.setToolTip(tip)
     return spin
+
+
+class JobProgress(QWidget):
+    """A small non-modal progress bar with a Cancel button for one worker job (an Export).
+
+    Signals
+    -------
+    cancel_requested(int)
+        The request id of the job shown, when Cancel is pressed.
+
+    Attributes
+    ----------
+    request_id : int
+        The job shown (0: none; the widget is then hidden).
+    """
+
+    cancel_requested = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.request_id = 0
+        self.label = QLabel()
+        self.bar = QProgressBar()
+        self.bar.setMaximumHeight(14)
+        self.cancel_button = QPushButton("Cancel")
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.label)
+        layout.addWidget(self.bar, 1)
+        layout.addWidget(self.cancel_button)
+        self.cancel_button.clicked.connect(self._cancel)
+        self.hide()
+
+    def start(self, request_id: int, text: str) -> None:
+        """Show job ``request_id`` as ``text``, busy until its first Progress."""
+        self.request_id = int(request_id)
+        self.label.setText(text)
+        self.bar.setRange(0, 0)
+        self.cancel_button.setEnabled(True)
+        self.show()
+
+    def update_progress(self, event) -> bool:  # noqa: ANN001 - a protocol.Progress
+        """Show ``event`` if it belongs to the job shown; True if it did. A "cancelled" one ends the job."""
+        if not self.request_id or getattr(event, "request_id", 0) != self.request_id:
+            return False
+        if event.message == "cancelled":
+            self.finish()
+            return True
+        if event.total > 0:
+            self.bar.setRange(0, int(event.total))
+            self.bar.setValue(min(int(event.done), int(event.total)))
+        return True
+
+    def finish(self) -> None:
+        """Forget the job and hide."""
+        self.request_id = 0
+        self.hide()
+
+    def _cancel(self) -> None:
+        if self.request_id:
+            self.cancel_button.setEnabled(False)
+            self.label.setText("Cancelling...")
+            self.cancel_requested.emit(self.request_id)
+
+
+def to_pixmap(image: np.ndarray, side: int) -> QPixmap:
+    """One (C, H, W) image in [0, 1] (C in {1, 3}) as a pixmap whose longest side is ``side`` px (nearest).
+
+    Raises
+    ------
+    ValueError
+        If the image is not (1|3, H, W).
+    """
+    x = np.asarray(image, np.float32)
+    if x.ndim != 3 or x.shape[0] not in (1, 3):
+        raise ValueError(f"expected a (1|3, H, W) image, got shape {x.shape}")
+    arr = np.ascontiguousarray(to_uint8(x))
+    h, w, c = arr.shape
+    if c == 1:
+        qimg = QImage(np.ascontiguousarray(arr[..., 0]).data, w, h, w, QImage.Format.Format_Grayscale8)
+    else:
+        qimg = QImage(arr.data, w, h, 3 * w, QImage.Format.Format_RGB888)
+    return QPixmap.fromImage(qimg.copy()).scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio,
+                                                 Qt.TransformationMode.FastTransformation)

@@ -10,38 +10,17 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QPoint, QSize, Qt, Signal
-from PySide6.QtGui import QIcon, QImage, QPixmap
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import (
     QHBoxLayout, QLabel, QListView, QListWidget, QListWidgetItem, QMenu, QPushButton, QVBoxLayout, QWidget,
 )
 
-from engines.shared.imaging import to_uint8
+from studio.widgets.basic import to_pixmap
 
 #: The actions on a thumbnail: key -> button and menu text.
 ACTIONS = {"sliders": "Set sliders", "keyframe": "Add as keyframe", "morph-a": "Morph: set A", "morph-b": "Morph: set B"}
 #: Thumbnail side in the lists, px.
 THUMB = 44
-
-
-def to_pixmap(image: np.ndarray, side: int) -> QPixmap:
-    """One (C, H, W) image in [0, 1] (C in {1, 3}) as a pixmap whose longest side is ``side`` px (nearest).
-
-    Raises
-    ------
-    ValueError
-        If the image is not (1|3, H, W).
-    """
-    x = np.asarray(image, np.float32)
-    if x.ndim != 3 or x.shape[0] not in (1, 3):
-        raise ValueError(f"expected a (1|3, H, W) image, got shape {x.shape}")
-    arr = np.ascontiguousarray(to_uint8(x))
-    h, w, c = arr.shape
-    if c == 1:
-        qimg = QImage(np.ascontiguousarray(arr[..., 0]).data, w, h, w, QImage.Format.Format_Grayscale8)
-    else:
-        qimg = QImage(arr.data, w, h, 3 * w, QImage.Format.Format_RGB888)
-    return QPixmap.fromImage(qimg.copy()).scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio,
-                                                 Qt.TransformationMode.FastTransformation)
 
 
 def _icon_list() -> QListWidget:

@@ -20,7 +20,8 @@ from PySide6.QtWidgets import (
 from engines.shared import protocol
 from engines.shared.capabilities import Capabilities
 from engines.shared.datainfo import DataInfo
-from studio.state import CollapseDetector, LossHistory, nice_ceiling, stable_range
+from studio.features.coverage.state import CollapseDetector
+from studio.state import LossHistory, nice_ceiling, stable_range
 from studio.widgets.basic import BACKGROUND, CRITIC_MAP, Banner, critic_levels, schedule_spin
 
 #: Colours: generated samples / bars, real bars, captured share, quality share, KL.

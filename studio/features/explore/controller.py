@@ -16,7 +16,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from engines.shared import protocol
-from studio.panels.explore import ExplorePanel
+from studio.features.explore.view import ExplorePanel
 from studio.services import Services
 
 

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import QFileDialog
 
 from engines.shared import protocol
 from studio.features.interpolate.state import SUFFIXES, write_path_latents
-from studio.panels.interpolate import InterpolateView
+from studio.features.interpolate.view import InterpolateView
 from studio.services import Services
 
 #: Least seconds between two re-renders of the path while training.

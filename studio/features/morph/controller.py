@@ -9,7 +9,7 @@ grid follows the figure of Zhu, Xu, Zhang, Shen and Wong (2020), "Semantically m
 synthesis" (GroupDNet, CVPR): rows keep a content latent's unchecked dimensions, columns give
 their checked dimensions.
 
-:class:`MorphController` sits between the worker client and :class:`~studio.panels.morph.MorphView`:
+:class:`MorphController` sits between the worker client and :class:`~studio.features.morph.view.MorphView`:
 A and B come from held-out examples or the user's images (Encode, view ``"morph"``), the sliders or
 the prior; the result and the grid are decoded live (views ``"morph"`` and ``"morph-grid"``, the
 newest request wins); exports (PNG of the result or the grid, GIF/MP4 of A morphing into the
@@ -31,7 +31,7 @@ from engines.shared.imaging import plot_points
 from engines.shared.latent_np import morph, prior_draw
 from engines.shared.spec import LatentSpec
 from studio.features.morph.state import MorphSlot, style_grid_picture, style_grid_z
-from studio.panels.morph import MorphView
+from studio.features.morph.view import MorphView
 from studio.services import Services
 from studio.state import factor_of
 

@@ -11,7 +11,7 @@ from PySide6.QtWidgets import (
     QComboBox, QDoubleSpinBox, QHBoxLayout, QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget,
 )
 
-from studio.panels.interpolate import JobProgress
+from studio.widgets.basic import JobProgress
 from studio.features.traversal.state import BASES, PAD, traversal_picture
 from studio.widgets.images import to_display
 from studio.widgets.basic import BACKGROUND

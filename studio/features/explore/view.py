@@ -18,7 +18,8 @@ from superqt import QLabeledDoubleSlider
 
 from engines.shared.latent_np import prior_centre, prior_draw
 from engines.shared.spec import LATENT_KINDS, LatentDim, LatentSpec
-from studio.state import COLLAPSED_KL, factor_of, kl_order
+from studio.features.explore.state import COLLAPSED_KL, kl_order
+from studio.state import factor_of
 from studio.widgets import BACKGROUND
 
 #: Seconds between re-orderings of the sliders (rows never jump while one is dragged).
@@ -200,7 +201,7 @@ class ExplorePanel(QWidget):
     Rows show and are sorted by the KL per dimension in nats (``StepMetrics.latent_kl``), updated
     at most every :data:`REORDER_INTERVAL_MS` and never while a slider is held; the bar chart below
     them follows every :data:`BARS_INTERVAL_MS`. Dimensions with KL below
-    :data:`studio.state.COLLAPSED_KL` nats are greyed and marked with a cross.
+    :data:`studio.features.explore.state.COLLAPSED_KL` nats are greyed and marked with a cross.
 
     Signals
     -------

@@ -16,8 +16,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QSize, QTimer, Signal
 from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
-    QCheckBox, QComboBox, QGridLayout, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QProgressBar,
-    QPushButton, QSpinBox, QVBoxLayout, QWidget,
+    QCheckBox, QComboBox, QGridLayout, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton, QSpinBox, QVBoxLayout, QWidget,
 )
 
 from engines.shared.imaging import plot_points, tile, to_uint8
@@ -25,7 +24,7 @@ from engines.shared.latent_np import prior_draw
 from engines.shared.protocol import MAX_FRAMES
 from engines.shared.spec import LatentSpec
 from studio.widgets.images import to_display
-from studio.widgets import BACKGROUND
+from studio.widgets.basic import BACKGROUND, JobProgress
 
 #: Interpolation methods, in the order of the combo box (as :data:`engines.lib.latent.METHODS`).
 METHODS = ("lerp", "slerp", "spline")
@@ -84,69 +83,6 @@ def strip_picture(images: np.ndarray, modes: np.ndarray | None = None, ncols: in
     if x.ndim != 4:
         raise ValueError(f"expected frames of shape (F, C, H, W) or (F, 2), got {x.shape}")
     return tile(x, ncols=min(len(x), ncols), pad=1, pad_value=0.35)
-
-
-class JobProgress(QWidget):
-    """A small non-modal progress bar with a Cancel button for one worker job (an Export).
-
-    Signals
-    -------
-    cancel_requested(int)
-        The request id of the job shown, when Cancel is pressed.
-
-    Attributes
-    ----------
-    request_id : int
-        The job shown (0: none; the widget is then hidden).
-    """
-
-    cancel_requested = Signal(int)
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.request_id = 0
-        self.label = QLabel()
-        self.bar = QProgressBar()
-        self.bar.setMaximumHeight(14)
-        self.cancel_button = QPushButton("Cancel")
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.label)
-        layout.addWidget(self.bar, 1)
-        layout.addWidget(self.cancel_button)
-        self.cancel_button.clicked.connect(self._cancel)
-        self.hide()
-
-    def start(self, request_id: int, text: str) -> None:
-        """Show job ``request_id`` as ``text``, busy until its first Progress."""
-        self.request_id = int(request_id)
-        self.label.setText(text)
-        self.bar.setRange(0, 0)
-        self.cancel_button.setEnabled(True)
-        self.show()
-
-    def update_progress(self, event) -> bool:  # noqa: ANN001 - a protocol.Progress
-        """Show ``event`` if it belongs to the job shown; True if it did. A "cancelled" one ends the job."""
-        if not self.request_id or getattr(event, "request_id", 0) != self.request_id:
-            return False
-        if event.message == "cancelled":
-            self.finish()
-            return True
-        if event.total > 0:
-            self.bar.setRange(0, int(event.total))
-            self.bar.setValue(min(int(event.done), int(event.total)))
-        return True
-
-    def finish(self) -> None:
-        """Forget the job and hide."""
-        self.request_id = 0
-        self.hide()
-
-    def _cancel(self) -> None:
-        if self.request_id:
-            self.cancel_button.setEnabled(False)
-            self.label.setText("Cancelling...")
-            self.cancel_requested.emit(self.request_id)
 
 
 def _thumbnail(image: np.ndarray) -> QIcon:

@@ -17,8 +17,7 @@ from PySide6.QtWidgets import (
 from superqt import QLabeledDoubleSlider
 
 from engines.shared.spec import LatentSpec
-from studio.features.browser.view import to_pixmap
-from studio.panels.interpolate import JobProgress
+from studio.widgets.basic import JobProgress, to_pixmap
 
 #: Side of the A, B and result pictures, px.
 PICTURE = 132
