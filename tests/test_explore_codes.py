@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from engines.shared.spec import LatentDim, LatentSpec
-from studio.panels.explore import ExplorePanel
+from studio.features.explore.view import ExplorePanel
 
 
 def _cgan_like_spec() -> LatentSpec:

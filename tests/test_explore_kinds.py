@@ -7,7 +7,7 @@ import pytest
 
 from engines.shared.latent_np import prior_centre
 from engines.shared.spec import LATENT_KINDS, LatentDim, LatentSpec
-from studio.panels.explore import NOTES, ExplorePanel
+from studio.features.explore.view import NOTES, ExplorePanel
 
 #: Gaussian noise, a binary unit, a three-class code, another binary unit and a uniform code over [0, 2].
 MIXED = LatentSpec((

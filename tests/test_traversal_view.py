@@ -19,7 +19,7 @@ from engines.shared.spec import LatentDim, LatentSpec
 from studio.features.explore.controller import ExploreController
 from studio.features.traversal.controller import TraversalController
 from studio.features.traversal.state import labelled_traversal, traversal_picture
-from studio.panels.explore import ExplorePanel
+from studio.features.explore.view import ExplorePanel
 from studio.services import Services
 from studio.state import factor_of
 
