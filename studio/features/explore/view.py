@@ -340,13 +340,10 @@ class ExplorePanel(QWidget):
         or, for a latent without per-dimension controls, how it is explored (:data:`NOTES`)."""
         if not spec.dims:
             return NOTES[LATENT_KINDS[spec.kinds[0]].control]
-        n_cont, n_bin, n_cat = len(spec.continuous), len(spec.indices("binary")), len(spec.categorical)
-        counts = ((n_bin, "binary unit"), (n_cat, "categorical code"))
-        extra = [f"{n} {word}{'s' * (n != 1)}" for n, word in counts if n]
-        text = f"{n_cont} continuous latent dimensions"
-        if extra:
-            text += (", " if len(extra) > 1 else " and ") + " and ".join(extra)
-        return text
+        counts = ((len(spec.continuous), "continuous latent dimension"), (len(spec.indices("binary")), "binary unit"),
+                  (len(spec.categorical), "categorical code"))
+        parts = [f"{n} {word}{'s' * (n != 1)}" for n, word in counts if n]
+        return ", ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1]
 
     def set_latent_kl(self, latent_kl: np.ndarray | None) -> None:
         """Update each row's KL (nats) and schedule a re-ordering by decreasing KL."""
