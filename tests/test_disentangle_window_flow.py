@@ -4,7 +4,9 @@ One window and one CPU worker; for each engine: build it on the built-in shapes 
 see the Train panel offer the engine's own hyperparameters, train with disentanglement measured
 every second, watch the engine's loss terms, the MIG curve and the latent x factor heat map arrive,
 read the sliders' factor labels (each row's tooltip lists its MI with every factor), then export
-the traversal grid (PNG + CSV) and the score table (CSV + PNG).
+the traversal grid (PNG + CSV) and the score table (CSV + PNG). What the window shows is what the
+worker measured, and the MIG of the final weights is the one ``latent-studio metrics`` gives for the
+checkpoint autosaved at the same step.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from engines.metrics.evaluate import evaluate_run
 from engines.shared import protocol
+from engines.worker.live_metrics import N_POINTS
 from workers import real_window
 
 pytestmark = [pytest.mark.slow, pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")]
@@ -36,13 +40,18 @@ ENGINES = {
 
 
 @pytest.fixture(scope="module")
-def window(qapp, tmp_path_factory):
-    with real_window(tmp_path_factory.mktemp("home")) as w:
+def home(tmp_path_factory):
+    return tmp_path_factory.mktemp("home")
+
+
+@pytest.fixture(scope="module")
+def window(qapp, home):
+    with real_window(home) as w:
         yield w
 
 
 @pytest.mark.parametrize("model", list(ENGINES))
-def test_each_disentangling_vae_from_the_window(window, qtbot, tmp_path, model) -> None:
+def test_each_disentangling_vae_from_the_window(window, home, qtbot, tmp_path, one_torch_thread, model) -> None:
     w = window
     hypers, terms, settings = ENGINES[model]
     qtbot.waitUntil(lambda: w.client.state in ("idle", "ready"), timeout=90_000)
@@ -55,6 +64,9 @@ def test_each_disentangling_vae_from_the_window(window, qtbot, tmp_path, model) 
             w.train_panel.hyper_controls[name].setValue(value)
     panel = w.disentangle_panel
     assert panel.has_factors and not panel.rows
+    events: list[protocol.DisentanglementMeasured] = []  # every measurement the window receives from now on
+    record = events.append
+    w.client.disentanglement.connect(record)
     w.client.send(protocol.SetMetricSchedule(coverage_every=0.0, disentanglement_every=1.0))
     w.train(steps=None)
 
@@ -77,9 +89,31 @@ def test_each_disentangling_vae_from_the_window(window, qtbot, tmp_path, model) 
         assert np.isfinite(w.loss_panel.curve_data(t)[1]).all(), t
     # MIG over steps and the heat map, latent x factor
     steps, mig = panel.curve_data("mig")
-    assert len(steps) >= 2 and np.all(np.diff(steps) >= 0) and np.all((mig >= 0) & (mig <= 1))
+    assert len(steps) >= 2 and np.all(np.diff(steps) >= 0)
+    # the curve, the table and the heat map show exactly what the worker's measurements carried
+    last = events[-1]
+    assert len(events) == len(panel.rows) and last.step == stopped.args[0].step
+    np.testing.assert_array_equal(steps, [e.step for e in events])
+    np.testing.assert_array_equal(mig, [np.nan if e.values["mig"] is None else e.values["mig"] for e in events])
+    table = {panel.table.item(i, 0).text(): panel.table.item(i, 1).text()
+             for i in range(panel.table.rowCount())}
+    assert table["MIG"] == f"{last.values['mig']:.3f}"
     assert panel.mi is not None and panel.mi.shape == (LATENT, len(FACTORS))
+    np.testing.assert_array_equal(panel.mi, last.mi_matrix)
     assert panel.mi_image.image is not None and panel.mi_image.image.shape == (LATENT, len(FACTORS))
+    # ... and the final MIG is the headless one (`latent-studio metrics`, live settings) of the same weights:
+    # the checkpoint autosaved when training stopped, at the step measured last
+    want = evaluate_run(home / "autosave" / "model.safetensors", n_points=N_POINTS, seed=0, metrics=["mig"],
+                        device="cpu")
+    assert want["step"] == last.step and want["engine"] == model
+    assert last.values["mig"] == pytest.approx(want["mig"], abs=1e-6)
+    np.testing.assert_allclose(last.mi_matrix, np.asarray(want["mi_matrix"]), rtol=1e-5, atol=1e-6)
+    # each slider's factor label is the factor its heat-map row peaks at (or none, or hidden while collapsed)
+    assert any(row.factor is not None for row in w.explore_panel.rows)
+    for d, row in enumerate(w.explore_panel.rows):
+        if row.factor is not None:
+            assert row.factor == FACTORS[int(np.argmax(panel.mi[d]))], (d, row.factor, panel.mi[d])
+            assert row.factor_mi == pytest.approx(float(panel.mi[d].max()), rel=1e-6)
     # every slider says what it carries: its tooltip ranks the factors by MI (a dominant one named a slider above)
     rows = w.explore_panel.rows
     for row in rows:
@@ -88,12 +122,12 @@ def test_each_disentangling_vae_from_the_window(window, qtbot, tmp_path, model) 
 
     # the traversal grid, rows in the sliders' order, exported with its CSV
     w.central_tabs.setCurrentWidget(w.traversal_view)
-    rid = w.request_traversal()
+    rid = w.traversal.request()
     qtbot.waitUntil(lambda: w.traversal_view.shown is not None and w.traversal_view.shown.request_id >= rid,
                     timeout=30_000)
-    assert w.traversal_view.labels == [w.explore_panel.row_label(d) for d in w.traversal_dims()]
+    assert w.traversal_view.labels == [w.explore_panel.row_label(d) for d in w.traversal.rows.dims]
     with qtbot.waitSignal(w.exported, timeout=10_000):
-        w.export_traversal(tmp_path / "traversal.png")
+        w.traversal.export_png(tmp_path / "traversal.png")
     assert Image.open(tmp_path / "traversal.png").height > LATENT * 16
     with open(tmp_path / "traversal.csv", newline="") as f:
         cells = list(csv.DictReader(f))
@@ -103,5 +137,8 @@ def test_each_disentangling_vae_from_the_window(window, qtbot, tmp_path, model) 
         panel.export(tmp_path / "scores.csv")
     with open(tmp_path / "scores.csv", newline="") as f:
         scores = list(csv.DictReader(f))
-    assert len(scores) == len(panel.rows) and all(0 <= float(r["mig"]) <= 1 for r in scores)
+    assert len(scores) == len(panel.rows)
+    assert [int(r["step"]) for r in scores] == [e.step for e in events]
+    assert [float(r["mig"]) for r in scores] == pytest.approx([e.values["mig"] for e in events], rel=1e-5, abs=1e-6)
     assert Image.open(tmp_path / "scores.png").width > 100
+    w.client.disentanglement.disconnect(record)

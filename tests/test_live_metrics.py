@@ -5,13 +5,17 @@ from __future__ import annotations
 import math
 import threading
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
 from engines.shared import protocol as P
+from engines.shared.capabilities import Capabilities
 from engines.data import load_dataset
+from engines.data.files import array_dataset
+from engines.lib.checkpoint import save_checkpoint
 from engines.shared.errors import ConfigError
 from engines.worker.host import Snapshot
 from engines.shared.link import WorkerLink
@@ -26,8 +30,9 @@ from engines.worker.live_metrics import (
     supports_disentanglement,
 )
 from engines.metrics.coverage import CoverageTracker
+from engines.metrics.evaluate import evaluate_run
 from engines.models.gan.gan import GAN
-from engines.shared.registry import create_engine
+from engines.shared.registry import capabilities_of_class, create_engine
 from engines.worker.trainer import Session
 
 SMALL = {"batch_size": 8, "num_train": 40, "num_eval": 20, "num_variance_estimate": 200}
@@ -93,7 +98,7 @@ def test_measure_coverage_on_a_ring_gan(ring):
     np.testing.assert_array_equal(back.critic, event.critic)
 
 
-def test_measure_disentanglement_on_shapes(shapes):
+def test_measure_disentanglement_on_shapes(shapes, tmp_path):
     torch.manual_seed(0)
     model = create_engine("vae", shapes.info, latent_dim=4, seed=0)
     model.eval()
@@ -106,6 +111,70 @@ def test_measure_disentanglement_on_shapes(shapes):
              "factor_vae_score", "beta_vae_score"}
     assert set(event.values) == names
     assert all(0.0 <= v <= 1.0 for v in event.values.values())
+    # the live scores are the headless ones (`latent-studio metrics`) of the same weights, points and seed
+    save_checkpoint(model, tmp_path / "vae.safetensors", step=3, data_spec=shapes.info.spec)
+    want = evaluate_run(tmp_path / "vae.safetensors", n_points=200, seed=0, metrics=["mig", "sap", "dci"],
+                        device="cpu", dci_estimator="forest")
+    assert want["step"] == 3
+    np.testing.assert_allclose(event.mi_matrix, np.asarray(want["mi_matrix"]), rtol=1e-6, atol=1e-7)
+    assert event.values["mig"] == pytest.approx(want["mig"], abs=1e-9)
+    assert event.values["sap"] == pytest.approx(want["sap"], abs=1e-9)
+    assert event.values["dci_disentanglement"] == pytest.approx(want["dci"]["disentanglement"], abs=1e-9)
+    assert event.values["dci_completeness"] == pytest.approx(want["dci"]["completeness"], abs=1e-9)
+    assert event.values["dci_informativeness"] == pytest.approx(want["dci"]["informativeness_test"], abs=1e-9)
+
+
+SIZES = (3, 4, 5)
+
+
+def factor_grid():
+    """Every combination of three factors (sizes 3, 4, 5) once; each "image" (1, 1, 3) holds its factor values."""
+    f = np.stack(np.unravel_index(np.arange(int(np.prod(SIZES))), SIZES), axis=1).astype(np.int64)
+    ds = array_dataset("factor-grid", f.astype(np.float32)[:, None, None, :], factors=f,
+                       factor_names=("a", "b", "c"), factor_sizes=SIZES)
+    ds.index_of = lambda v: np.ravel_multi_index(tuple(np.asarray(v).T), SIZES)
+    return ds
+
+
+class CodeModel:
+    """An encoder standing in for an engine: codes are the factor values plus one noise column
+    (``oracle``), or four columns of noise."""
+
+    name = "codes"
+    device = torch.device("cpu")
+    capabilities = Capabilities(encoder="amortised")
+
+    def __init__(self, oracle: bool) -> None:
+        self.oracle = oracle
+        self.latent = SimpleNamespace(dim=4)
+        self.gen = torch.Generator().manual_seed(0)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        noise = torch.randn(len(x), 4, generator=self.gen)
+        return torch.cat([x.reshape(len(x), 3), noise[:, :1]], 1) if self.oracle else noise
+
+
+def test_measure_disentanglement_of_known_codes():
+    ds = factor_grid()
+    oracle, noise = CodeModel(True), CodeModel(False)
+    assert supports_disentanglement(oracle, ds)
+    good = measure_disentanglement(oracle, ds, step=1, seed=0)
+    bad = measure_disentanglement(noise, ds, step=1, seed=0)
+    # latent k < 3 is factor k: its MI with factor k is the factor's entropy (about log of its size), ~0 with
+    # the others; latent 3 is noise (MI ~0: the plug-in estimate's small positive bias)
+    mi = good.mi_matrix
+    assert mi.shape == (4, 3) and good.factor_names == ["a", "b", "c"]
+    assert mi.argmax(axis=0).tolist() == [0, 1, 2]
+    np.testing.assert_allclose(np.diag(mi), np.log(SIZES), atol=0.05)
+    assert mi[:3][~np.eye(3, dtype=bool)].max() < 0.02 and mi[3].max() < 0.1
+    g, b = good.values, bad.values
+    assert g["mig"] > 0.95 and b["mig"] < 0.05
+    assert g["dci_disentanglement"] > 0.9 and b["dci_disentanglement"] < 0.2
+    assert g["dci_informativeness"] > 0.99 and b["dci_informativeness"] < 0.45  # chance: 1/3, 1/4, 1/5
+    assert g["factor_vae_score"] == 1.0 and b["factor_vae_score"] < 0.55  # chance 1/3
+    assert g["beta_vae_score"] > 0.95 and b["beta_vae_score"] < 0.55
+    assert g["sap"] > 0.4 and b["sap"] < 0.1
+    assert bad.mi_matrix.max() < 0.1
 
 
 def test_disentanglement_needs_factors_and_an_encoder(ring, shapes):
@@ -187,6 +256,8 @@ def test_slider_decodes_hold_measurements_back(ring, monkeypatch):
 
 class BrokenGAN(GAN):
     """A GAN whose sampler fails: every coverage measurement raises."""
+
+    declared = capabilities_of_class(GAN)
 
     def sample(self, n, generator=None):
         raise RuntimeError("boom")

@@ -1,9 +1,10 @@
 """The real worker process, spawned through WorkerLink on the CPU with one thread.
 
-One worker serves the whole module (a module-scoped fixture); the tests below run in file order
-and build on each other's state (the model trained by ``test_train_three_steps`` is the one the
-later tests decode, save and reload). Two extra short-lived workers check that a killed worker is
-detected and that a worker whose window went away exits.
+One worker serves the whole module (a module-scoped fixture), but no test relies on what another
+left in it: each starts from a model it configures itself (the ``fresh`` fixture: a new 4-dim VAE
+on digits, step 0) or from that model trained for three steps (``trained``: step 3, beta 1), so the
+tests pass alone and in any order. Three extra short-lived workers check that Shutdown ends the
+process, that a killed worker is detected and that a worker whose window went away exits.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import pytest
 
 from engines.shared import protocol as P
 from engines.shared.link import WorkerDied, WorkerLink
-from workers import collect
+from workers import collect, configured_worker
 from engines.worker.trainer import MetricsBuffer
 
 LATENT = 4
@@ -51,24 +52,52 @@ def worker(home):
         link.kill()
 
 
+def configure(link: WorkerLink) -> P.Ready:
+    """Host a new model (digits at 16x16, a 4-dim VAE, seed 3, batch 32), replacing whatever the worker had;
+    returns its Ready once the first sample grid that follows it has arrived too (nothing more is pending)."""
+    link.send(P.Configure(data="digits", model="vae", image_size=SIZE, latent_dim=LATENT, seed=3, batch_size=32))
+    ready = collect(link, lambda e: isinstance(e, (P.Ready, P.Error)), timeout=60)[-1]
+    assert isinstance(ready, P.Ready), getattr(ready, "message", ready)
+    assert ready.step == 0
+    collect(link, lambda e: isinstance(e, P.Samples) and e.request_id == -1 and e.step == 0, timeout=30)
+    return ready
+
+
+@pytest.fixture
+def fresh(worker) -> WorkerLink:
+    """The module's worker with a newly configured, untrained model (step 0)."""
+    link = worker[0]
+    configure(link)
+    return link
+
+
+@pytest.fixture
+def trained(fresh) -> WorkerLink:
+    """The module's worker with a new model trained for three steps (step 3, beta 1, autosaved)."""
+    fresh.send(P.Train(steps=3))
+    stopped = collect(fresh, lambda e: isinstance(e, (P.Stopped, P.Error)))[-1]
+    assert isinstance(stopped, P.Stopped) and stopped.step == 3, stopped
+    return fresh
+
+
 def test_started_and_ready(worker):
     link, started, ready, events = worker
     assert started.pid == link.pid and started.device == "cpu" and started.threads == 1
     assert started.torch_version and {"vae", "beta-vae"} <= set(started.models)
     assert isinstance(ready, P.Ready), getattr(ready, "message", ready)
     assert ready.model == "vae" and ready.family == "vae" and ready.device == "cpu" and ready.step == 0
-    assert ready.data["shape"] == [1, SIZE, SIZE] and ready.data["spec"] == "digits"
+    assert tuple(ready.data.shape) == (1, SIZE, SIZE) and ready.data.spec == "digits"
     assert "digits" in ready.data_summary
-    assert [d["name"] for d in ready.latent] == [f"z{i}" for i in range(LATENT)]
-    assert {"beta", "lr"} <= {h["name"] for h in ready.hyper}
+    assert [d.name for d in ready.latent.dims] == [f"z{i}" for i in range(LATENT)]
+    assert {"beta", "lr"} <= {h.name for h in ready.hyper}
     assert ready.config["latent_dim"] == LATENT and ready.config["seed"] == 3
-    assert ready.has_encoder is True and ready.checkpoint is None
+    assert ready.capabilities.has_encoder is True and ready.checkpoint is None
     progress = of(events, P.Progress)
     assert progress and progress[-1].done == progress[-1].total
 
 
-def test_train_three_steps(worker, home):
-    link, *_ = worker
+def test_train_three_steps(fresh, home):
+    link = fresh
     link.send(P.Train(steps=3))
     events = collect(link, lambda e: isinstance(e, (P.Stopped, P.Error)))
     assert not of(events, P.Error), of(events, P.Error)
@@ -83,7 +112,9 @@ def test_train_three_steps(worker, home):
         for name in ("recon", "kl"):
             assert np.isfinite(m.values[:, m.names.index(name)]).all()
         assert m.latent_kl is not None and m.latent_kl.shape == (LATENT,)
-        assert m.images_per_sec >= 0 and m.steps_per_sec >= 0
+        # every StepMetrics follows real steps: a positive speed, and every batch holds 32 images
+        assert m.steps_per_sec > 0 and math.isfinite(m.steps_per_sec)
+        assert m.images_per_sec == pytest.approx(32 * m.steps_per_sec, rel=1e-9)
     saved = of(events, P.CheckpointSaved)
     assert len(saved) == 1 and saved[0].autosave and saved[0].step == 3
     assert Path(saved[0].path) == home / "autosave" / "model.safetensors" and Path(saved[0].path).is_file()
@@ -94,8 +125,8 @@ def test_train_three_steps(worker, home):
     assert grids[-1].request_id == -1 and grids[-1].images.shape == (64, 1, SIZE, SIZE)
 
 
-def test_decode_after_training(worker):
-    link, *_ = worker
+def test_decode_after_training(trained):
+    link = trained
     z = np.random.default_rng(0).standard_normal((5, LATENT)).astype(np.float32)
     link.send(P.Decode(request_id=7, view="explore", z=z))
     decoded = collect(link, lambda e: isinstance(e, (P.Decoded, P.Error)))[-1]
@@ -105,8 +136,8 @@ def test_decode_after_training(worker):
     assert 0.0 <= decoded.images.min() and decoded.images.max() <= 1.0
 
 
-def test_latest_decode_wins(worker):
-    link, *_ = worker
+def test_latest_decode_wins(fresh):
+    link = fresh
     # keep the host busy with a large decode, then flood two views; only the newest of each must be served
     link.send(P.Decode(request_id=1000, view="blocker", z=np.zeros((4096, LATENT), np.float32)))
     n = 40
@@ -130,8 +161,8 @@ def test_latest_decode_wins(worker):
         assert len(ids) < n, f"view {view}: every one of {n} pending decodes was served"
 
 
-def test_set_hyperparameter_and_bad_values(worker):
-    link, *_ = worker
+def test_set_hyperparameter_and_bad_values(trained):
+    link = trained
     link.send(P.SetHyperparameter(name="beta", value=2.5))
     changed = collect(link, lambda e: isinstance(e, (P.HyperparameterChanged, P.Error)))[-1]
     assert isinstance(changed, P.HyperparameterChanged), changed
@@ -142,10 +173,11 @@ def test_set_hyperparameter_and_bad_values(worker):
         assert isinstance(err, P.Error) and err.command == "SetHyperparameter" and name in err.message
 
 
-def test_pause_resume_stop_while_training(worker):
-    link, *_ = worker
+def test_pause_resume_stop_while_training(trained):
+    link = trained
     link.send(P.Train(steps=None))
-    collect(link, lambda e: isinstance(e, P.StepMetrics))
+    first = collect(link, lambda e: isinstance(e, P.StepMetrics))[-1]
+    assert first.steps_per_sec > 0 and first.images_per_sec == pytest.approx(32 * first.steps_per_sec, rel=1e-9)
     link.send(P.SetHyperparameter(name="beta", value=1.5))  # applied between two steps
     changed = collect(link, lambda e: isinstance(e, (P.HyperparameterChanged, P.Error)))[-1]
     assert isinstance(changed, P.HyperparameterChanged) and changed.value == 1.5 and changed.step > 3
@@ -158,7 +190,8 @@ def test_pause_resume_stop_while_training(worker):
     link.send(P.Resume())
     resumed = collect(link, lambda e: isinstance(e, P.TrainingState))[-1]
     assert resumed.state == "training" and resumed.step == paused.step
-    collect(link, lambda e: isinstance(e, P.StepMetrics) and e.steps.min() >= paused.step)
+    after = collect(link, lambda e: isinstance(e, P.StepMetrics) and e.steps.min() >= paused.step)[-1]
+    assert after.steps_per_sec > 0 and after.images_per_sec == pytest.approx(32 * after.steps_per_sec, rel=1e-9)
     link.send(P.Stop())
     stopped = collect(link, lambda e: isinstance(e, (P.Stopped, P.Error)))[-1]
     assert isinstance(stopped, P.Stopped) and stopped.reason == "stopped" and stopped.step > paused.step
@@ -167,8 +200,8 @@ def test_pause_resume_stop_while_training(worker):
     assert idle.state == "idle" and idle.step == stopped.step
 
 
-def test_errors_do_not_stop_the_worker(worker):
-    link, *_ = worker
+def test_errors_do_not_stop_the_worker(fresh):
+    link = fresh
     link.send(P.Configure(data="no-such-data", model="vae"))
     err = collect(link, lambda e: isinstance(e, (P.Error, P.Ready)))[-1]
     assert isinstance(err, P.Error) and err.command == "Configure" and "no-such-data" in err.message
@@ -191,8 +224,8 @@ def test_errors_do_not_stop_the_worker(worker):
     assert isinstance(ok, P.Decoded) and ok.request_id == 12
 
 
-def test_encode_examples_and_sample(worker):
-    link, *_ = worker
+def test_encode_examples_and_sample(fresh):
+    link = fresh
     link.send(P.Encode(request_id=21, view="morph", indices=[0, 4, 9], split="test"))
     enc = collect(link, lambda e: isinstance(e, (P.Encoded, P.Error)))[-1]
     assert isinstance(enc, P.Encoded), enc
@@ -218,13 +251,16 @@ def test_encode_examples_and_sample(worker):
     np.testing.assert_array_equal(images[0], images[1])  # same seed, same samples
 
 
-def test_save_and_load_checkpoint(worker, tmp_path):
-    link, *_ = worker
+def test_save_and_load_checkpoint(trained, tmp_path):
+    link = trained
+    link.send(P.SetHyperparameter(name="beta", value=1.5))  # a live change the checkpoint must keep
+    changed = collect(link, lambda e: isinstance(e, (P.HyperparameterChanged, P.Error)))[-1]
+    assert isinstance(changed, P.HyperparameterChanged) and changed.value == 1.5, changed
     path = tmp_path / "run" / "model.safetensors"
     link.send(P.SaveCheckpoint(path=str(path)))
     saved = collect(link, lambda e: isinstance(e, (P.CheckpointSaved, P.Error)))[-1]
     assert isinstance(saved, P.CheckpointSaved), saved
-    assert saved.path == str(path) and not saved.autosave and path.is_file()
+    assert saved.path == str(path) and not saved.autosave and path.is_file() and saved.step == 3
     z = np.random.default_rng(1).standard_normal((3, LATENT)).astype(np.float32)
     link.send(P.Decode(request_id=31, z=z))
     before = collect(link, lambda e: isinstance(e, P.Decoded) and e.request_id == 31)[-1].images
@@ -238,7 +274,7 @@ def test_save_and_load_checkpoint(worker, tmp_path):
     assert isinstance(ready, P.Ready), ready
     assert ready.checkpoint == str(path) and ready.step == saved.step and ready.model == "vae"
     assert "digits" in ready.data_summary and "unavailable" not in ready.data_summary
-    assert next(h for h in ready.hyper if h["name"] == "beta")["value"] == 1.5
+    assert next(h for h in ready.hyper if h.name == "beta").value == 1.5
     link.send(P.Decode(request_id=33, z=z))
     after = collect(link, lambda e: isinstance(e, P.Decoded) and e.request_id == 33)[-1]
     assert after.step == saved.step
@@ -263,7 +299,7 @@ def test_checkpoint_without_its_data_still_decodes(worker, tmp_path):
     link.send(P.LoadCheckpoint(path=str(ckpt)))
     ready = collect(link, lambda e: isinstance(e, (P.Ready, P.Error)))[-1]
     assert isinstance(ready, P.Ready), ready
-    assert "unavailable" in ready.data_summary and ready.data["shape"] == [1, 8, 8]
+    assert "unavailable" in ready.data_summary and tuple(ready.data.shape) == (1, 8, 8)
     link.send(P.Decode(request_id=41, z=np.zeros((2, 2), np.float32)))
     dec = collect(link, lambda e: isinstance(e, (P.Decoded, P.Error)))[-1]
     assert isinstance(dec, P.Decoded) and dec.images.shape == (2, 1, 8, 8)
@@ -275,10 +311,10 @@ def test_checkpoint_without_its_data_still_decodes(worker, tmp_path):
     assert isinstance(err, P.Error) and err.command == "GetExamples"
 
 
-def test_shutdown_ends_the_process(worker):
-    link, *_ = worker
-    link.send(P.Shutdown())
-    assert link.process.wait(20) == 0
+def test_shutdown_ends_the_process(tmp_path):
+    with configured_worker(tmp_path) as link:  # its own worker: the module's one serves the other tests
+        link.send(P.Shutdown())
+        assert link.process.wait(20) == 0
 
 
 def test_killed_worker_is_detected():
