@@ -79,10 +79,17 @@ def _export(link, rid: int, out, frames: int = 8, settings=None):  # noqa: ANN00
     return collect(link, _ends(rid), timeout=60)
 
 
+def _new_weights(link) -> None:  # noqa: ANN001
+    """One training step, so that no checkpoint of the current weights exists (whatever ran before)."""
+    link.send(P.Train(steps=1))
+    wait(link, lambda e: isinstance(e, P.Stopped), timeout=60)
+
+
 def test_export_writes_file_and_sidecar_and_render_is_byte_identical(link, tmp_path):
     from engines.lib.export import read_sidecar, render
     from engines.shared.media import read_frame_count
 
+    _new_weights(link)
     out = tmp_path / "path.gif"
     events = _export(link, 10, out)
     done = events[-1]
@@ -96,6 +103,7 @@ def test_export_writes_file_and_sidecar_and_render_is_byte_identical(link, tmp_p
     assert side["kind"] == "interpolation" and side["output"] == "path.gif"
     ckpt = tmp_path / "path.gif.safetensors"
     assert ckpt.is_file()  # the weights were saved beside the output
+    assert side["checkpoint"]["path"] in ("path.gif.safetensors", str(ckpt))  # and the sidecar (not a manifest) is there
     again = render(done.sidecar, tmp_path / "again.gif")
     assert again.read_bytes() == out.read_bytes()
 
@@ -120,6 +128,7 @@ def test_traversal_mp4_export(link, tmp_path):
 
 
 def test_export_cancel_leaves_no_file(link, tmp_path):
+    _new_weights(link)  # the export must save the weights first: the Cancel lands while it does
     out = tmp_path / "long.gif"
     link.send(P.Export(request_id=20, kind="interpolation", out=str(out),
                        latents={"keyframes": KEYS, "method": "spline", "frames": 1024, "constant_speed": True},

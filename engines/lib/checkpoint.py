@@ -90,6 +90,7 @@ def save_checkpoint(
     data_spec: str,
     image_size: int | None = None,
     extra: dict | None = None,
+    manifest_beside: bool = True,
 ) -> Path:
     """Write ``engine`` (weights, optimiser state, manifest) to ``path``, atomically.
 
@@ -99,7 +100,9 @@ def save_checkpoint(
         Made by :func:`engines.shared.registry.create_engine` (so ``engine.name`` is set), on any device.
     path : path
         The ``.safetensors`` file to write, or an existing folder (then ``model.safetensors`` in
-        it). The manifest also goes to the same name with the suffix ``.json``.
+        it). The manifest also goes to the same name with the suffix ``.json``, unless
+        ``manifest_beside`` is False (an export's weights ``walk.gif.safetensors``: ``walk.gif.json``
+        is the export's own sidecar).
     step : int
         Training steps done.
     data_spec : str
@@ -161,7 +164,8 @@ def save_checkpoint(
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={METADATA_KEY: text}))
-        atomic_write(path.with_suffix(".json"), lambda tmp: Path(tmp).write_text(pretty, encoding="utf-8"))
+        if manifest_beside:
+            atomic_write(path.with_suffix(".json"), lambda tmp: Path(tmp).write_text(pretty, encoding="utf-8"))
     except (OSError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{path}: cannot write the checkpoint: {exc}") from exc
     return path

@@ -238,14 +238,15 @@ class Worker:
     def _progress(self, done: int, total: int, message: str) -> None:
         self.send(P.Progress(task="model", done=done, total=total, message=message))
 
-    def _write_checkpoint(self, path: Path | str, autosave: bool, session: Session | None = None) -> P.CheckpointSaved:
+    def _write_checkpoint(self, path: Path | str, autosave: bool, session: Session | None = None,
+                          manifest_beside: bool = True) -> P.CheckpointSaved:
         """Save the live model of ``session`` (default: the current one) where it may be touched (:meth:`_in_trainer`)."""
         from engines.lib.checkpoint import save_checkpoint
 
         s = session or self._session()
         step = s.step
         out = save_checkpoint(s.engine, Path(path), step=step, data_spec=s.data_spec,
-                              image_size=s.image_size, extra=s.manifest_extra())
+                              image_size=s.image_size, extra=s.manifest_extra(), manifest_beside=manifest_beside)
         if not autosave:  # autosaves are overwritten: an export never points at one
             self._last_saved = (s, step, Path(out))
         return P.CheckpointSaved(path=str(out), step=step, autosave=autosave)
@@ -272,7 +273,8 @@ class Worker:
 
         def save() -> None:
             try:
-                box["saved"] = self._write_checkpoint(out.with_name(out.name + ".safetensors"), False, s)
+                box["saved"] = self._write_checkpoint(out.with_name(out.name + ".safetensors"), False, s,
+                                                      manifest_beside=False)  # out.json is the export's sidecar
             except Exception as exc:  # noqa: BLE001 - raised again on the job thread
                 box["error"] = exc
             finally:
