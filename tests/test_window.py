@@ -213,9 +213,40 @@ def test_data_model_panel_configure_command(qtbot) -> None:
 
 @pytest.fixture(scope="module")
 def studio(qapp, tmp_path_factory):
-    """One real window and CPU worker for the end-to-end tests (autosaves go to a temporary home)."""
+    """One real window and CPU worker for the end-to-end tests (autosaves go to a temporary home).
+
+    Each test first brings the window to the state it needs (:func:`_ensure`), so any test passes
+    alone and in any order; the window starts with no model.
+    """
     with real_window(tmp_path_factory.mktemp("home")) as window:
+        assert window.client.state in ("starting", "idle")
         yield window
+
+
+def _build(w, qtbot):  # noqa: ANN001, ANN202 - the Ready it got
+    w.set_data_spec("digits")
+    w.data_panel.set_model("beta-vae")
+    w.data_panel.set_values(latent_dim=4, image_size=16, batch_size=32, seed=0, arch="conv")
+    with qtbot.waitSignal(w.client.ready, timeout=WAIT_WORKER) as blocker:
+        w.configure()
+    return blocker.args[0]
+
+
+def _ensure(w, qtbot, trained: bool = True) -> None:
+    """A live worker holding the 4-dim beta-VAE, idle; ``trained``: with a few steps done (KL known, autosaved)."""
+    if w.client.state == "died":
+        w.restart_worker()
+    qtbot.waitUntil(lambda: w.client.state not in ("starting", "configuring"), timeout=WAIT_WORKER)
+    if w.client.state in ("training", "paused"):
+        with qtbot.waitSignal(w.client.stopped, timeout=20_000):
+            w.services.send(protocol.Stop())
+    if w.client.state != "ready" or w.explore_panel.dim != 4:
+        _build(w, qtbot)
+    if trained and (w.client.step == 0 or w.explore_panel.latent_kl is None):
+        with qtbot.waitSignal(w.client.stopped, timeout=60_000):
+            w.train(20)
+        qtbot.waitUntil(lambda: w.client.state == "ready" and w.explore_panel.latent_kl is not None, timeout=20_000)
+        qtbot.waitUntil(lambda: w.client.last_checkpoint is not None, timeout=20_000)  # the autosave at the end
 
 
 def _decoded(window) -> np.ndarray | None:
@@ -231,13 +262,8 @@ def _wait_decoded(window, qtbot) -> None:
 
 def test_build_reaches_ready(studio, qtbot) -> None:
     w = studio
-    assert w.client.state in ("starting", "idle")
-    w.set_data_spec("digits")
-    w.data_panel.set_model("beta-vae")
-    w.data_panel.set_values(latent_dim=4, image_size=16, batch_size=32, seed=0, arch="conv")
-    with qtbot.waitSignal(w.client.ready, timeout=WAIT_WORKER) as blocker:
-        w.configure()
-    ready = blocker.args[0]
+    _ensure(w, qtbot, trained=False)
+    ready = _build(w, qtbot)  # a fresh model, whatever the window held
     assert ready.model == "beta-vae" and ready.latent.dim == 4 and ready.capabilities.has_encoder
     assert w.client.state == "ready" and w.train_panel.buttons["start"].isEnabled()
     assert "digits" in w.data_panel.summary.text()
@@ -249,6 +275,8 @@ def test_build_reaches_ready(studio, qtbot) -> None:
 
 def test_training_grows_the_loss_curve(studio, qtbot) -> None:
     w = studio
+    _ensure(w, qtbot, trained=False)
+    markers = len(w.loss_panel.markers)
     with qtbot.waitSignal(w.client.state_changed, timeout=10_000, check_params_cb=lambda s: s == "training"):
         qtbot.mouseClick(w.train_panel.buttons["start"], Qt.MouseButton.LeftButton)
     assert w.train_panel.buttons["pause"].isEnabled() and not w.data_panel.build_button.isEnabled()
@@ -259,7 +287,7 @@ def test_training_grows_the_loss_curve(studio, qtbot) -> None:
     with qtbot.waitSignal(w.client.hyper_changed, timeout=10_000) as blocker:
         w.train_panel.hyper_controls["beta"].setValue(2.0)  # live, while training
     assert blocker.args[0].name == "beta" and blocker.args[0].value == 2.0
-    assert len(w.loss_panel.markers) == 1
+    assert len(w.loss_panel.markers) == markers + 1
     qtbot.waitUntil(lambda: w.explore_panel.latent_kl is not None, timeout=10_000)
     with qtbot.waitSignal(w.client.stopped, timeout=20_000):
         qtbot.mouseClick(w.train_panel.buttons["stop"], Qt.MouseButton.LeftButton)
@@ -270,6 +298,7 @@ def test_training_grows_the_loss_curve(studio, qtbot) -> None:
 
 def test_slider_moves_change_the_decoded_image(studio, qtbot) -> None:
     w = studio
+    _ensure(w, qtbot)
     w.explore_panel.apply_order()
     top = int(w.explore_panel.order[0])  # the most informative dimension
     _wait_decoded(w, qtbot)
@@ -287,6 +316,7 @@ def test_slider_moves_change_the_decoded_image(studio, qtbot) -> None:
 
 def test_set_from_image_moves_the_sliders(studio, qtbot) -> None:
     w = studio
+    _ensure(w, qtbot)
     w.explore_panel.index_spin.setValue(2)
     with qtbot.waitSignal(w.client.encoded, timeout=10_000) as blocker:
         qtbot.mouseClick(w.explore_panel.encode_button, Qt.MouseButton.LeftButton)
@@ -298,6 +328,8 @@ def test_set_from_image_moves_the_sliders(studio, qtbot) -> None:
 
 def test_export_writes_upscaled_pngs(studio, qtbot, tmp_path) -> None:
     w = studio
+    _ensure(w, qtbot)
+    _wait_decoded(w, qtbot)
     with qtbot.waitSignal(w.exported, timeout=10_000):
         future = w.samples.export_image(tmp_path / "decoded.png")
     future.result(timeout=10)
@@ -320,6 +352,7 @@ def test_export_writes_upscaled_pngs(studio, qtbot, tmp_path) -> None:
 
 def test_save_checkpoint(studio, qtbot, tmp_path) -> None:
     w = studio
+    _ensure(w, qtbot)
     with qtbot.waitSignal(w.client.checkpoint_saved, timeout=20_000) as blocker:
         assert w.save_checkpoint(tmp_path / "model")
     saved = blocker.args[0]
@@ -329,6 +362,7 @@ def test_save_checkpoint(studio, qtbot, tmp_path) -> None:
 
 def test_killed_worker_is_reported_and_restarts(studio, qtbot) -> None:
     w = studio
+    _ensure(w, qtbot)
     step, checkpoint = w.client.step, w.client.last_checkpoint
     with qtbot.waitSignal(w.client.worker_died, timeout=20_000):
         os.kill(w.client.pid, signal.SIGKILL)
