@@ -41,7 +41,7 @@ def test_drop_morph_export_and_render(qtbot, tmp_path, model) -> None:
         with qtbot.waitSignal(client.stopped, timeout=120_000):
             w.train(steps=150)  # an untrained GAN draws one blur for every z: nothing to project onto
         with qtbot.waitSignal(w.browser.images_loaded, timeout=10_000):
-            drop(w, [one, seven])
+            drop(w, w.browser, [one, seven])
         keys = w.browser.view.user_keys()
         assert len(keys) == 2
         a_image = w.browser.user[keys[0]][0]
