@@ -73,16 +73,16 @@ def run_one(model: str, seed: int, steps: int, eval_every: int, data: str, final
         if step % eval_every == 0 or step == steps:
             engine.eval()
             ev = measure_disentanglement(engine, dataset, step, seed=seed)
-            curve.append({"step": step, **{k: ev.values.get(k) for k in ("mig", "factor_vae_score", "dci_disentanglement")}})
-            print(f"  {model} seed {seed} step {step}: MIG {ev.values.get('mig'):.3f}, "
-                  f"DCI {ev.values.get('dci_disentanglement'):.3f} ({time.perf_counter() - t0:.0f} s)",
+            curve.append({"step": step, **{k: getattr(ev.scores, k) for k in ("mig", "factor_vae_score", "dci_disentanglement")}})
+            print(f"  {model} seed {seed} step {step}: MIG {ev.scores.mig:.3f}, "
+                  f"DCI {ev.scores.dci_disentanglement:.3f} ({time.perf_counter() - t0:.0f} s)",
                   file=sys.stderr, flush=True)
     train_s = time.perf_counter() - t0
     engine.eval()
     sampled = {"batch_size": 64, "num_train": votes, "num_eval": max(1, votes // 2), "num_variance_estimate": 10000}
     final = measure_disentanglement(engine, dataset, steps, seed=seed, n_points=final_points, sampled=sampled)
     return {"model": model, "seed": seed, "steps": steps, "train_seconds": train_s, "curve": curve,
-            "final": final.values}
+            "final": final.scores.to_json()}
 
 
 def table(runs: list[dict], models: list[str]) -> str:

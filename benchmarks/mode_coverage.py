@@ -74,7 +74,7 @@ def run_one(data: str, label: str, seed: int, steps: int, batch: int, latent_dim
     engine.eval()
     with torch.no_grad():
         samples = engine.sample(2500, generator=gen).float().cpu().numpy()
-    result = mixture_coverage(samples, np.asarray(dataset.info.modes), dataset.info.mode_std)
+    result = mixture_coverage(samples, np.asarray(dataset.info.modes), dataset.info.mode_std).to_json()
     result["seconds"] = seconds
     return result
 

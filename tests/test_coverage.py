@@ -47,29 +47,29 @@ def test_all_modes_equally(means, std):
     m = len(means)
     x = around(means, [2500 // m] * m, std)
     r = mixture_coverage(x, means, std)
-    assert r["modes_total"] == m and r["modes_captured"] == m
+    assert r.modes_total == m and r.modes_captured == m
     # a 2-D Gaussian lies within 3 std of its mean with probability 1 - exp(-4.5) = 0.989
-    assert r["high_quality_share"] == pytest.approx(1 - math.exp(-4.5), abs=0.01)
-    assert r["reverse_kl"] < 0.01
-    assert sum(r["per_mode_counts"]) == round(r["high_quality_share"] * len(x))
-    json.dumps(r, allow_nan=False)
+    assert r.high_quality_share == pytest.approx(1 - math.exp(-4.5), abs=0.01)
+    assert r.reverse_kl < 0.01
+    assert sum(r.per_mode_counts) == round(r.high_quality_share * len(x))
+    json.dumps(r.to_json(), allow_nan=False)
 
 
 def test_exact_centres_are_all_high_quality_and_kl_zero():
     means = grid_modes()
     r = mixture_coverage(np.repeat(means, 4, axis=0), means, 0.05)
-    assert r["high_quality_share"] == 1.0 and r["modes_captured"] == 25
-    assert r["per_mode_counts"] == [4] * 25
-    assert r["reverse_kl"] == pytest.approx(0.0, abs=1e-12)
+    assert r.high_quality_share == 1.0 and r.modes_captured == 25
+    assert r.per_mode_counts == (4,) * 25
+    assert r.reverse_kl == pytest.approx(0.0, abs=1e-12)
 
 
 def test_one_mode_gives_log_m():
     means = ring_modes()
     x = around(means, [0, 0, 2500, 0, 0, 0, 0, 0], 0.01)
     r = mixture_coverage(x, means, 0.01)
-    assert r["modes_captured"] == 1
-    assert r["per_mode_counts"][2] == sum(r["per_mode_counts"])
-    assert r["reverse_kl"] == pytest.approx(math.log(8), abs=1e-9)
+    assert r.modes_captured == 1
+    assert r.per_mode_counts[2] == sum(r.per_mode_counts)
+    assert r.reverse_kl == pytest.approx(math.log(8), abs=1e-9)
 
 
 def test_off_mode_noise_is_low_quality():
@@ -78,12 +78,12 @@ def test_off_mode_noise_is_low_quality():
     x = rng.uniform(-2, 2, size=(2500, 2))
     r = mixture_coverage(x, means, 0.01)
     # area of 8 discs of radius 0.03 over a 4x4 square: 0.0014 -> about 3 samples of 2,500
-    assert r["high_quality_share"] < 0.005
-    assert r["modes_captured"] <= 8
+    assert r.high_quality_share < 0.005
+    assert r.modes_captured <= 8
     far = mixture_coverage(x + 10.0, means, 0.01)
-    assert far["high_quality_share"] == 0.0 and far["modes_captured"] == 0
-    assert far["reverse_kl"] is None and far["per_mode_counts"] == [0] * 8
-    json.dumps(far, allow_nan=False)
+    assert far.high_quality_share == 0.0 and far.modes_captured == 0
+    assert far.reverse_kl is None and far.per_mode_counts == (0,) * 8
+    json.dumps(far.to_json(), allow_nan=False)
 
 
 def test_a_mix_of_modes_and_noise():
@@ -91,18 +91,18 @@ def test_a_mix_of_modes_and_noise():
     good = around(means, [500, 500, 0, 0, 0, 0, 0, 0], 0.01)  # two modes, equal weight
     noise = np.full((1000, 2), 0.0)  # the centre of the ring: 1.0 from every mode
     r = mixture_coverage(np.concatenate([good, noise]), means, 0.01)
-    assert r["modes_captured"] == 2
-    assert r["high_quality_share"] == pytest.approx(0.989 * 1000 / 2000, abs=0.02)
+    assert r.modes_captured == 2
+    assert r.high_quality_share == pytest.approx(0.989 * 1000 / 2000, abs=0.02)
     # KL(two equal modes || uniform over 8) = log 8 - log 2 = log 4
-    assert r["reverse_kl"] == pytest.approx(math.log(4), abs=0.01)
+    assert r.reverse_kl == pytest.approx(math.log(4), abs=0.01)
 
 
 def test_threshold_is_n_std_standard_deviations():
     means = np.array([[0.0, 0.0], [10.0, 0.0]])
     x = np.array([[0.29, 0.0], [0.31, 0.0]])
     r = mixture_coverage(x, means, 0.1)
-    assert r["high_quality_share"] == 0.5
-    assert mixture_coverage(x, means, 0.1, n_std=4.0)["high_quality_share"] == 1.0
+    assert r.high_quality_share == 0.5
+    assert mixture_coverage(x, means, 0.1, n_std=4.0).high_quality_share == 1.0
 
 
 def test_mixture_rejects_bad_input():
@@ -146,23 +146,22 @@ def test_class_coverage_matching_histogram():
     data_hist = np.array([10, 20, 30, 40])
     x = images_of([0] * 10 + [1] * 20 + [2] * 30 + [3] * 40)
     r = class_coverage(x, one_hot_classifier(4, 0.97), data_hist)
-    assert r["classes_total"] == 4 and r["classes_covered"] == 4
-    assert r["class_kl"] == pytest.approx(0.0, abs=1e-5)
-    assert r["confident_share"] == 1.0
-    assert r["generated_hist"] == pytest.approx([0.1, 0.2, 0.3, 0.4])
-    json.dumps(r, allow_nan=False)
+    assert r.classes_total == 4 and r.classes_covered == 4
+    assert r.class_kl == pytest.approx(0.0, abs=1e-5)
+    assert r.confident_share == 1.0
+    assert r.generated_hist == pytest.approx([0.1, 0.2, 0.3, 0.4])
+    json.dumps(r.to_json(), allow_nan=False)
 
 
 def test_class_coverage_one_class_and_unconfident():
     data_hist = np.array([10, 20, 30, 40])
     r = class_coverage(images_of([1] * 50), one_hot_classifier(4, 0.97), data_hist)
-    assert r["classes_covered"] == 1
-    assert r["class_kl"] == pytest.approx(math.log(1 / 0.2), abs=1e-5)
+    assert r.classes_covered == 1
+    assert r.class_kl == pytest.approx(math.log(1 / 0.2), abs=1e-5)
     unsure = class_coverage(images_of([0, 1, 2, 3] * 5), one_hot_classifier(4, 0.5), data_hist)
-    assert unsure["confident_share"] == 0.0 and unsure["classes_covered"] == 0
-    assert class_coverage(images_of([0, 1, 2, 3] * 5), one_hot_classifier(4, 0.5), data_hist, confident=0.0)[
-        "classes_covered"
-    ] == 4
+    assert unsure.confident_share == 0.0 and unsure.classes_covered == 0
+    assert class_coverage(images_of([0, 1, 2, 3] * 5), one_hot_classifier(4, 0.5), data_hist,
+                          confident=0.0).classes_covered == 4
 
 
 def test_class_coverage_rejects_wrong_probabilities():
@@ -186,13 +185,13 @@ def test_cluster_coverage_on_separable_clusters():
     real = blobs(6, [100] * 6, seed=0)
     model = ClusterModel.fit(real, k=6, n_components=16, seed=0)
     r = cluster_coverage(blobs(6, [50] * 6, seed=1), model)
-    assert r["metric"] == "clusters" and r["classes_total"] == 6 and r["classes_covered"] == 6
-    assert r["class_kl"] < 0.01
-    assert r["confident_share"] > 0.8
+    assert r.metric == "clusters" and r.classes_total == 6 and r.classes_covered == 6
+    assert r.class_kl < 0.01
+    assert r.confident_share > 0.8
     one = cluster_coverage(blobs(6, [0, 0, 0, 80, 0, 0], seed=2), model)
-    assert one["classes_covered"] == 1 and one["class_kl"] == pytest.approx(math.log(6), abs=0.01)
+    assert one.classes_covered == 1 and one.class_kl == pytest.approx(math.log(6), abs=0.01)
     noise = np.random.default_rng(3).uniform(0, 1, size=(200, 1, 8, 8))
-    assert cluster_coverage(noise, model)["confident_share"] < 0.05
+    assert cluster_coverage(noise, model).confident_share < 0.05
     with pytest.raises(ConfigError):
         cluster_coverage(np.zeros((3, 1, 4, 4)), model)
 
@@ -284,19 +283,19 @@ def test_tracker_on_ring_is_right():
     assert tracker.metric == "mixture" and tracker.default_n == 2500
     engine = ModeEngine(ring.info, k=4)
     engine.train()
-    r = tracker.measure(engine, generator=torch.Generator().manual_seed(0))
+    r, ms = tracker.measure(engine, generator=torch.Generator().manual_seed(0))
     assert engine.training
-    assert r["n"] == 2500 and r["modes_captured"] == 4 and r["high_quality_share"] == 1.0
-    assert r["per_mode_counts"][4:] == [0, 0, 0, 0] and sum(r["per_mode_counts"]) == 2500
-    assert r["reverse_kl"] == pytest.approx(math.log(2), abs=0.01)
-    assert math.isfinite(r["ms"]) and r["ms"] > 0  # a wall time is reported (how fast belongs to benchmarks/)
+    assert r.n == 2500 and r.modes_captured == 4 and r.high_quality_share == 1.0
+    assert r.per_mode_counts[4:] == (0, 0, 0, 0) and sum(r.per_mode_counts) == 2500
+    assert r.reverse_kl == pytest.approx(math.log(2), abs=0.01)
+    assert math.isfinite(ms) and ms > 0  # a wall time is reported (how fast belongs to benchmarks/)
     # measure = evaluate of the engine's samples drawn with that generator
     engine.eval()
     with torch.no_grad():
         x = engine.sample(2500, generator=torch.Generator().manual_seed(0)).numpy()
-    assert r["per_mode_counts"] == tracker.evaluate(x)["per_mode_counts"]
+    assert r.per_mode_counts == tracker.evaluate(x).per_mode_counts
     real = tracker.evaluate(ring.get(ring.test_indices[:2500]))
-    assert real["modes_captured"] == 8 and real["reverse_kl"] < 0.02
+    assert real.modes_captured == 8 and real.reverse_kl < 0.02
 
 
 def test_tracker_picks_clusters_for_unlabelled_images():
@@ -304,7 +303,7 @@ def test_tracker_picks_clusters_for_unlabelled_images():
     tracker = CoverageTracker(ds, n_clusters=6)
     assert tracker.metric == "clusters" and tracker.classifier_accuracy is None
     r = tracker.evaluate(blobs(6, [30] * 6, seed=4))
-    assert r["classes_covered"] == 6
+    assert r.classes_covered == 6
 
 
 # -- saved runs and the command -------------------------------------------------------------------
@@ -325,16 +324,16 @@ def test_coverage_for_run_and_command_on_ring(tmp_path, capsys):
         decoder_linear(engine).weight.copy_(2 * std * torch.eye(2))
         decoder_linear(engine).bias.copy_(torch.tensor(ring.info.modes[2]))
     save_checkpoint(engine, tmp_path / "run" / "model.safetensors", step=3, data_spec="ring")
-    r = coverage_for_run(tmp_path / "run", n=500, seed=1, device="cpu")
+    r = coverage_for_run(tmp_path / "run", n=500, seed=1, device="cpu").to_json()
     assert r["modes_total"] == 8 and r["modes_captured"] == 1 and r["n"] == 500
     assert r["step"] == 3 and r["data_spec"] == "ring"
     assert r["high_quality_share"] == pytest.approx(1 - math.exp(-1.125), abs=0.07)  # 3 binomial std
     counts = r["per_mode_counts"]
     assert counts[2] == round(500 * r["high_quality_share"]) and sum(counts) == counts[2]
     assert r["reverse_kl"] == pytest.approx(math.log(8))
-    again = coverage_for_run(tmp_path / "run", n=500, seed=1, device="cpu")
+    again = coverage_for_run(tmp_path / "run", n=500, seed=1, device="cpu").to_json()
     assert again["per_mode_counts"] == counts
-    assert coverage_for_run(tmp_path / "run", n=500, seed=2, device="cpu")["per_mode_counts"] != counts
+    assert coverage_for_run(tmp_path / "run", n=500, seed=2, device="cpu").to_json()["per_mode_counts"] != counts
 
     parser = argparse.ArgumentParser()
     add_coverage_command(parser.add_subparsers())
@@ -381,7 +380,7 @@ def test_coverage_for_run_on_labelled_images(tmp_path, monkeypatch):
 
     # every sample is horizontal stripes: one class covered, KL(p_gen || p_data) = log(1 / p_data[0])
     save_checkpoint(stripe_vae(ds.info, switch=False), tmp_path / "run.safetensors", step=1, data_spec=ds.info.spec)
-    r = coverage_for_run(tmp_path / "run.safetensors", n=200, seed=0, device="cpu")
+    r = coverage_for_run(tmp_path / "run.safetensors", n=200, seed=0, device="cpu").to_json()
     assert r["metric"] == "classes" and r["classes_total"] == 2 and r["n"] == 200
     assert r["classifier_accuracy"] >= 0.9
     assert r["classes_covered"] == 1 and r["confident_share"] == 1.0
@@ -392,7 +391,7 @@ def test_coverage_for_run_on_labelled_images(tmp_path, monkeypatch):
 
     # horizontal for z > 0, vertical for z < 0: both classes, in the proportion of the prior draws' signs
     save_checkpoint(stripe_vae(ds.info, switch=True), tmp_path / "both.safetensors", step=2, data_spec=ds.info.spec)
-    both = coverage_for_run(tmp_path / "both.safetensors", n=200, seed=0, device="cpu")
+    both = coverage_for_run(tmp_path / "both.safetensors", n=200, seed=0, device="cpu").to_json()
     assert both["classifier_accuracy"] == r["classifier_accuracy"]  # the cached classifier
     assert both["classes_covered"] == 2
     z = torch.randn(200, 1, generator=torch.Generator().manual_seed(0))  # the seeded prior draws sampled

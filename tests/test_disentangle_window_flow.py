@@ -94,10 +94,10 @@ def test_each_disentangling_vae_from_the_window(window, home, qtbot, tmp_path, o
     last = events[-1]
     assert len(events) == len(panel.rows) and last.step == stopped.args[0].step
     np.testing.assert_array_equal(steps, [e.step for e in events])
-    np.testing.assert_array_equal(mig, [np.nan if e.values["mig"] is None else e.values["mig"] for e in events])
+    np.testing.assert_array_equal(mig, [np.nan if e.scores.mig is None else e.scores.mig for e in events])
     table = {panel.table.item(i, 0).text(): panel.table.item(i, 1).text()
              for i in range(panel.table.rowCount())}
-    assert table["MIG"] == f"{last.values['mig']:.3f}"
+    assert table["MIG"] == f"{last.scores.mig:.3f}"
     assert panel.mi is not None and panel.mi.shape == (LATENT, len(FACTORS))
     np.testing.assert_array_equal(panel.mi, last.mi_matrix)
     assert panel.mi_image.image is not None and panel.mi_image.image.shape == (LATENT, len(FACTORS))
@@ -106,7 +106,7 @@ def test_each_disentangling_vae_from_the_window(window, home, qtbot, tmp_path, o
     want = evaluate_run(home / "autosave" / "model.safetensors", n_points=N_POINTS, seed=0, metrics=["mig"],
                         device="cpu")
     assert want["step"] == last.step and want["engine"] == model
-    assert last.values["mig"] == pytest.approx(want["mig"], abs=1e-6)
+    assert last.scores.mig == pytest.approx(want["mig"], abs=1e-6)
     np.testing.assert_allclose(last.mi_matrix, np.asarray(want["mi_matrix"]), rtol=1e-5, atol=1e-6)
     # each slider's factor label is the factor its heat-map row peaks at (or none, or hidden while collapsed)
     assert any(row.factor is not None for row in w.explore_panel.rows)
@@ -139,6 +139,6 @@ def test_each_disentangling_vae_from_the_window(window, home, qtbot, tmp_path, o
         scores = list(csv.DictReader(f))
     assert len(scores) == len(panel.rows)
     assert [int(r["step"]) for r in scores] == [e.step for e in events]
-    assert [float(r["mig"]) for r in scores] == pytest.approx([e.values["mig"] for e in events], rel=1e-5, abs=1e-6)
+    assert [float(r["mig"]) for r in scores] == pytest.approx([e.scores.mig for e in events], rel=1e-5, abs=1e-6)
     assert Image.open(tmp_path / "scores.png").width > 100
     w.client.disentanglement.disconnect(record)

@@ -88,8 +88,8 @@ def test_measure_coverage_on_a_ring_gan(ring):
     tracker = CoverageTracker(ring, "cpu", 0)
     event = measure_coverage(tracker, model, ring, step=7, seed=1)
     assert event.step == 7 and event.metric == "mixture"
-    assert event.values["modes_total"] == 8 and event.values["ms"] > 0
-    assert event.values["critic_units"] == "probability"
+    assert event.result.modes_total == 8 and event.ms > 0
+    assert event.critic_units == "probability"
     assert event.samples.shape == (1000, 2) and event.samples.dtype == np.float32
     assert event.critic.shape == (64, 64) and len(event.extent) == 4
     again = measure_coverage(tracker, model, ring, step=7, seed=1)  # seeded: the same samples
@@ -109,19 +109,19 @@ def test_measure_disentanglement_on_shapes(shapes, tmp_path):
     assert (event.mi_matrix >= 0).all() and event.seconds > 0
     names = {"mig", "sap", "dci_disentanglement", "dci_completeness", "dci_informativeness",
              "factor_vae_score", "beta_vae_score"}
-    assert set(event.values) == names
-    assert all(0.0 <= v <= 1.0 for v in event.values.values())
+    assert set(event.scores.present()) == names
+    assert all(0.0 <= v <= 1.0 for v in event.scores.present().values())
     # the live scores are the headless ones (`latent-studio metrics`) of the same weights, points and seed
     save_checkpoint(model, tmp_path / "vae.safetensors", step=3, data_spec=shapes.info.spec)
     want = evaluate_run(tmp_path / "vae.safetensors", n_points=200, seed=0, metrics=["mig", "sap", "dci"],
                         device="cpu", dci_estimator="forest")
     assert want["step"] == 3
     np.testing.assert_allclose(event.mi_matrix, np.asarray(want["mi_matrix"]), rtol=1e-6, atol=1e-7)
-    assert event.values["mig"] == pytest.approx(want["mig"], abs=1e-9)
-    assert event.values["sap"] == pytest.approx(want["sap"], abs=1e-9)
-    assert event.values["dci_disentanglement"] == pytest.approx(want["dci"]["disentanglement"], abs=1e-9)
-    assert event.values["dci_completeness"] == pytest.approx(want["dci"]["completeness"], abs=1e-9)
-    assert event.values["dci_informativeness"] == pytest.approx(want["dci"]["informativeness_test"], abs=1e-9)
+    assert event.scores.mig == pytest.approx(want["mig"], abs=1e-9)
+    assert event.scores.sap == pytest.approx(want["sap"], abs=1e-9)
+    assert event.scores.dci_disentanglement == pytest.approx(want["dci"]["disentanglement"], abs=1e-9)
+    assert event.scores.dci_completeness == pytest.approx(want["dci"]["completeness"], abs=1e-9)
+    assert event.scores.dci_informativeness == pytest.approx(want["dci"]["informativeness_test"], abs=1e-9)
 
 
 SIZES = (3, 4, 5)
@@ -167,7 +167,7 @@ def test_measure_disentanglement_of_known_codes():
     assert mi.argmax(axis=0).tolist() == [0, 1, 2]
     np.testing.assert_allclose(np.diag(mi), np.log(SIZES), atol=0.05)
     assert mi[:3][~np.eye(3, dtype=bool)].max() < 0.02 and mi[3].max() < 0.1
-    g, b = good.values, bad.values
+    g, b = good.scores.present(), bad.scores.present()
     assert g["mig"] > 0.95 and b["mig"] < 0.05
     assert g["dci_disentanglement"] > 0.9 and b["dci_disentanglement"] < 0.2
     assert g["dci_informativeness"] > 0.99 and b["dci_informativeness"] < 0.45  # chance: 1/3, 1/4, 1/5
@@ -310,7 +310,7 @@ def test_worker_streams_coverage_of_a_ring_gan(worker):
     if not any(isinstance(e, P.CoverageMeasured) and e.step == 40 for e in events):  # the last weights, measured
         events += collect(link, lambda e: isinstance(e, P.CoverageMeasured) and e.step == 40, timeout=30)
     cov = [e for e in events if isinstance(e, P.CoverageMeasured)]
-    assert cov and all(e.metric == "mixture" and e.values["modes_total"] == 8 for e in cov)
+    assert cov and all(e.metric == "mixture" and e.result.modes_total == 8 for e in cov)
     last = cov[-1]
     assert last.samples.shape[1] == 2 and 0 < last.samples.shape[0] <= 1000
     assert last.critic.shape == (64, 64) and len(last.extent) == 4
@@ -328,6 +328,6 @@ def test_worker_streams_disentanglement_of_a_shapes_vae(worker):
     link.send(P.Stop())
     collect(link, lambda e: isinstance(e, P.Stopped), timeout=60)
     dis = events[-1]
-    assert dis.mi_matrix.shape == (4, 5) and math.isfinite(dis.values["mig"])
+    assert dis.mi_matrix.shape == (4, 5) and math.isfinite(dis.scores.mig)
     assert dis.factor_names == ["shape", "scale", "orientation", "x", "y"] and dis.seconds > 0
     assert not [e for e in events if isinstance(e, P.CoverageMeasured)]

@@ -10,6 +10,7 @@ import pytest
 from engines.shared import protocol
 from fakes import FakeClient, caps
 from engines.shared.datainfo import DataInfo
+from engines.shared.results import ClassCoverage, DisentanglementScores, MixtureCoverage
 from engines.shared.spec import LatentSpec
 from studio.features.coverage.controller import CoverageController
 from studio.features.coverage.view import CoveragePanel, critic_levels
@@ -33,17 +34,18 @@ def mixture_event(step: int, captured: int, rng: np.random.Generator, grid: int 
     modes = np.asarray(RING[:captured], np.float32)
     samples = modes[rng.integers(0, captured, 200)] + rng.normal(0, 0.05, (200, 2)).astype(np.float32)
     critic = rng.uniform(0, 1, (grid, grid)).astype(np.float32)
-    values = {"modes_total": 8, "modes_captured": captured, "high_quality_share": 0.9, "reverse_kl": 0.1 * (9 - captured),
-              "per_mode_counts": [25] * captured + [0] * (8 - captured)}
-    return protocol.CoverageMeasured(step=step, metric="mixture", values=values, samples=samples, critic=critic,
+    result = MixtureCoverage(n=200, modes_total=8, modes_captured=captured, high_quality_share=0.9,
+                             reverse_kl=0.1 * (9 - captured), per_mode_counts=(25,) * captured + (0,) * (8 - captured))
+    return protocol.CoverageMeasured(step=step, metric="mixture", result=result, samples=samples, critic=critic,
                                      extent=[-1.5, 1.5, -2.0, 2.0])
 
 
 def class_event(step: int, covered: int) -> protocol.CoverageMeasured:
     generated = [1.0 / covered if i < covered else 0.0 for i in range(10)]
-    values = {"classes_total": 10, "classes_covered": covered, "class_kl": 0.5, "confident_share": 0.8,
-              "generated_hist": generated, "data_hist": [0.1] * 10, "classifier_accuracy": 0.95}
-    return protocol.CoverageMeasured(step=step, metric="classes", values=values)
+    result = ClassCoverage(metric="classes", n=500, classes_total=10, classes_covered=covered, class_kl=0.5,
+                           confident_share=0.8, generated_hist=tuple(generated), data_hist=(0.1,) * 10,
+                           classifier_accuracy=0.95)
+    return protocol.CoverageMeasured(step=step, metric="classes", result=result)
 
 
 def test_mixture_events_draw_points_crosses_and_critic(qtbot) -> None:
@@ -191,7 +193,7 @@ def test_panel_checks_losses_only_for_models_with_a_critic(qtbot) -> None:
 def dis_event(step: int, rng: np.random.Generator, d: int = 6, values: dict | None = None) -> protocol.DisentanglementMeasured:
     values = values if values is not None else {"mig": 0.1 * step / 100, "factor_vae_score": 0.5, "dci_disentanglement": 0.3,
                                                 "sap": 0.05, "dci_completeness": 0.4}
-    return protocol.DisentanglementMeasured(step=step, values=values, mi_matrix=rng.uniform(0, 2, (d, 5)).astype(np.float32),
+    return protocol.DisentanglementMeasured(step=step, scores=DisentanglementScores(**values), mi_matrix=rng.uniform(0, 2, (d, 5)).astype(np.float32),
                                             factor_names=list(SHAPES_INFO.factor_names), seconds=1.5)
 
 

@@ -15,6 +15,7 @@ from engines.shared import protocol as P
 from engines.shared.datainfo import DataInfo
 from engines.shared.errors import ProtocolError
 from engines.shared.registry import MODELS
+from engines.shared.results import ClassCoverage, DisentanglementScores, MixtureCoverage
 from engines.shared.spec import HyperParam, LatentSpec
 
 RNG = np.random.default_rng(0)
@@ -75,11 +76,15 @@ EXAMPLES: list[P.Message] = [
                    images=_images(24, 1, 8)),
     P.Traversed(request_id=5, step=100, dims=[2, 0], values=np.linspace(-2, 2, 7).astype(np.float32),
                 z=RNG.standard_normal((1, 4)).astype(np.float32), images=RNG.random((2, 7, 1, 8, 8), dtype=np.float32)),
-    P.CoverageMeasured(step=40, metric="mixture", values={"modes_total": 8, "modes_captured": 7, "reverse_kl": None},
+    P.CoverageMeasured(step=40, metric="mixture", ms=12.5, critic_units="probability",
+                       result=MixtureCoverage(n=25, modes_total=8, modes_captured=7, high_quality_share=0.5,
+                                              reverse_kl=None, per_mode_counts=(1,) * 7 + (0,)),
                        samples=RNG.standard_normal((25, 2)).astype(np.float32),
                        critic=RNG.standard_normal((16, 16)).astype(np.float32), extent=[-2.0, 2.0, -2.0, 2.0]),
-    P.CoverageMeasured(step=41, metric="classes", values={"classes_covered": 9, "generated_hist": [0.5, 0.5]}),
-    P.DisentanglementMeasured(step=90, values={"mig": 0.25, "dci_disentanglement": 0.4},
+    P.CoverageMeasured(step=41, metric="classes", result=ClassCoverage(
+        metric="classes", n=2, classes_total=2, classes_covered=2, class_kl=0.0, confident_share=1.0,
+        generated_hist=(0.5, 0.5), data_hist=(0.5, 0.5), classifier_accuracy=None)),
+    P.DisentanglementMeasured(step=90, scores=DisentanglementScores(mig=0.25, dci_disentanglement=0.4),
                               mi_matrix=RNG.random((10, 5)).astype(np.float32),
                               factor_names=["shape", "scale", "orientation", "x", "y"], seconds=1.5),
     P.Encode(request_id=12, view="interpolate", images=_images(1), project_steps=50),

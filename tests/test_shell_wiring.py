@@ -15,6 +15,7 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QTabBar
 
 from engines.shared import protocol
+from engines.shared.results import DisentanglementScores, MixtureCoverage
 from engines.shared.datainfo import DataInfo
 from engines.shared.spec import LatentSpec
 from fakes import FakeClient, caps
@@ -28,7 +29,7 @@ RING = DataInfo(spec="ring", kind="points", shape=(2,), size=1000, n_train=900, 
                 mode_std=0.05)
 D = 4
 #: Every score the Disentanglement panel plots (a curve with none would be all NaN).
-SCORES = {"mig": 0.3, "factor_vae_score": 0.5, "dci_disentanglement": 0.3, "sap": 0.05, "dci_completeness": 0.4}
+SCORES = DisentanglementScores(mig=0.3, factor_vae_score=0.5, dci_disentanglement=0.3, sap=0.05, dci_completeness=0.4)
 
 
 def ready(info: DataInfo = IMAGES, has_encoder: bool = True, dim: int = D) -> protocol.Ready:
@@ -104,7 +105,7 @@ def test_traversal_rows_follow_explore(make, qtbot) -> None:
     assert w.traversal.rows.dims == [0, 1, 2, 3]
     mi = np.array([[0.71, 0.05], [0.02, 0.01], [0.3, 0.25], [0.0, 0.4]], np.float32)
     client.disentanglement.emit(protocol.DisentanglementMeasured(step=5, mi_matrix=mi, factor_names=["x", "y"],
-                                                                 values=SCORES))
+                                                                 scores=SCORES))
     assert w.traversal.rows.labels == ["z0: x (MI 0.71)", "z1", "z2", "z3: y (MI 0.40)"]
     client.metrics.emit(protocol.StepMetrics(steps=np.zeros(0, np.int64), names=[], values=np.zeros((0, 0), np.float32),
                                              latent_kl=np.array([0.1, 2.0, 0.01, 1.0], np.float32)))
@@ -251,8 +252,8 @@ def test_feature_notices_reach_the_messages_log(make) -> None:
     """services.notice -> the Messages log and the status bar (here: the Coverage feature's collapse warning)."""
     w, client = make(state="idle", ready_event=ready(RING, has_encoder=False, dim=2))
     for step, captured in ((100, 8), (200, 1)):
-        values = {"modes_total": 8, "modes_captured": captured, "high_quality_share": 0.9, "reverse_kl": 0.1,
-                  "per_mode_counts": [25] * captured + [0] * (8 - captured)}
-        client.coverage.emit(protocol.CoverageMeasured(step=step, metric="mixture", values=values))
+        result = MixtureCoverage(n=200, modes_total=8, modes_captured=captured, high_quality_share=0.9, reverse_kl=0.1,
+                                 per_mode_counts=(25,) * captured + (0,) * (8 - captured))
+        client.coverage.emit(protocol.CoverageMeasured(step=step, metric="mixture", result=result))
     assert any("Mode collapse at step 200" in text for level, text in w.messages.lines if level == "warning")
     assert "Mode collapse at step 200" in w.statusBar().currentMessage()

@@ -6,11 +6,11 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 from engines.metrics.coverage import PROTOCOL_N, coverage_for_run
 from engines.metrics.evaluate import FAST_POINTS, METRICS, PROTOCOL, evaluate_run, format_table
 from engines.shared.errors import LatentStudioError
+from engines.shared.results import ClassCoverage, MixtureCoverage
 
 
 def add_coverage_command(sub: argparse._SubParsersAction) -> None:
@@ -30,25 +30,25 @@ def add_coverage_command(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_coverage)
 
 
-def format_coverage(result: dict[str, Any]) -> str:
-    """The numbers of a coverage dict as a few human lines."""
-    if result["metric"] == "mixture":
-        kl = result["reverse_kl"]
+def format_coverage(result: MixtureCoverage | ClassCoverage) -> str:
+    """A coverage result as a few human lines."""
+    if isinstance(result, MixtureCoverage):
+        kl = result.reverse_kl
         lines = [
-            f"modes captured: {result['modes_captured']} / {result['modes_total']}",
-            f"high-quality samples: {100 * result['high_quality_share']:.1f}%",
+            f"modes captured: {result.modes_captured} / {result.modes_total}",
+            f"high-quality samples: {100 * result.high_quality_share:.1f}%",
             "reverse KL: " + ("undefined (no high-quality sample)" if kl is None else f"{kl:.4f} nats"),
         ]
     else:
-        what = "classes" if result["metric"] == "classes" else "k-means clusters"
+        what = "classes" if result.metric == "classes" else "k-means clusters"
         lines = [
-            f"{what} covered: {result['classes_covered']} / {result['classes_total']}",
-            f"class KL(generated || data): {result['class_kl']:.4f} nats",
-            f"confident samples: {100 * result['confident_share']:.1f}%",
+            f"{what} covered: {result.classes_covered} / {result.classes_total}",
+            f"class KL(generated || data): {result.class_kl:.4f} nats",
+            f"confident samples: {100 * result.confident_share:.1f}%",
         ]
-        if result.get("classifier_accuracy") is not None:
-            lines.append(f"classifier held-out accuracy: {100 * result['classifier_accuracy']:.1f}%")
-    return "\n".join(lines + [f"({result['n']} samples)"])
+        if result.classifier_accuracy is not None:
+            lines.append(f"classifier held-out accuracy: {100 * result.classifier_accuracy:.1f}%")
+    return "\n".join(lines + [f"({result.n} samples)"])
 
 
 def cmd_coverage(args: argparse.Namespace) -> int:
@@ -65,11 +65,11 @@ def cmd_coverage(args: argparse.Namespace) -> int:
         result = coverage_for_run(args.run, n=args.n, seed=args.seed, progress=report, device=str(device))
     finally:
         print(file=sys.stderr)
-    print(format_coverage(result))
+    print(format_coverage(result.result))
     if args.json is not None:
         try:
             args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps(result, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+            args.json.write_text(json.dumps(result.to_json(), indent=2, allow_nan=False) + "\n", encoding="utf-8")
         except OSError as exc:
             raise LatentStudioError(f"{args.json}: cannot write the coverage JSON: {exc}") from exc
     return 0

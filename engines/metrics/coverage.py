@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ import numpy as np
 
 from engines.data.base import Dataset
 from engines.shared.errors import ConfigError, DataError
+from engines.shared.results import ClassCoverage, Coverage, MixtureCoverage, RunCoverage
 
 #: Samples drawn per measurement in the VEEGAN / PacGAN protocol.
 PROTOCOL_N = 2500
@@ -84,7 +85,7 @@ def _check_rows(x: Any, what: str, ndim: int = 2) -> np.ndarray:
 
 
 # -- 2-D mixtures ------------------------------------------------------------------------------
-def mixture_coverage(samples: np.ndarray, means: np.ndarray, std: float, n_std: float = 3.0) -> dict[str, Any]:
+def mixture_coverage(samples: np.ndarray, means: np.ndarray, std: float, n_std: float = 3.0) -> MixtureCoverage:
     """Modes captured and high-quality share of samples from a Gaussian mixture with known modes.
 
     The protocol of VEEGAN (Srivastava et al., 2017, Section 5.1) and PacGAN (Lin et al., 2018,
@@ -118,10 +119,7 @@ def mixture_coverage(samples: np.ndarray, means: np.ndarray, std: float, n_std: 
 
     Returns
     -------
-    dict
-        ``modes_total`` (M), ``modes_captured`` (int in [0, M]), ``high_quality_share`` (float in
-        [0, 1]), ``reverse_kl`` (float >= 0 nats, or None), ``per_mode_counts`` (list of M ints:
-        high-quality samples per mode), ``n`` (N), ``metric`` ("mixture").
+    MixtureCoverage
 
     Raises
     ------
@@ -141,19 +139,13 @@ def mixture_coverage(samples: np.ndarray, means: np.ndarray, std: float, n_std: 
     counts = np.bincount(nearest[good], minlength=len(mu))
     m = len(mu)
     reverse_kl = kl_divergence(counts, np.full(m, 1.0 / m)) if good.any() else None
-    return {
-        "metric": "mixture",
-        "n": int(len(x)),
-        "modes_total": int(m),
-        "modes_captured": int((counts > 0).sum()),
-        "high_quality_share": float(good.mean()),
-        "reverse_kl": reverse_kl,
-        "per_mode_counts": [int(c) for c in counts],
-    }
+    return MixtureCoverage(n=int(len(x)), modes_total=int(m), modes_captured=int((counts > 0).sum()),
+                           high_quality_share=float(good.mean()), reverse_kl=reverse_kl,
+                           per_mode_counts=tuple(int(c) for c in counts))
 
 
 # -- class histograms (labelled images and clusters) ---------------------------------------------
-def _histogram_coverage(assign: np.ndarray, confident: np.ndarray, data_hist: np.ndarray) -> dict[str, Any]:
+def _histogram_coverage(metric: str, assign: np.ndarray, confident: np.ndarray, data_hist: np.ndarray) -> ClassCoverage:
     """The class / cluster summary shared by :func:`class_coverage` and :func:`cluster_coverage`."""
     k = len(data_hist)
     q = np.asarray(data_hist, np.float64)
@@ -164,15 +156,12 @@ def _histogram_coverage(assign: np.ndarray, confident: np.ndarray, data_hist: np
     q = q / q.sum()
     counts = np.bincount(assign, minlength=k)
     p = counts / counts.sum()
-    return {
-        "n": int(len(assign)),
-        "classes_total": int(k),
-        "classes_covered": int((np.bincount(assign[confident], minlength=k) > 0).sum()),
-        "class_kl": kl_divergence(p, q),
-        "confident_share": float(confident.mean()),
-        "generated_hist": [float(v) for v in p],
-        "data_hist": [float(v) for v in q],
-    }
+    return ClassCoverage(
+        metric=metric, n=int(len(assign)), classes_total=int(k),
+        classes_covered=int((np.bincount(assign[confident], minlength=k) > 0).sum()),
+        class_kl=kl_divergence(p, q), confident_share=float(confident.mean()),
+        generated_hist=tuple(float(v) for v in p), data_hist=tuple(float(v) for v in q),
+    )
 
 
 def class_coverage(
@@ -229,8 +218,8 @@ def class_coverage(
     k = len(np.asarray(data_class_hist).reshape(-1))
     if probs.shape != (len(sample_images), k) or not np.isfinite(probs).all():
         raise ConfigError(f"the classifier returned shape {probs.shape}; expected ({len(sample_images)}, {k}) finite probabilities")
-    out = _histogram_coverage(probs.argmax(axis=1), probs.max(axis=1) >= confident, np.asarray(data_class_hist).reshape(-1))
-    return {"metric": "classes", **out}
+    return _histogram_coverage("classes", probs.argmax(axis=1), probs.max(axis=1) >= confident,
+                               np.asarray(data_class_hist).reshape(-1))
 
 
 # -- clusters for unlabelled data ----------------------------------------------------------------
@@ -329,7 +318,7 @@ def cluster_coverage(samples: np.ndarray, clusters: ClusterModel) -> dict[str, A
     if width != clusters.pca.n_features_in_:
         raise ConfigError(f"samples have {width} values each, the clusters were fitted on {clusters.pca.n_features_in_}")
     assign, confident = clusters.assign(samples)
-    return {"metric": "clusters", **_histogram_coverage(assign, confident, clusters.data_hist)}
+    return _histogram_coverage("clusters", assign, confident, clusters.data_hist)
 
 
 # -- live and saved runs ---------------------------------------------------------------------------
@@ -419,21 +408,20 @@ class CoverageTracker:
         """:data:`PROTOCOL_N` for 2-D points, :data:`LIVE_IMAGE_N` for images."""
         return PROTOCOL_N if self.metric == "mixture" else LIVE_IMAGE_N
 
-    def evaluate(self, samples: np.ndarray) -> dict[str, Any]:
-        """The metric on samples (N, 2) or (N, C, H, W) in [0, 1]: the dict of
-        :func:`mixture_coverage`, :func:`class_coverage` (plus ``classifier_accuracy``) or
-        :func:`cluster_coverage`."""
+    def evaluate(self, samples: np.ndarray) -> Coverage:
+        """The metric on samples (N, 2) or (N, C, H, W) in [0, 1]: :func:`mixture_coverage`,
+        :func:`class_coverage` (with ``classifier_accuracy``) or :func:`cluster_coverage`."""
         if self.metric == "mixture":
             return mixture_coverage(samples, self._means, float(self.info.mode_std or 0.0))
         if self.metric == "classes":
             from engines.metrics.classifier import predict_proba
 
             out = class_coverage(samples, lambda x: predict_proba(self._model, x), self._data_hist, self.confident)
-            return {**out, "classifier_accuracy": self.classifier_accuracy}
+            return replace(out, classifier_accuracy=self.classifier_accuracy)
         assert self._clusters is not None
         return cluster_coverage(samples, self._clusters)
 
-    def measure(self, engine: Any, n: int | None = None, generator: Any = None) -> dict[str, Any]:
+    def measure(self, engine: Any, n: int | None = None, generator: Any = None) -> tuple[Coverage, float]:
         """Sample ``n`` examples from ``engine`` (in eval mode, without gradients) and evaluate them.
 
         Parameters
@@ -447,8 +435,10 @@ class CoverageTracker:
 
         Returns
         -------
-        dict
-            :meth:`evaluate`'s dict plus ``ms`` (wall time of sampling and metric, milliseconds).
+        result : MixtureCoverage or ClassCoverage
+            :meth:`evaluate`'s.
+        ms : float
+            Wall time of sampling and metric, milliseconds.
 
         Raises
         ------
@@ -469,13 +459,12 @@ class CoverageTracker:
         finally:
             engine.train(was_training)
         out = self.evaluate(x)
-        out["ms"] = (time.perf_counter() - t0) * 1000.0
-        return out
+        return out, (time.perf_counter() - t0) * 1000.0
 
 
 def coverage_for_run(
     run: str | Path, n: int = PROTOCOL_N, seed: int = 0, progress: Progress | None = None, device: Any = None
-) -> dict[str, Any]:
+) -> RunCoverage:
     """Mode coverage of a saved run: load it and its data set, sample ``n`` with ``seed``, measure.
 
     Parameters
@@ -492,8 +481,7 @@ def coverage_for_run(
 
     Returns
     -------
-    dict
-        The tracker's dict plus ``run``, ``engine``, ``step``, ``data_spec``, ``seed``.
+    RunCoverage
 
     Raises
     ------
@@ -526,8 +514,7 @@ def coverage_for_run(
     if progress:
         progress("sampling", 0.5)
     gen = torch.Generator(device=dev).manual_seed(seed)
-    out = tracker.measure(engine, n, gen)
+    out, ms = tracker.measure(engine, n, gen)
     if progress:
         progress("done", 1.0)
-    extra = {"run": str(run), "engine": manifest.get("engine"), "step": manifest.get("step"), "data_spec": spec}
-    return {**out, **extra, "seed": int(seed)}
+    return RunCoverage(out, ms, str(run), manifest.get("engine"), manifest.get("step"), spec, int(seed))

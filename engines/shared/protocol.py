@@ -31,9 +31,10 @@ from engines.shared.codec import (  # noqa: F401 - re-exported: the codec lived 
     wire_value,
 )
 from engines.shared.datainfo import DataInfo
+from engines.shared.results import ClassCoverage, DisentanglementScores, MixtureCoverage
 from engines.shared.spec import HyperParam, LatentSpec
 
-for _cls in (Capabilities, DataInfo, HyperParam, LatentSpec):
+for _cls in (Capabilities, ClassCoverage, DataInfo, DisentanglementScores, HyperParam, LatentSpec, MixtureCoverage):
     wire_value(_cls)
 
 
@@ -462,10 +463,12 @@ class CoverageMeasured(Event):
     ----------
     metric : {"mixture", "classes", "clusters"}
         2-D mixture modes (PacGAN protocol), classes through the studio's classifier, or k-means clusters.
-    values : dict
-        The metric's JSON dict: modes_total, modes_captured, high_quality_share, reverse_kl,
-        per_mode_counts (mixture); classes_total, classes_covered, class_kl, confident_share,
-        generated_hist, data_hist, classifier_accuracy (classes, clusters).
+    result : MixtureCoverage or ClassCoverage or None
+        The measurement (:mod:`engines.shared.results`).
+    ms : float
+        Wall time of sampling and metric, milliseconds.
+    critic_units : str
+        "probability" (a GAN's D(x)) or "critic" (a raw critic value) of ``critic``; "" without one.
     samples : ndarray or None
         (N, 2) float32 points that were measured (2-D data only), for the live view.
     critic : ndarray or None
@@ -477,7 +480,9 @@ class CoverageMeasured(Event):
 
     step: int = 0
     metric: str = ""
-    values: dict = field(default_factory=dict)
+    result: MixtureCoverage | ClassCoverage | None = None
+    ms: float = 0.0
+    critic_units: str = ""
     samples: np.ndarray | None = _arr()
     critic: np.ndarray | None = _arr()
     extent: list = field(default_factory=list)
@@ -489,9 +494,8 @@ class DisentanglementMeasured(Event):
 
     Attributes
     ----------
-    values : dict
-        Scores by name: mig, sap, dci_disentanglement, dci_completeness, dci_informativeness,
-        factor_vae_score, beta_vae_score (those the data supports).
+    scores : DisentanglementScores
+        MIG, SAP, DCI, FactorVAE and beta-VAE scores (None where the data does not support one).
     mi_matrix : ndarray or None
         (D, K) float32 mutual information in nats between latent d and factor k.
     factor_names : list of str
@@ -500,7 +504,7 @@ class DisentanglementMeasured(Event):
     """
 
     step: int = 0
-    values: dict = field(default_factory=dict)
+    scores: DisentanglementScores = field(default_factory=DisentanglementScores)
     mi_matrix: np.ndarray | None = _arr()
     factor_names: list = field(default_factory=list)
     seconds: float = 0.0

@@ -40,6 +40,7 @@ import torch
 
 from engines.shared import protocol as P
 from engines.shared.errors import ConfigError, LatentStudioError
+from engines.shared.results import DisentanglementScores
 from engines.worker.host import Snapshot, error_event, to_numpy
 
 #: Default seconds of training between two measurements (0 = never).
@@ -164,27 +165,27 @@ def measure_coverage(tracker: Any, model: Any, dataset: Any, step: int, seed: in
     Returns
     -------
     CoverageMeasured
-        ``values``: the tracker's dict plus ``ms`` (sampling and metric, milliseconds) and, with a
-        critic map, ``critic_units`` ("probability" or "critic", see :func:`critic_map`);
-        ``samples``: the first :data:`SAMPLES_SHOWN` points (N, 2) float32 for 2-D data;
-        ``critic`` / ``extent``: see :func:`critic_map` (2-D unconditional GANs only).
+        ``result``: the tracker's; ``ms``: sampling and metric, milliseconds; with a critic map,
+        ``critic_units`` ("probability" or "critic", see :func:`critic_map`); ``samples``: the first
+        :data:`SAMPLES_SHOWN` points (N, 2) float32 for 2-D data; ``critic`` / ``extent``: see
+        :func:`critic_map` (2-D unconditional GANs only).
     """
     n = tracker.default_n if n is None else int(n)
     t0 = time.perf_counter()
     gen = torch.Generator(device=model.device).manual_seed(int(seed))
     with torch.inference_mode():
         x = to_numpy(model.sample(n, generator=gen))
-    values = dict(tracker.evaluate(x))
-    values["ms"] = (time.perf_counter() - t0) * 1000.0
+    result = tracker.evaluate(x)
+    ms = (time.perf_counter() - t0) * 1000.0
     samples = critic = None
-    extent: list[float] = []
+    units, extent = "", []
     if dataset.info.kind == "points" and x.ndim == 2 and x.shape[1] == 2:
         samples = np.ascontiguousarray(x[:SAMPLES_SHOWN], dtype=np.float32)
         if has_critic_map(model, dataset):
             extent = critic_extent(dataset.info.modes, dataset.info.mode_std or 0.0)
-            critic, values["critic_units"] = critic_map(model, extent)
-    return P.CoverageMeasured(step=int(step), metric=tracker.metric, values=values, samples=samples,
-                              critic=critic, extent=extent)
+            critic, units = critic_map(model, extent)
+    return P.CoverageMeasured(step=int(step), metric=tracker.metric, result=result, ms=ms, critic_units=units,
+                              samples=samples, critic=critic, extent=extent)
 
 
 def representation(model: Any, batch_size: int = ENCODE_BATCH) -> Callable[[np.ndarray], np.ndarray]:
@@ -250,9 +251,8 @@ def measure_disentanglement(model: Any, dataset: Any, step: int, seed: int = 0, 
     Returns
     -------
     DisentanglementMeasured
-        ``values``: mig, sap, dci_disentanglement, dci_completeness, dci_informativeness (test
-        accuracy), factor_vae_score, beta_vae_score, all in [0, 1] (those computed; None if not
-        finite); ``mi_matrix``: (D, K) float32 nats; ``seconds``: wall time.
+        ``scores``: the :class:`~engines.shared.results.DisentanglementScores` computed (None
+        where not, or not finite); ``mi_matrix``: (D, K) float32 nats; ``seconds``: wall time.
 
     Raises
     ------
@@ -296,7 +296,7 @@ def measure_disentanglement(model: Any, dataset: Any, step: int, seed: int = 0, 
             num_train=settings["num_train"], num_eval=settings["num_eval"],
         )
     return P.DisentanglementMeasured(
-        step=int(step), values={k: _finite(v) for k, v in values.items()},
+        step=int(step), scores=DisentanglementScores(**{k: _finite(v) for k, v in values.items()}),
         mi_matrix=np.ascontiguousarray(mi, dtype=np.float32), factor_names=list(info.factor_names),
         seconds=time.perf_counter() - t0,
     )

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 from engines.shared import protocol
 from engines.shared.capabilities import Capabilities
 from engines.shared.datainfo import DataInfo
+from engines.shared.results import ClassCoverage, MixtureCoverage
 from studio.features.coverage.state import CollapseDetector
 from studio.state import LossHistory, nice_ceiling, stable_range
 from studio.widgets.basic import BACKGROUND, CRITIC_MAP, Banner, critic_levels, schedule_spin
@@ -179,21 +180,21 @@ class CoveragePanel(QWidget):
     # -- input -----------------------------------------------------------------------------------
     def add_coverage(self, event: protocol.CoverageMeasured) -> None:
         """Draw one :class:`CoverageMeasured`: the live view, one more point on each curve, the summary."""
-        v = event.values
+        r = event.result
+        if r is None:
+            return
         self.last_event = event
-        if event.metric == "mixture":
-            total, got = int(v.get("modes_total", 0)), int(v.get("modes_captured", 0))
-            share, kl = v.get("high_quality_share"), v.get("reverse_kl")
+        if isinstance(r, MixtureCoverage):
+            total, got, share, kl = r.modes_total, r.modes_captured, r.high_quality_share, r.reverse_kl
             unit, quality_name, kl_name = "modes", "high quality", "reverse KL"
             self._show_points(event)
         else:
-            total, got = int(v.get("classes_total", 0)), int(v.get("classes_covered", 0))
-            share, kl = v.get("confident_share"), v.get("class_kl")
-            unit = "classes" if event.metric == "classes" else "clusters"
+            total, got, share, kl = r.classes_total, r.classes_covered, r.confident_share, r.class_kl
+            unit = "classes" if r.metric == "classes" else "clusters"
             quality_name, kl_name = "confident", "class KL"
-            self._show_histograms(v.get("generated_hist") or [], v.get("data_hist") or [])
+            self._show_histograms(list(r.generated_hist), list(r.data_hist))
         self.steps.append(int(event.step))
-        self.captured.append(got / total if total else float("nan"))
+        self.captured.append(r.captured_share)
         self.quality.append(float("nan") if share is None else float(share))
         self.kl.append(float("nan") if kl is None else float(kl))
         self._draw_curves()
@@ -202,10 +203,10 @@ class CoveragePanel(QWidget):
             parts.append(f"{100 * float(share):.0f}% {quality_name}")
         if kl is not None:
             parts.append(f"{kl_name} {float(kl):.2f} nats")
-        if v.get("classifier_accuracy") is not None:
-            parts.append(f"classifier accuracy {100 * float(v['classifier_accuracy']):.0f}%")
+        if isinstance(r, ClassCoverage) and r.classifier_accuracy is not None:
+            parts.append(f"classifier accuracy {100 * r.classifier_accuracy:.0f}%")
         self.summary.setText(", ".join(parts))
-        verb = "captured" if event.metric == "mixture" else "covered"
+        verb = "captured" if isinstance(r, MixtureCoverage) else "covered"
         self._warn(self.detector.check_coverage(event.step, got, total, f"{unit} {verb}"))
 
     def check_losses(self, history: LossHistory) -> None:

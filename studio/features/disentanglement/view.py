@@ -158,7 +158,7 @@ class DisentanglementPanel(QWidget):
     def add_disentanglement(self, event: protocol.DisentanglementMeasured) -> None:
         """Draw one :class:`DisentanglementMeasured`: a point per score curve, the MI map, the table."""
         row = {"step": float(event.step), "seconds": float(event.seconds)}
-        row.update({k: float(v) for k, v in event.values.items() if v is not None})
+        row.update(event.scores.present())
         self.rows.append(row)
         x = np.asarray([r["step"] for r in self.rows], np.float64)
         for key, curve in self.curves.items():
