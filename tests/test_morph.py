@@ -63,15 +63,27 @@ def test_rows_and_style_grid_maths() -> None:
         style_grid_picture(np.zeros((3, 1, 8, 8)), np.ones((2, 1, 8, 8)), np.full((5, 1, 8, 8), 0.5))
 
 
-def make_window(qtbot, spec: LatentSpec, has_encoder: bool = True):
-    from studio.shell.window import MainWindow
+class Morph:
+    """The Morph feature alone over a FakeClient: ``morph`` (its controller), ``services``, ``client``."""
 
-    client = FakeClient(last_checkpoint=None)
-    w = MainWindow(client=client)
-    qtbot.addWidget(w)
-    client.ready.emit(protocol.Ready(model="m", family="vae", data=IMAGES, capabilities=caps(has_encoder),
-                                     latent=spec, step=3))
-    return w, client
+    def __init__(self, qtbot, spec: LatentSpec, has_encoder: bool = True) -> None:  # noqa: ANN001
+        from studio.features.morph.controller import MorphController
+        from studio.services import Services
+
+        self.client = FakeClient(last_checkpoint=None)
+        self.services = Services(self.client)
+        self.morph = MorphController(self.services)
+        qtbot.addWidget(self.morph.view)
+        self.client.ready.emit(protocol.Ready(model="m", family="vae", data=IMAGES, capabilities=caps(has_encoder),
+                                              latent=spec, step=3))
+
+    def close(self) -> None:
+        self.services.close()
+
+
+def make_window(qtbot, spec: LatentSpec, has_encoder: bool = True):  # noqa: ANN001, ANN201
+    w = Morph(qtbot, spec, has_encoder)
+    return w, w.client
 
 
 def last_decode(client: FakeClient, view: str) -> np.ndarray:
@@ -81,7 +93,6 @@ def last_decode(client: FakeClient, view: str) -> np.ndarray:
 def test_box_toggled_decodes_the_morphed_z(qtbot) -> None:
     w, client = make_window(qtbot, LatentSpec.gaussian(D))
     ctl, view = w.morph, w.morph.view
-    assert w.central_tabs.tabText(w.central_tabs.indexOf(view)) == "Morph"
     assert [r.name for r in view.rows] == ["z0", "z1", "z2", "z3"]
     assert ctl.request_decode() == 0  # no A and B yet
     za, zb = np.array([1.0, 2.0, 3.0, 4.0]), np.array([-1.0, -2.0, -3.0, -4.0])
@@ -168,7 +179,7 @@ def test_style_grid_and_exports(qtbot, tmp_path) -> None:
     assert isinstance(cmd, protocol.Export) and cmd.kind == "morph" and cmd.out == str(tmp_path / "m.png")
     np.testing.assert_allclose(cmd.latents["z_a"], np.full(D, 2.0))
     assert cmd.latents["strengths"] == [1.0, 0.0, 0.0, 0.0] and "grid" not in cmd.latents
-    assert view.job.isVisible() or view.job.request_id == cmd.request_id
+    assert view.job.request_id == cmd.request_id and not view.job.isHidden()  # its progress shows
     assert ctl.export(tmp_path / "g.png", "grid")
     assert np.shape(client.sent[-1].latents["grid"]["contents"]) == (2, D)
     assert ctl.export(tmp_path / "m.mp4", "animation")
@@ -176,7 +187,7 @@ def test_style_grid_and_exports(qtbot, tmp_path) -> None:
     # the worker's answer ends the progress display
     client.exported.emit(protocol.Exported(request_id=client.sent[-1].request_id, path=str(tmp_path / "m.mp4"),
                                            sidecar=str(tmp_path / "m.mp4.json"), frames=24, seconds=0.1))
-    assert client.sent[-1].request_id not in w.interpolation.exports.pending
+    assert client.sent[-1].request_id not in w.services.exports.pending and view.job.isHidden()
     view.clear_button.click()
     assert last_decode(client, "morph-grid").shape == (3, D)
     w.close()
