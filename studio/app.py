@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pyqtgraph as pg
-from PySide6.QtGui import QColor, QPalette
+from PySide6.QtGui import QColor, QIcon, QPalette
 from PySide6.QtWidgets import QApplication
 
 from studio.shell.window import MainWindow
+
+#: The window's icon (assets/, beside the packages).
+ICON = Path(__file__).resolve().parents[1] / "assets" / "icon.png"
 
 
 def create_application(argv: list[str] | None = None) -> QApplication:
@@ -16,6 +20,8 @@ def create_application(argv: list[str] | None = None) -> QApplication:
     app = QApplication.instance()
     if app is None:
         app = QApplication(list(sys.argv[:1] if argv is None else ["latent-studio", *argv]))
+        if ICON.is_file():  # in a source checkout (assets/ is not part of the installed packages)
+            app.setWindowIcon(QIcon(str(ICON)))
     app.setApplicationName("Latent Studio")
     pg.setConfigOptions(imageAxisOrder="row-major")
     apply_theme(app)

@@ -55,3 +55,12 @@ def test_engines_are_split_by_role():
     families = sorted(p.name for p in (ROOT / "engines" / "models").iterdir() if (p / "__init__.py").exists())
     assert families and "vae" in families and "gan" in families
     assert not [p.name for p in (ROOT / "engines").glob("*.py") if p.name != "__init__.py"], "a module outside the roles"
+
+
+def test_the_window_icon_is_in_assets(qapp):
+    from studio.app import ICON, create_application
+
+    from PySide6.QtGui import QIcon
+
+    assert ICON == ROOT / "assets" / "icon.png" and ICON.is_file()
+    assert not QIcon(str(ICON)).isNull() and create_application() is qapp
