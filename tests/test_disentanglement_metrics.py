@@ -106,11 +106,11 @@ def test_mig_gap_is_zero_for_a_factor_split_over_two_latents() -> None:
     f = draw_factors(2000)
     z = np.c_[f, f[:, 0] * 2.0 + 1.0].astype(float)  # factor 0 in latents 0 and 3
     d = mig_details(z, f)
-    assert d["gaps"][0] == pytest.approx(0.0, abs=1e-9)
-    assert (d["gaps"][1:] > 0.97).all()
-    assert d["mig"] == pytest.approx(d["gaps"].mean())
-    assert d["mi"].shape == (4, 3) and list(d["top_latent"][1:]) == [1, 2]
-    assert d["entropy"][2] == pytest.approx(mutual_info_score(f[:, 2], f[:, 2]))
+    assert d.gaps[0] == pytest.approx(0.0, abs=1e-9)
+    assert (d.gaps[1:] > 0.97).all()
+    assert d.mig == pytest.approx(d.gaps.mean())
+    assert d.mi.shape == (4, 3) and list(d.top_latent[1:]) == [1, 2]
+    assert d.entropy[2] == pytest.approx(mutual_info_score(f[:, 2], f[:, 2]))
 
 
 def test_one_latent_carrying_two_factors_keeps_mig_but_lowers_dci_disentanglement() -> None:
@@ -120,7 +120,7 @@ def test_one_latent_carrying_two_factors_keeps_mig_but_lowers_dci_disentanglemen
     rng = np.random.default_rng(2)
     z = np.c_[f[:, 0] * SIZES[1] + f[:, 1], rng.normal(size=2000), f[:, 2]].astype(float)
     assert mig(z, f) > 0.9
-    shared = dci(z[:400], f[:400])["disentanglement"]  # about 1 with one latent per factor (test below)
+    shared = dci(z[:400], f[:400]).disentanglement  # about 1 with one latent per factor (test below)
     # Latent 0 holds about two thirds of the importance, split evenly between two of three factors.
     assert shared == pytest.approx(1 - (2 / 3) * math.log(2, 3), abs=0.08)
 
@@ -129,7 +129,7 @@ def test_mig_ignores_a_constant_factor_and_rejects_bad_input() -> None:
     f = draw_factors(500)
     f[:, 1] = 2
     d = mig_details(f.astype(float), f)
-    assert np.isnan(d["gaps"][1]) and d["mig"] > 0.97
+    assert np.isnan(d.gaps[1]) and d.mig > 0.97
     with pytest.raises(ValueError, match="two latent"):
         mig(f[:, :1].astype(float), f)
     with pytest.raises(ValueError, match="disagree on N"):
@@ -177,25 +177,25 @@ def test_sap_uses_a_given_test_set() -> None:
 def test_dci_of_copied_factors_is_perfect() -> None:
     f = draw_factors(600)
     d = dci(f.astype(float), f)
-    assert d["disentanglement"] > 0.97 and d["completeness"] > 0.97
-    assert d["informativeness_train"] == 1.0 and d["informativeness_test"] == 1.0
-    assert np.allclose(d["importance"] / d["importance"].sum(0), np.eye(3), atol=0.02)
+    assert d.disentanglement > 0.97 and d.completeness > 0.97
+    assert d.informativeness_train == 1.0 and d.informativeness_test == 1.0
+    assert np.allclose(d.importance / d.importance.sum(0), np.eye(3), atol=0.02)
 
 
 def test_dci_of_noise_is_near_zero_and_uninformative() -> None:
     f = draw_factors(400)
     d = dci(np.random.default_rng(4).normal(size=(400, 3)), f)
-    assert d["disentanglement"] < 0.1 and d["completeness"] < 0.1
+    assert d.disentanglement < 0.1 and d.completeness < 0.1
     chance = np.mean([1 / s for s in SIZES])
-    assert d["informativeness_test"] < chance + 0.1
+    assert d.informativeness_test < chance + 0.1
 
 
 def test_dci_rotation_and_other_estimators() -> None:
     f = draw_factors(600)
     mixed = dci(rotated(f), f, estimator="forest")
-    assert mixed["disentanglement"] < 0.6 and mixed["informativeness_test"] > 0.9
+    assert mixed.disentanglement < 0.6 and mixed.informativeness_test > 0.9
     tree = dci(f.astype(float), f, estimator=lambda: DecisionTreeClassifier(random_state=0))
-    assert tree["disentanglement"] > 0.97 and tree["completeness"] > 0.97
+    assert tree.disentanglement > 0.97 and tree.completeness > 0.97
     with pytest.raises(ValueError, match="estimator"):
         dci(f.astype(float), f, estimator="svm")
 

@@ -21,6 +21,7 @@ Shapes: ``codes`` (N, D) float (D latent dimensions, the posterior mean), ``fact
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,52 @@ from scipy.stats import entropy as _entropy
 from sklearn.metrics import mutual_info_score
 
 from engines.metrics.sampled import beta_vae_score, factor_vae_score, images_of, sample_factors
+
+
+@dataclass(frozen=True)
+class MIGDetails:
+    """What :func:`mig_details` measures.
+
+    Attributes
+    ----------
+    mig : float
+        In [0, 1], the mean normalised gap over the factors that vary in the sample.
+    gaps : (K,) float64 array
+        Normalised gap per factor (NaN for a factor constant in the sample).
+    mi : (D, K) float64 array
+        Mutual information in nats between latent d and factor k.
+    entropy : (K,) float64 array
+        H(v_k) in nats.
+    top_latent : (K,) int64 array
+        The latent with the largest MI for each factor.
+    """
+
+    mig: float
+    gaps: np.ndarray
+    mi: np.ndarray
+    entropy: np.ndarray
+    top_latent: np.ndarray
+
+
+@dataclass(frozen=True)
+class DCIResult:
+    """What :func:`dci` measures (Eastwood and Williams, 2018).
+
+    Attributes
+    ----------
+    disentanglement, completeness : float
+        In [0, 1].
+    informativeness_train, informativeness_test : float
+        Accuracies in [0, 1] of the per-factor classifiers on the training and the test codes.
+    importance : (D, K) float64 array
+        The importance matrix R.
+    """
+
+    disentanglement: float
+    completeness: float
+    informativeness_train: float
+    informativeness_test: float
+    importance: np.ndarray
 
 __all__ = [
     "beta_vae_score",
@@ -160,11 +207,7 @@ def mig_details(codes: Any, factors: Any, n_bins: int = 20) -> dict[str, Any]:
 
     Returns
     -------
-    dict
-        ``"mig"``: float in [0, 1], the mean gap over factors that vary in the sample;
-        ``"gaps"``: (K,) float64 normalised gap per factor (NaN for a factor constant in the sample);
-        ``"mi"``: (D, K) float64 MI matrix in nats; ``"entropy"``: (K,) float64 H(v_k) in nats;
-        ``"top_latent"``: (K,) int64 the latent with the largest MI for each factor.
+    MIGDetails
 
     Raises
     ------
@@ -182,13 +225,7 @@ def mig_details(codes: Any, factors: Any, n_bins: int = 20) -> dict[str, Any]:
         raise ValueError("MIG needs at least one factor that varies in the sample")
     gaps = np.full(f.shape[1], np.nan)
     gaps[varying] = (top[0, varying] - top[1, varying]) / h[varying]
-    return {
-        "mig": float(np.mean(gaps[varying])),
-        "gaps": gaps,
-        "mi": m,
-        "entropy": h,
-        "top_latent": np.argmax(m, axis=0).astype(np.int64),
-    }
+    return MIGDetails(float(np.mean(gaps[varying])), gaps, m, h, np.argmax(m, axis=0).astype(np.int64))
 
 
 def mig(codes: Any, factors: Any, n_bins: int = 20) -> float:
@@ -200,7 +237,7 @@ def mig(codes: Any, factors: Any, n_bins: int = 20) -> float:
     -------
     float in [0, 1]; 1 when each factor is captured by exactly one latent.
     """
-    return float(mig_details(codes, factors, n_bins)["mig"])
+    return mig_details(codes, factors, n_bins).mig
 
 
 def _sap_matrix(
@@ -377,9 +414,7 @@ def dci(
 
     Returns
     -------
-    dict
-        ``"disentanglement"``, ``"completeness"``, ``"informativeness_train"``,
-        ``"informativeness_test"``: floats in [0, 1]; ``"importance"``: (D, K) float64 matrix R.
+    DCIResult
 
     Raises
     ------
@@ -390,10 +425,4 @@ def dci(
         codes, factors, codes_test, factors_test, test_fraction=test_fraction, estimator=estimator,
         random_state=random_state,
     )
-    return {
-        "disentanglement": _disentanglement(importance),
-        "completeness": _completeness(importance),
-        "informativeness_train": acc_train,
-        "informativeness_test": acc_test,
-        "importance": importance,
-    }
+    return DCIResult(_disentanglement(importance), _completeness(importance), acc_train, acc_test, importance)

@@ -9,6 +9,7 @@ torch is imported only when the command runs.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -193,12 +194,13 @@ def evaluate_run(
         t1 = time.perf_counter()
         if name == "mig":
             d = dis.mig_details(z_train, f_train)
-            out.update(mig=d["mig"], mig_gaps=d["gaps"], mi_matrix=d["mi"], factor_entropy=d["entropy"])
+            out.update(mig=d.mig, mig_gaps=d.gaps, mi_matrix=d.mi, factor_entropy=d.entropy)
         elif name == "sap":
             out["sap_matrix"] = dis.sap_score_matrix(z_train, f_train, z_test, f_test)
             out["sap"] = dis.sap(z_train, f_train, z_test, f_test)
         elif name == "dci":
-            out["dci"] = dis.dci(z_train, f_train, z_test, f_test, estimator=settings["dci_estimator"], random_state=seed)
+            out["dci"] = dataclasses.asdict(dis.dci(z_train, f_train, z_test, f_test, estimator=settings["dci_estimator"],
+                                                    random_state=seed))
         elif name == "factor_vae_score":
             out[name] = dis.factor_vae_score(
                 represent, dataset, np.random.default_rng([seed, 1]), num_train=settings["num_train"],

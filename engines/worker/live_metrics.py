@@ -282,13 +282,13 @@ def measure_disentanglement(model: Any, dataset: Any, step: int, seed: int = 0, 
     values: dict[str, Any] = {}
     if z.shape[1] >= 2:
         d = dis.mig_details(zt, ft)
-        values["mig"], mi = d["mig"], d["mi"]
+        values["mig"], mi = d.mig, d.mi
         values["sap"] = dis.sap(zt, ft, ze, fe)
     else:
         mi = dis.mutual_info_matrix(zt, ft)
     r = dis.dci(zt, ft, ze, fe, estimator="forest", random_state=seed)
-    values.update(dci_disentanglement=r["disentanglement"], dci_completeness=r["completeness"],
-                  dci_informativeness=r["informativeness_test"])
+    values.update(dci_disentanglement=r.disentanglement, dci_completeness=r.completeness,
+                  dci_informativeness=r.informativeness_test)
     if callable(getattr(dataset, "index_of", None)):
         values["factor_vae_score"] = dis.factor_vae_score(represent, dataset, np.random.default_rng([seed, 1]), **settings)
         values["beta_vae_score"] = dis.beta_vae_score(
