@@ -47,6 +47,26 @@ def test_every_feature_is_a_package_with_a_view_and_a_controller():
         folder = ROOT / "studio" / "features" / name
         assert (folder / "controller.py").exists() and ((folder / "view.py").exists() or name in WITHOUT_VIEW), name
         assert "MainWindow" not in (folder / "controller.py").read_text(encoding="utf-8"), f"{name} reaches for the window"
+        assert (folder / "state.py").exists(), f"{name} has no Qt-free state model (state.py)"
+        assert not _qt_imports(folder / "state.py"), f"{name}/state.py imports {_qt_imports(folder / 'state.py')}"
+
+
+#: Packages a feature's ``state.py`` must not import (the model stays apart from the view).
+QT_PACKAGES = ("PySide6", "pyqtgraph", "superqt")
+
+
+def _qt_imports(path: Path) -> list[str]:
+    """The modules ``path`` imports from :data:`QT_PACKAGES` (parsed with :mod:`ast`, not run)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module]
+        else:
+            continue
+        found += [n for n in names if n.split(".")[0] in QT_PACKAGES]
+    return found
 
 
 def test_engines_are_split_by_role():

@@ -11,55 +11,22 @@ encoder, which the worker answers by projection, slowly) until the answer arrive
 
 from __future__ import annotations
 
-import math
 from concurrent.futures import Future
 from pathlib import Path
-import numpy as np
+
 from PySide6.QtCore import QEvent, QObject, Signal
 from PySide6.QtWidgets import QFileDialog
 
 from engines.shared import protocol
 from engines.shared.datainfo import DataInfo
-from engines.shared.image_files import load_image_file
-from engines.shared.errors import LatentStudioError
+from studio.features.browser.state import MAX_FILES, PAGE, BrowserState, load_images, plural
 from studio.features.browser.view import BrowserPanel
 from studio.services import Services
 
-#: Thumbnails per page.
-PAGE = 48
-#: Most files loaded from one drop or one "Open images...".
-MAX_FILES = 32
 #: File dialog filter for "Open images...".
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.gif *.webp *.tif *.tiff);;All files (*)"
 
-
-def load_images(paths: list[str], channels: int, size: int) -> list[tuple[str, np.ndarray | None, str]]:
-    """Load image files as model inputs (runs on a background thread; never raises for a bad file).
-
-    Parameters
-    ----------
-    paths : list of str
-        Files the user handed us (untrusted).
-    channels, size : int
-        The model's image channels (1 or 3) and side in pixels.
-
-    Returns
-    -------
-    list of (path, image or None, error)
-        ``image`` (channels, size, size) float32 in [0, 1]; where a file cannot be used, None and an
-        error message that names the file (not an image, too big, missing, ...).
-    """
-    out: list[tuple[str, np.ndarray | None, str]] = []
-    for path in paths[:MAX_FILES]:
-        try:
-            out.append((path, load_image_file(path, channels, size), ""))
-        except LatentStudioError as exc:
-            out.append((path, None, str(exc)))
-        except (OSError, ValueError) as exc:  # anything Pillow lets through: still the file's fault
-            out.append((path, None, f"{path}: cannot be read as an image ({exc})"))
-    for path in paths[MAX_FILES:]:
-        out.append((path, None, f"{path}: skipped, at most {MAX_FILES} files at a time"))
-    return out
+__all__ = ["BrowserController", "BrowserState", "IMAGE_FILTER", "MAX_FILES", "PAGE", "load_images"]
 
 
 class BrowserController(QObject):
@@ -91,14 +58,8 @@ class BrowserController(QObject):
         super().__init__(parent or services)
         self.services = services
         self.view = BrowserPanel()
-        self.info: DataInfo | None = None
-        self.user: dict[int, tuple[np.ndarray, str]] = {}
+        self.state = BrowserState()
         self.requests = services.requests()
-        self._next_key = 1
-        self._page_wanted = 0
-        self._encodes: dict[int, str] = {}  # request id -> what it encodes
-        self._last_tracked = 0
-        self._has_encoder = False
         self._watched: QObject | None = None
         c = services.client
         c.ready.connect(self._on_ready)
@@ -118,44 +79,44 @@ class BrowserController(QObject):
         widget.setAcceptDrops(True)
         widget.installEventFilter(self)
 
+    # -- the state's names ------------------------------------------------------------------------
+    @property
+    def info(self) -> DataInfo | None:
+        """The data set of the model built (None before the first)."""
+        return self.state.info
+
+    @property
+    def user(self) -> dict:
+        """The user's images: key -> ((C, H, W) image, name)."""
+        return self.state.user
+
     # -- pages -----------------------------------------------------------------------------------
     def n_pages(self) -> int:
         """Pages of :data:`PAGE` thumbnails in the held-out split (0 without image data)."""
-        if self.info is None or self.info.kind != "image":
-            return 0
-        return math.ceil(self.info.n_test / PAGE)
+        return self.state.n_pages()
 
     def request_page(self, page: int) -> int:
         """Ask for page ``page`` (clipped to the pages there are) of held-out examples; the request id (0: none)."""
-        n = self.n_pages()
-        if not n or not self.services.has_model():
+        if not self.state.n_pages() or not self.services.has_model():
             return 0
-        page = int(min(max(page, 0), n - 1))
+        page, indices = self.state.page_indices(page)
         rid = self.requests.ask("page")
-        indices = list(range(page * PAGE, min((page + 1) * PAGE, self.info.n_test)))
         if not self.services.send(protocol.GetExamples(request_id=rid, indices=indices, split="test")):
             return 0
-        self._page_wanted = page
+        self.state.page_wanted = page
         return rid
 
     def _on_examples(self, event: protocol.Examples) -> None:
         if not self.requests.is_current("page", event.request_id) or event.images is None:
             return  # another panel's examples, or an older page
-        names = self.info.class_names if self.info is not None else None
-        labels = []
-        for k in range(len(event.indices)):
-            y = None if event.labels is None or k >= len(event.labels) else int(event.labels[k])
-            labels.append("" if y is None else (names[y] if names and 0 <= y < len(names) else str(y)))
-        self.view.set_page(self._page_wanted, self.n_pages(), list(event.indices), event.images, labels)
+        labels = self.state.labels(len(event.indices), event.labels)
+        self.view.set_page(self.state.page_wanted, self.state.n_pages(), list(event.indices), event.images, labels)
 
     def _on_ready(self, ready: protocol.Ready) -> None:
-        info = ready.data
-        changed = self.info is None or info.spec != self.info.spec or info.shape != self.info.shape
-        self.info, self._has_encoder = info, ready.capabilities.has_encoder
-        self.view.set_kind(info.kind)
+        changed = self.state.set_data(ready.data, ready.capabilities.has_encoder)
+        self.view.set_kind(ready.data.kind)
         self.view.set_can_encode(True)
         if changed:
-            self.user.clear()
             self.view.clear_user_images()
         self.request_page(0 if changed else self.view.page)
 
@@ -169,14 +130,12 @@ class BrowserController(QObject):
         paths = [str(p) for p in paths if str(p)]
         if not paths:
             return None
-        if self.info is None:
-            self._log(f"Cannot use {Path(paths[0]).name}: build a model first (images are resized to its input size)")
-            return None
-        if self.info.kind != "image":
-            self._log(f"Cannot use {Path(paths[0]).name}: the data set holds 2-D points, not images")
+        why = self.state.cannot_load(Path(paths[0]).name)
+        if why:
+            self._log(why)
             return None
         channels, size = self.info.channels, self.info.image_size
-        self.view.status.setText(f"loading {len(paths)} file{'s' * (len(paths) != 1)}...")
+        self.view.status.setText(f"loading {plural(len(paths), 'file')}...")
         future = self.services.submit(load_images, paths, channels, size)
         future.add_done_callback(lambda f: self._loaded.emit(
             f.result() if f.exception() is None else [(paths[0], None, f"{paths[0]}: {f.exception()}")]))
@@ -188,13 +147,12 @@ class BrowserController(QObject):
             if image is None:
                 self._log(f"Could not use {error}")
                 continue
-            key, self._next_key = self._next_key, self._next_key + 1
-            self.user[key] = (image, Path(path).name)
+            key = self.state.add_user_image(image, Path(path).name)
             self.view.add_user_image(key, image, Path(path).name)
             added += 1
-        self.view.status.setText(f"added {added} image{'s' * (added != 1)}" if added else "no image added")
+        self.view.status.setText(f"added {plural(added, 'image')}" if added else "no image added")
         if added:
-            self.services.notify(f"Added {added} image{'s' * (added != 1)} to the Data set browser", status="")
+            self.services.notify(f"Added {plural(added, 'image')} to the Data set browser", status="")
         self.images_loaded.emit(added)
 
     def ask_open(self) -> None:
@@ -227,45 +185,34 @@ class BrowserController(QObject):
         """
         if not self.services.has_model():
             return 0
-        self._last_tracked = 0
+        self.state.last_tracked = 0
         if source == "held-out":
             self.example_chosen.emit(action, int(key))
         elif key in self.user:
             image, name = self.user[key]
             self.image_chosen.emit(action, image, name)
-        return self._last_tracked
+        return self.state.last_tracked
 
     def track(self, request_id: int, what: str) -> None:
         """Show "encoding... <what>" until the Encode ``request_id`` is answered (0: nothing was sent)."""
-        if request_id:
-            self._encodes[request_id] = what
-            self._last_tracked = request_id
-            self._show_busy()
+        if self.state.track(request_id, what):
+            self.view.status.setText(self.state.busy_text())
 
     def busy_text(self) -> str:
         """What the browser says while Encode requests are unanswered ("" when none)."""
-        if not self._encodes:
-            return ""
-        verb = "encoding" if self._has_encoder else "projecting"
-        return f"{verb}... {', '.join(self._encodes.values())}"
-
-    def _show_busy(self, extra: str = "") -> None:
-        self.view.status.setText(self.busy_text() + extra)
+        return self.state.busy_text()
 
     def _on_encoded(self, event: protocol.Encoded) -> None:
-        if self._encodes.pop(event.request_id, None) is not None:
-            self._show_busy()
-            if not self._encodes:
-                self.view.status.setText("done")
+        if self.state.answered(event.request_id):
+            self.view.status.setText(self.state.busy_text() or "done")
 
     def _on_progress(self, event: protocol.Progress) -> None:
-        if self._encodes and "project" in event.task.lower():
-            total = f"/{event.total}" if event.total else ""
-            self._show_busy(f" ({event.done}{total} {event.message})".replace(" )", ")"))
+        if self.state.encodes and "project" in event.task.lower():
+            self.view.status.setText(self.state.progress_text(event.done, event.total, event.message))
 
     def _on_error(self, event: protocol.Error) -> None:
-        if event.command == "Encode" and self._encodes:
-            self._encodes.clear()
+        if event.command == "Encode" and self.state.encodes:
+            self.state.encodes.clear()
             self.view.status.setText(f"encode failed: {event.message}")
 
     def _log(self, message: str) -> None:

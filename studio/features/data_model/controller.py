@@ -7,6 +7,7 @@ from dataclasses import replace
 from PySide6.QtCore import QObject
 
 from engines.shared import protocol
+from studio.features.data_model.state import build_reason
 from studio.features.data_model.view import DataModelPanel
 from studio.services import Services
 
@@ -40,5 +41,5 @@ class DataModelController(QObject):
         return command
 
     def _on_state(self, state: str) -> None:
-        can_build = state in ("idle", "ready")
-        self.view.set_can_build(can_build, "" if can_build else "Stop training (or start the worker) to rebuild")
+        why = build_reason(state)
+        self.view.set_can_build(not why, why)

@@ -8,27 +8,16 @@ from PySide6.QtWidgets import (
 )
 
 from engines.shared import protocol
-from engines.shared.datainfo import BUILTIN_SPECS
 from engines.shared.registry import MODELS
+from studio.features.data_model.state import (
+    ARCHS, IMAGE_DEFAULTS, NATIVE_SIZE, POINT_DEFAULTS, POINT_SPECS, BuildForm, builtin_specs, image_size_value,
+    ready_summary, spec_for_file, spec_label, suggest_defaults,
+)
 
 TOOLTIP = Qt.ItemDataRole.ToolTipRole
 
-#: Spin-box value that stands for "the data set's own image size".
-NATIVE_SIZE = 7
-#: (latent dims, batch size) shown for images, and for the built-in 2-D mixtures (as in PacGAN's
-#: 2-D experiments, Lin et al. 2018: z of width 2, batches of 100).
-IMAGE_DEFAULTS, POINT_DEFAULTS = (10, 64), (2, 100)
-POINT_SPECS = ("ring", "grid")
-
-
-def builtin_specs() -> list[tuple[str, str]]:
-    """The built-in data sets as (spec, description) pairs, from :data:`engines.shared.datainfo.BUILTIN_SPECS`."""
-    return [(str(s), str(d)) for s, d in BUILTIN_SPECS]
-
-
-def spec_for_file(path: str) -> str:
-    """The data spec of a user file: ``npz:PATH`` for .npz, ``idx:PATH`` otherwise (raw or .gz IDX)."""
-    return f"npz:{path}" if path.lower().endswith(".npz") else f"idx:{path}"
+__all__ = ["DataModelPanel", "IMAGE_DEFAULTS", "NATIVE_SIZE", "POINT_DEFAULTS", "POINT_SPECS", "builtin_specs",
+           "spec_for_file"]
 
 
 class DataModelPanel(QWidget):
@@ -57,7 +46,7 @@ class DataModelPanel(QWidget):
             self.model_combo.addItem(name, name)
             self.model_combo.setItemData(self.model_combo.count() - 1, entry.description, TOOLTIP)
         self.arch_combo = QComboBox()
-        self.arch_combo.addItems(["auto", "conv", "mlp"])
+        self.arch_combo.addItems(list(ARCHS))
         self.arch_combo.setToolTip(
             "Encoder/decoder networks: convolutional or fully connected (auto: conv for images, mlp for 2-D points)"
         )
@@ -109,12 +98,9 @@ class DataModelPanel(QWidget):
     def _data_changed(self, _index: int = 0) -> None:
         """Suggest the setup of PacGAN's 2-D experiments for the point mixtures (z of width 2, batch 100),
         and the image defaults back when leaving them, unless the user changed the values."""
-        points = self.data_spec() in POINT_SPECS
-        now = (self.latent_spin.value(), self.batch_spin.value())
-        if points and now == IMAGE_DEFAULTS:
-            self.set_values(latent_dim=POINT_DEFAULTS[0], batch_size=POINT_DEFAULTS[1])
-        elif not points and now == POINT_DEFAULTS:
-            self.set_values(latent_dim=IMAGE_DEFAULTS[0], batch_size=IMAGE_DEFAULTS[1])
+        suggested = suggest_defaults(self.data_spec(), (self.latent_spin.value(), self.batch_spin.value()))
+        if suggested is not None:
+            self.set_values(latent_dim=suggested[0], batch_size=suggested[1])
 
     # -- values ----------------------------------------------------------------------------------
     def data_spec(self) -> str:
@@ -125,8 +111,7 @@ class DataModelPanel(QWidget):
         """Select a data spec, adding it to the list if new (what "Open file..." does after its dialog)."""
         index = self.data_combo.findData(spec)
         if index < 0:
-            label = spec if len(spec) < 48 else spec.split(":", 1)[0] + ":..." + spec[-40:]
-            self.data_combo.addItem(label, spec)
+            self.data_combo.addItem(spec_label(spec), spec)
             index = self.data_combo.count() - 1
             self.data_combo.setItemData(index, spec, TOOLTIP)
         self.data_combo.setCurrentIndex(index)
@@ -152,7 +137,7 @@ class DataModelPanel(QWidget):
         if latent_dim is not None:
             self.latent_spin.setValue(latent_dim)
         if image_size is not None:
-            self.size_spin.setValue(image_size if image_size >= 8 else NATIVE_SIZE)
+            self.size_spin.setValue(image_size_value(image_size))
         if batch_size is not None:
             self.batch_spin.setValue(batch_size)
         if seed is not None:
@@ -160,17 +145,17 @@ class DataModelPanel(QWidget):
         if arch is not None:
             self.arch_combo.setCurrentText(arch)
 
+    def form(self) -> BuildForm:
+        """The values of these controls, Qt-free."""
+        return BuildForm(
+            data=self.data_spec(), model=str(self.model_combo.currentData()), arch=self.arch_combo.currentText(),
+            arch_enabled=self.arch_combo.isEnabled(), latent_dim=self.latent_spin.value(),
+            image_size=self.size_spin.value(), batch_size=self.batch_spin.value(), seed=self.seed_spin.value(),
+        )
+
     def configure_command(self) -> protocol.Configure:
         """The :class:`Configure` these controls describe."""
-        model = str(self.model_combo.currentData())
-        arch = self.arch_combo.currentText()
-        options = {"arch": arch} if self.arch_combo.isEnabled() and arch != "auto" else {}
-        size = self.size_spin.value()
-        return protocol.Configure(
-            data=self.data_spec(), model=model, image_size=None if size == NATIVE_SIZE else size,
-            latent_dim=self.latent_spin.value(), seed=self.seed_spin.value(), batch_size=self.batch_spin.value(),
-            options=options,
-        )
+        return self.form().command()
 
     # -- worker state ----------------------------------------------------------------------------
     def set_can_build(self, can: bool, why: str = "") -> None:
@@ -180,13 +165,7 @@ class DataModelPanel(QWidget):
 
     def set_ready(self, ready: protocol.Ready) -> None:
         """Show the data summary and the model of a :class:`Ready`."""
-        config = ready.config or {}
-        arch = f", {config['arch']}" if "arch" in config else ""
-        source = f"<br>from {ready.checkpoint}" if ready.checkpoint else ""
-        self.summary.setText(
-            f"<b>{ready.model}</b> ({ready.family}{arch}), {ready.latent.dim} latent dims, on {ready.device}"
-            f"<br>{ready.data_summary}{source}"
-        )
+        self.summary.setText(ready_summary(ready))
         if self.model_combo.findData(ready.model) >= 0:
             self.model_combo.blockSignals(True)
             self.model_combo.setCurrentIndex(self.model_combo.findData(ready.model))

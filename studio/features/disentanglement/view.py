@@ -7,7 +7,6 @@ The scores are measured in the worker (:mod:`engines.metrics.disentanglement`): 
 
 from __future__ import annotations
 
-import csv
 import threading
 from pathlib import Path
 
@@ -21,21 +20,12 @@ from PySide6.QtWidgets import (
 
 from engines.shared import protocol
 from engines.shared.datainfo import DataInfo
+from studio.features.disentanglement.state import CURVES, METRICS, NO_FACTORS, NOT_YET, ScoreTable
 from studio.widgets.basic import schedule_spin
 from studio.state import nice_ceiling
 from studio.widgets.basic import BACKGROUND
 
-#: Every score the worker may send, in table and CSV order, with its label.
-METRICS = {
-    "mig": "MIG", "factor_vae_score": "FactorVAE", "dci_disentanglement": "DCI disentanglement",
-    "sap": "SAP", "dci_completeness": "DCI completeness", "dci_informativeness": "DCI informativeness",
-    "beta_vae_score": "beta-VAE",
-}
-
-#: The scores drawn as curves, with their colours.
-CURVES = {"mig": "#4fc3f7", "factor_vae_score": "#ffb74d", "dci_disentanglement": "#81c784", "sap": "#ba68c8"}
-
-NO_FACTORS = "No ground-truth factors in this data set"
+__all__ = ["CURVES", "METRICS", "NO_FACTORS", "DisentanglementPanel", "ScoreTable"]
 
 
 class DisentanglementPanel(QWidget):
@@ -56,8 +46,7 @@ class DisentanglementPanel(QWidget):
         super().__init__(parent)
         self.info: DataInfo | None = None
         self.latent_names: list[str] = []
-        self.rows: list[dict[str, float]] = []  # one per event: step, seconds and the scores sent
-        self.mi: np.ndarray | None = None
+        self.state = ScoreTable()
         self._x_range: tuple[float, float] | None = None
         self._mi_shape: tuple[int, ...] | None = None
 
@@ -70,7 +59,7 @@ class DisentanglementPanel(QWidget):
         self.export_button.clicked.connect(self._ask_export)
         self.png_written.connect(self._on_png_written)
         self.export_button.setEnabled(False)
-        self.status = QLabel("No disentanglement measured yet")
+        self.status = QLabel(NOT_YET)
         self.status.setStyleSheet("color: #c8c8c8")
         controls = QHBoxLayout()
         controls.addWidget(self.status, 1)
@@ -128,6 +117,17 @@ class DisentanglementPanel(QWidget):
         layout.addLayout(controls)
         layout.addWidget(self.body, 1)
 
+    # -- the state's names ------------------------------------------------------------------------
+    @property
+    def rows(self) -> list[dict[str, float]]:
+        """One row per measurement: step, seconds and the scores sent (see :class:`ScoreTable`)."""
+        return self.state.rows
+
+    @property
+    def mi(self) -> np.ndarray | None:
+        """The latest latent x factor mutual information, or None."""
+        return self.state.mi
+
     # -- model -----------------------------------------------------------------------------------
     @property
     def has_factors(self) -> bool:
@@ -142,40 +142,37 @@ class DisentanglementPanel(QWidget):
         if not self.has_factors:
             self.status.setText(NO_FACTORS)
         elif not self.rows:
-            self.status.setText("No disentanglement measured yet")
+            self.status.setText(NOT_YET)
 
     def clear(self) -> None:
         """Forget every measurement (a new model was built)."""
-        self.rows, self.mi, self._x_range, self._mi_shape = [], None, None, None
+        self.state.clear()
+        self._x_range, self._mi_shape = None, None
         for curve in self.curves.values():
             curve.setData([], [])
         self.mi_image.clear()
         self.table.setRowCount(0)
         self.export_button.setEnabled(False)
-        self.status.setText(NO_FACTORS if self.info is not None and not self.has_factors else "No disentanglement measured yet")
+        self.status.setText(NO_FACTORS if self.info is not None and not self.has_factors else NOT_YET)
 
     # -- input -----------------------------------------------------------------------------------
     def add_disentanglement(self, event: protocol.DisentanglementMeasured) -> None:
         """Draw one :class:`DisentanglementMeasured`: a point per score curve, the MI map, the table."""
-        row = {"step": float(event.step), "seconds": float(event.seconds)}
-        row.update(event.scores.present())
-        self.rows.append(row)
-        x = np.asarray([r["step"] for r in self.rows], np.float64)
+        self.state.add(event)
+        x = self.state.steps()
         for key, curve in self.curves.items():
-            curve.setData(x, np.asarray([r.get(key, np.nan) for r in self.rows], np.float64))
+            curve.setData(*self.state.series(key))
         lo, hi = float(x.min()), float(x.max())
         if self._x_range is None or hi > self._x_range[1] or lo < self._x_range[0]:
             self._x_range = (lo, lo + nice_ceiling(max(hi - lo, 10.0)))
             self.curves_plot.setXRange(*self._x_range, padding=0.02)
         if event.mi_matrix is not None and event.mi_matrix.ndim == 2:
-            self._show_mi(np.asarray(event.mi_matrix, np.float32), list(event.factor_names))
-        self._fill_table(row)
+            self._show_mi(self.state.mi, list(event.factor_names))
+        self._fill_table(self.state.latest())
         self.export_button.setEnabled(True)
-        self.status.setText(f"step {event.step:,}: " + ", ".join(
-            f"{METRICS[k]} {row[k]:.2f}" for k in METRICS if k in row and k in CURVES) + f" ({event.seconds:.1f} s)")
+        self.status.setText(self.state.summary())
 
     def _show_mi(self, mi: np.ndarray, factor_names: list[str]) -> None:
-        self.mi = mi
         d, k = mi.shape
         finite = mi[np.isfinite(mi)]
         top = nice_ceiling(float(finite.max())) if len(finite) else 1.0
@@ -193,20 +190,18 @@ class DisentanglementPanel(QWidget):
             item.getAxis("left").setTicks([[(i + 0.5, n) for i, n in enumerate(latents)]])
             self.mi_plot.setRange(xRange=(0, k), yRange=(0, d), padding=0)
 
-    def _fill_table(self, row: dict[str, float]) -> None:
-        keys = [k for k in METRICS if k in row]
-        self.table.setRowCount(len(keys))
-        for i, key in enumerate(keys):
-            self.table.setItem(i, 0, QTableWidgetItem(METRICS[key]))
-            value = QTableWidgetItem(f"{row[key]:.3f}")
+    def _fill_table(self, latest: list[tuple[str, float]]) -> None:
+        self.table.setRowCount(len(latest))
+        for i, (label, score) in enumerate(latest):
+            self.table.setItem(i, 0, QTableWidgetItem(label))
+            value = QTableWidgetItem(f"{score:.3f}")
             value.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             self.table.setItem(i, 1, value)
 
     # -- export ----------------------------------------------------------------------------------
     def columns(self) -> list[str]:
         """CSV columns: step, seconds, then every score any measurement sent, in :data:`METRICS` order."""
-        seen = {k for r in self.rows for k in r}
-        return ["step", "seconds"] + [k for k in METRICS if k in seen] + sorted(seen - set(METRICS) - {"step", "seconds"})
+        return self.state.columns()
 
     def export_csv(self, path: str | Path) -> Path:
         """Write one row per measurement (scores in [0, 1], empty where not measured) to ``path``.
@@ -216,14 +211,7 @@ class DisentanglementPanel(QWidget):
         OSError
             If the file cannot be written.
         """
-        path = Path(path)
-        cols = self.columns()
-        with path.open("w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f)
-            writer.writerow(cols)
-            for r in self.rows:
-                writer.writerow([int(r["step"]) if c == "step" else ("" if c not in r else f"{r[c]:.6g}") for c in cols])
-        return path
+        return self.state.write_csv(path)
 
     def export_png(self, path: str | Path) -> threading.Thread:
         """Write the curves, the MI heat map and the table as shown to ``path`` (PNG).

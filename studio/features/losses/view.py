@@ -10,6 +10,7 @@ from PySide6.QtWidgets import (
 )
 
 from engines.shared import protocol
+from studio.features.losses.state import HIDDEN_BY_DEFAULT, LossTerms, on_right_axis, shown_by_default
 from studio.state import LossHistory, nice_ceiling, stable_range
 from studio.widgets.basic import BACKGROUND, FpsCounter
 
@@ -17,19 +18,7 @@ from studio.widgets.basic import BACKGROUND, FpsCounter
 PALETTE = ["#4fc3f7", "#ffb74d", "#e57373", "#81c784", "#ba68c8", "#a1887f", "#f06292", "#bdbdbd", "#dce775", "#4dd0e1"]
 
 
-#: Terms hidden until the user ticks them: ``elbo`` is -(recon + kl), the same information mirrored
-#: below zero, and would squash the other curves into a flat band.
-HIDDEN_BY_DEFAULT = {"elbo"}
-
-
-def shown_by_default(name: str) -> bool:
-    """Main terms (``recon``, ``kl``, ``loss``) are shown; per-dimension terms (``kl/z3``) and ``elbo`` are not."""
-    return "/" not in name and name not in HIDDEN_BY_DEFAULT
-
-
-def on_right_axis(name: str) -> bool:
-    """KL terms (``kl``, ``kl/z3``) are drawn against the right axis: they are orders of magnitude below the loss."""
-    return name == "kl" or name.startswith("kl/")
+__all__ = ["HIDDEN_BY_DEFAULT", "PALETTE", "LossPlotPanel", "LossTerms", "on_right_axis", "shown_by_default"]
 
 
 class LossPlotPanel(QWidget):
@@ -85,7 +74,8 @@ class LossPlotPanel(QWidget):
         self.terms.setMaximumWidth(150)
         self.terms.setToolTip("Loss terms to plot, in their curve's colour (KL terms use the right axis)")
         self.curves: dict[str, pg.PlotDataItem] = {}
-        self.markers: list[tuple[int, pg.InfiniteLine]] = []
+        self.state = LossTerms()
+        self._lines: list[pg.InfiniteLine] = []  # one per marker of the state
         self._drawn_version = -1
         self._items: dict[str, QListWidgetItem] = {}
 
@@ -118,6 +108,11 @@ class LossPlotPanel(QWidget):
         self.timer.timeout.connect(self.refresh)
         self.timer.start(max(1, int(1000 / refresh_hz)))
 
+    @property
+    def markers(self) -> list[tuple[int, pg.InfiniteLine]]:
+        """(step, line) of every hyperparameter-change marker (the state's markers, as drawn)."""
+        return [(step, line) for (step, _), line in zip(self.state.markers, self._lines)]
+
     def _sync_right(self) -> None:
         vb = self.plot.getPlotItem().vb
         self.right.setGeometry(vb.sceneBoundingRect())
@@ -146,7 +141,8 @@ class LossPlotPanel(QWidget):
             label=text, labelOpts={"position": 0.92, "color": "#e0e0e0", "fill": (40, 40, 40, 200), "movable": False},
         )
         self.plot.addItem(line, ignoreBounds=True)
-        self.markers.append((int(step), line))
+        self.state.add_marker(step, text)
+        self._lines.append(line)
 
     def clear(self) -> None:
         """Forget the history, the curves and the markers (a new model was built)."""
@@ -154,6 +150,7 @@ class LossPlotPanel(QWidget):
         for name, curve in self.curves.items():
             (self.right if on_right_axis(name) else self.plot).removeItem(curve)
         self.curves.clear()
+        self.state.shown.clear()
         self._items.clear()
         self.terms.clear()
         self.truncate(-1)
@@ -162,9 +159,10 @@ class LossPlotPanel(QWidget):
     def truncate(self, step: int) -> None:
         """Drop history and markers after ``step`` (a checkpoint from that step was restored)."""
         self.history.truncate(step)
-        for s, line in [m for m in self.markers if m[0] > step]:
-            self.plot.removeItem(line)
-        self.markers = [m for m in self.markers if m[0] <= step]
+        dropped = set(self.state.truncate(step))
+        for i in sorted(dropped):
+            self.plot.removeItem(self._lines[i])
+        self._lines = [line for i, line in enumerate(self._lines) if i not in dropped]
 
     # -- terms -----------------------------------------------------------------------------------
     def set_term_visible(self, name: str, visible: bool) -> None:
@@ -179,7 +177,7 @@ class LossPlotPanel(QWidget):
 
     def visible_terms(self) -> list[str]:
         """Names of the terms currently drawn."""
-        return [n for n, c in self.curves.items() if c.isVisible()]
+        return self.state.visible_terms()
 
     def curve_data(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """The (x, y) arrays a curve currently draws (empty before the first redraw)."""
@@ -206,7 +204,7 @@ class LossPlotPanel(QWidget):
         item = QListWidgetItem(name)
         item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
         item.setForeground(pg.mkColor(colour))
-        visible = shown_by_default(name)
+        visible = self.state.add_term(name)
         self.terms.blockSignals(True)
         item.setCheckState(Qt.CheckState.Checked if visible else Qt.CheckState.Unchecked)
         self.terms.addItem(item)
@@ -218,11 +216,10 @@ class LossPlotPanel(QWidget):
 
     def _term_toggled(self, item: QListWidgetItem) -> None:
         name = item.text()
-        curve = self.curves[name]
         visible = item.checkState() == Qt.CheckState.Checked
-        if visible == curve.isVisible():
+        if not self.state.set_shown(name, visible):
             return
-        curve.setVisible(visible)
+        self.curves[name].setVisible(visible)
         self.refresh(force=True)
 
     def _set_log(self, on: bool) -> None:
@@ -260,7 +257,7 @@ class LossPlotPanel(QWidget):
         bounds: dict[str, list[float]] = {"x": [], "left": [], "right": []}
         for name in self.history.names:
             curve = self._ensure_curve(name)
-            if curve.isVisible():
+            if self.state.shown[name]:
                 x, y = self.history.series(name, smooth=smooth)
                 curve.setData(x, y)
                 if self.follow and len(x):
@@ -273,7 +270,7 @@ class LossPlotPanel(QWidget):
                     bounds["x"] += [float(x[0]), float(x[-1])]
         if self.follow:
             self._follow(bounds)
-        shown = [n for n in self.history.names if self.curves[n].isVisible()]
+        shown = [n for n in self.history.names if self.state.shown[n]]
         if len(self.history):
             parts = [f"{n} {self.history.last(n):.4g}" for n in shown[:4]]
             self.last_label.setText(f"step {self.history.last_step:,}: " + ", ".join(parts))

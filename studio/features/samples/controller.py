@@ -16,13 +16,13 @@ from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QSplitter
 
 from engines.shared import protocol
+from studio.features.samples.state import POINT_SAMPLES, SampleFeed
 from studio.features.samples.view import DecodedView, SamplesView
 from studio.services import Services
 from studio.widgets.basic import FpsCounter
 from studio.widgets.images import write_png
 
-#: Points drawn for the sample view of 2-D data.
-POINT_SAMPLES = 1000
+__all__ = ["POINT_SAMPLES", "SampleFeed", "SamplesController"]
 
 
 class SamplesController(QObject):
@@ -57,7 +57,7 @@ class SamplesController(QObject):
         self.view.addWidget(self.samples_view)
         self.view.addWidget(self.decoded_view)
         self.view.setSizes([500, 500])
-        self._points_shown = False
+        self.state = SampleFeed()
         c = services.client
         c.ready.connect(self._on_ready)
         c.samples.connect(self._on_samples)
@@ -68,7 +68,7 @@ class SamplesController(QObject):
         self.samples_view.set_data(ready.data)
         self.decoded_view.set_data(ready.data)
         self.requests.forget("points")
-        self._points_shown = False  # the worker sends a first grid after Ready
+        self.state.reset()  # the worker sends a first grid after Ready
 
     def _on_samples(self, event: protocol.Samples) -> None:
         if event.images is None:
@@ -78,15 +78,15 @@ class SamplesController(QObject):
             if points and not self.requests.asked("points"):  # 64 points are too few to see a density
                 rid = self.requests.ask("points")
                 self.services.send(protocol.Sample(request_id=rid, n=POINT_SAMPLES, seed=0))
-            if not (points and self._points_shown):
+            if self.state.show_grid(points):
                 self._show(event)
             self.weights_changed.emit()
         elif self.requests.is_current("points", event.request_id):
             self.requests.take("points", event.request_id)
-            self._points_shown = True
-            self._show(event)
+            self._show(event, large_sample=True)
 
-    def _show(self, event: protocol.Samples) -> None:
+    def _show(self, event: protocol.Samples, large_sample: bool = False) -> None:
+        self.state.shown(event.step, large_sample)
         self.samples_view.set_samples(event.images, event.step)
         if event.images.ndim == 2:
             self.decoded_view.set_samples_backdrop(event.images)

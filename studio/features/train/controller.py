@@ -5,6 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import QObject
 
 from engines.shared import protocol
+from studio.features.train.state import device_text
 from studio.features.train.view import TrainPanel
 from studio.services import Services
 
@@ -35,7 +36,7 @@ class TrainController(QObject):
         return self.services.send(protocol.Train(steps=steps))
 
     def _on_started(self, event: protocol.Started) -> None:
-        self.view.set_device(f"{event.device} ({event.threads} threads)" if event.device == "cpu" else event.device)
+        self.view.set_device(device_text(event.device, event.threads))
 
     def _on_ready(self, ready: protocol.Ready) -> None:
         self.view.set_hyper(list(ready.hyper))

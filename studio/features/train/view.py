@@ -12,14 +12,11 @@ from PySide6.QtWidgets import (
 
 from engines.shared import protocol
 from engines.shared.spec import HyperParam
+from studio.features.train.state import BUTTONS, ENABLED, TrainProgress, hyper_enabled
 from studio.widgets.basic import LogSpinBox
 
-#: Which buttons each client state enables.
-_ENABLED = {
-    "ready": {"start"},
-    "training": {"pause", "stop"},
-    "paused": {"resume", "stop"},
-}
+#: Which buttons each client state enables (kept under its old name; see :data:`~studio.features.train.state.ENABLED`).
+_ENABLED = ENABLED
 
 
 class TrainPanel(QWidget):
@@ -39,10 +36,8 @@ class TrainPanel(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.buttons = {
-            name: QPushButton(label)
-            for name, label in (("start", "Start"), ("pause", "Pause"), ("resume", "Resume"), ("stop", "Stop"))
-        }
+        self.state = TrainProgress()
+        self.buttons = {name: QPushButton(label) for name, label in BUTTONS.items()}
         self.buttons["start"].clicked.connect(self._start)
         self.buttons["pause"].clicked.connect(lambda: self.command.emit(protocol.Pause()))
         self.buttons["resume"].clicked.connect(lambda: self.command.emit(protocol.Resume()))
@@ -53,7 +48,7 @@ class TrainPanel(QWidget):
         self.steps_spin.setSpecialValueText("until stopped")
         self.steps_spin.setToolTip("Steps to train for when you press Start (0: until Stop)")
         grid = QGridLayout()
-        for i, name in enumerate(("start", "pause", "resume", "stop")):
+        for i, name in enumerate(BUTTONS):
             grid.addWidget(self.buttons[name], 0, i)
         self.hyper_box = QGroupBox("Live hyperparameters")
         self.hyper_form = QFormLayout(self.hyper_box)
@@ -80,10 +75,10 @@ class TrainPanel(QWidget):
 
     def set_state(self, state: str) -> None:
         """Enable the buttons that make sense in a client state (see :data:`studio.client.STATES`)."""
-        enabled = _ENABLED.get(state, set())
+        enabled = self.state.set_state(state)
         for name, button in self.buttons.items():
-            button.setEnabled(name in enabled)
-        self.hyper_box.setEnabled(state in ("ready", "training", "paused"))
+            button.setEnabled(enabled[name])
+        self.hyper_box.setEnabled(hyper_enabled(state))
 
     # -- hyperparameters -------------------------------------------------------------------------
     def set_hyper(self, params: list[HyperParam]) -> None:
@@ -138,10 +133,10 @@ class TrainPanel(QWidget):
     # -- labels ----------------------------------------------------------------------------------
     def set_progress(self, step: int, steps_per_sec: float | None = None, images_per_sec: float | None = None) -> None:
         """Show the steps done and the training speed (steps/s, images/s)."""
-        self.labels["step"].setText(f"{step:,}")
+        self.state.set_progress(step, steps_per_sec, images_per_sec)
+        self.labels["step"].setText(self.state.step_text())
         if steps_per_sec is not None:
-            images = f", {images_per_sec:,.0f} images/s" if images_per_sec else ""
-            self.labels["speed"].setText(f"{steps_per_sec:.1f} steps/s{images}")
+            self.labels["speed"].setText(self.state.speed_text())
 
     def set_device(self, device: str) -> None:
         """Show the worker's device, e.g. ``"cpu (1 threads)"`` or ``"cuda"``."""

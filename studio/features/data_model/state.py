@@ -1,0 +1,93 @@
+"""The Data & Model panel's Qt-free part: the data sets offered, the defaults suggested, the command built."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from engines.shared import protocol
+from engines.shared.datainfo import BUILTIN_SPECS
+
+#: Spin-box value that stands for "the data set's own image size".
+NATIVE_SIZE = 7
+#: (latent dims, batch size) shown for images, and for the built-in 2-D mixtures (as in PacGAN's
+#: 2-D experiments, Lin et al. 2018: z of width 2, batches of 100).
+IMAGE_DEFAULTS, POINT_DEFAULTS = (10, 64), (2, 100)
+POINT_SPECS = ("ring", "grid")
+#: The architectures offered ("auto": conv for images, mlp for 2-D points).
+ARCHS = ("auto", "conv", "mlp")
+
+
+def builtin_specs() -> list[tuple[str, str]]:
+    """The built-in data sets as (spec, description) pairs, from :data:`engines.shared.datainfo.BUILTIN_SPECS`."""
+    return [(str(s), str(d)) for s, d in BUILTIN_SPECS]
+
+
+def spec_for_file(path: str) -> str:
+    """The data spec of a user file: ``npz:PATH`` for .npz, ``idx:PATH`` otherwise (raw or .gz IDX)."""
+    return f"npz:{path}" if path.lower().endswith(".npz") else f"idx:{path}"
+
+
+def spec_label(spec: str) -> str:
+    """How a data spec reads in the list: long paths shortened to their kind and their last 40 characters."""
+    return spec if len(spec) < 48 else spec.split(":", 1)[0] + ":..." + spec[-40:]
+
+
+def defaults_for(spec: str) -> tuple[int, int]:
+    """The (latent dims, batch size) that suit a data spec: :data:`POINT_DEFAULTS` for the 2-D mixtures."""
+    return POINT_DEFAULTS if spec in POINT_SPECS else IMAGE_DEFAULTS
+
+
+def suggest_defaults(spec: str, current: tuple[int, int]) -> tuple[int, int] | None:
+    """The (latent dims, batch size) to switch to when ``spec`` is picked, or None to leave them.
+
+    The form follows the data set only while it still shows the other kind's defaults: values the
+    user changed are kept.
+    """
+    wanted = defaults_for(spec)
+    other = IMAGE_DEFAULTS if wanted == POINT_DEFAULTS else POINT_DEFAULTS
+    return wanted if tuple(current) == other else None
+
+
+def image_size_value(image_size: int) -> int:
+    """The spin-box value for an image size (below 8, including 0, means native)."""
+    return image_size if image_size >= 8 else NATIVE_SIZE
+
+
+@dataclass
+class BuildForm:
+    """The values of the form, Qt-free: what :meth:`command` turns into a :class:`~engines.shared.protocol.Configure`.
+
+    ``image_size`` is the spin-box value (:data:`NATIVE_SIZE`: the data set's own size);
+    ``arch_enabled`` whether the model takes an ``arch`` option.
+    """
+
+    data: str
+    model: str
+    arch: str = "auto"
+    arch_enabled: bool = True
+    latent_dim: int = IMAGE_DEFAULTS[0]
+    image_size: int = NATIVE_SIZE
+    batch_size: int = IMAGE_DEFAULTS[1]
+    seed: int = 0
+
+    def command(self) -> protocol.Configure:
+        """The :class:`Configure` these values describe."""
+        options = {"arch": self.arch} if self.arch_enabled and self.arch != "auto" else {}
+        return protocol.Configure(
+            data=self.data, model=self.model, image_size=None if self.image_size == NATIVE_SIZE else self.image_size,
+            latent_dim=self.latent_dim, seed=self.seed, batch_size=self.batch_size, options=options,
+        )
+
+
+def ready_summary(ready: protocol.Ready) -> str:
+    """The rich text shown under the form for a built model."""
+    config = ready.config or {}
+    arch = f", {config['arch']}" if "arch" in config else ""
+    source = f"<br>from {ready.checkpoint}" if ready.checkpoint else ""
+    return (f"<b>{ready.model}</b> ({ready.family}{arch}), {ready.latent.dim} latent dims, on {ready.device}"
+            f"<br>{ready.data_summary}{source}")
+
+
+def build_reason(state: str) -> str:
+    """Why "Build model" is disabled in a client state ("" when it can build)."""
+    return "" if state in ("idle", "ready") else "Stop training (or start the worker) to rebuild"
