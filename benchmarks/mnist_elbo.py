@@ -52,7 +52,7 @@ def main() -> int:
     for arch, run in rows:
         t, h = run["train"], run["held_out"]
         print(
-            f"| {arch} | {t['epochs']:.2f} | {t['steps']} | {h['elbo_nats']:.2f} | {h.get('iwae_nats', float('nan')):.2f} "
+            f"| {arch} | {t['epochs']:.2f} | {t['steps']} | {h['nats']:.2f} | {h.get('iwae_nats', float('nan')):.2f} "
             f"| {t['images_per_sec']:.0f} | {t['device']} ({t['threads']} threads) |"
         )
     return 0

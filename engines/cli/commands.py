@@ -26,7 +26,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         description="Train a model on a data spec and write DIR/model.safetensors, DIR/run.json, "
         "DIR/metrics.csv (one row per logged step) and DIR/samples.png.",
     )
-    p.add_argument("--data", required=True, help="data spec: shapes, shapes:32, digits, ring, grid, idx:PATH, folder:PATH, npz:PATH")
+    p.add_argument("--data", required=True, help="data spec: shapes, shapes:32, digits, ring, grid, idx:PATH, folder:PATH, npz:PATH; binarized:SPEC for static binary images")
     p.add_argument("--model", required=True, help="registry name, e.g. vae, beta-vae")
     p.add_argument("--out", required=True, type=Path, help="run folder to write")
     p.add_argument("--arch", choices=["conv", "mlp"], help="network architecture (conv for images by default)")
@@ -42,6 +42,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, help="torch CPU threads (default: all cores but one)")
     p.add_argument("--log-every", type=int, default=1, help="write a metrics row every N steps (default %(default)s)")
     p.add_argument("--iwae-k", type=int, default=0, help="also report the held-out IWAE bound with k samples (0: skip)")
+    p.add_argument("--max-seconds", type=float,
+                   help="stop early after this many seconds of training (run.json records the steps done)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("sample", help="draw samples from a trained run into a PNG grid")
@@ -80,31 +82,21 @@ def _write_samples(engine: Any, path: Path, n: int, seed: int, scale: int = 0) -
     return save_png(grid, path, scale=scale)
 
 
-def _held_out_bound(engine: Any, dataset: Any, batch_size: int, iwae_k: int) -> dict[str, float]:
-    """Mean held-out ELBO (and IWAE bound) in nats per example, and in bits/dim for images."""
-    import numpy as np
-    import torch
+def _held_out(engine: Any, dataset: Any, iwae_k: int) -> dict[str, Any]:
+    """The held-out log-likelihood (or bound) as ``run.json`` records it, with a progress bar; {} for none."""
+    from tqdm import tqdm
 
-    idx = dataset.test_indices
-    if len(idx) == 0 or not engine.capabilities.has_likelihood:
+    from engines.metrics.likelihood import held_out_likelihood, held_out_indices
+
+    n = len(held_out_indices(dataset))
+    if not engine.capabilities.has_likelihood or n == 0:
         return {}
-    engine.eval()
-    elbo, iwae = [], []
-    with torch.no_grad():
-        for i in range(0, len(idx), batch_size):
-            x = torch.as_tensor(dataset.get(idx[i : i + batch_size]), device=engine.device)
-            elbo.append(engine.log_prob(x).double().cpu())
-            if iwae_k and "iwae" in engine.capabilities.likelihood:
-                iwae.append(engine.iwae_bound(x, k=iwae_k).double().cpu())
-    dims = int(np.prod(engine.data.shape))
-    out = {"n": int(len(idx)), "elbo_nats": float(torch.cat(elbo).mean())}
-    if iwae:
-        out["iwae_nats"] = float(torch.cat(iwae).mean())
-        out["iwae_k"] = iwae_k
-    if engine.data.kind == "image":
-        # bits/dim of the discrete data under the bound: -(log p) / (D ln 2)
-        out["elbo_bits_per_dim"] = -out["elbo_nats"] / (dims * math.log(2))
-    return out
+    with tqdm(total=n, unit="image", desc="held-out likelihood", file=sys.stderr, mininterval=0.5) as bar:
+        def progress(done: int, total: int) -> None:
+            bar.update(done - bar.n)
+
+        result = held_out_likelihood(engine, dataset, batch_size=250, iwae_k=iwae_k, progress=progress)
+    return {} if result is None else result.to_json()
 
 
 def _config_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -122,8 +114,30 @@ def _config_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def _check_train_args(args: argparse.Namespace) -> None:
+    """Every number of ``train`` checked before any work, with one clear line.
+
+    Raises
+    ------
+    LatentStudioError
+        A step count, epoch count, batch size, logging interval, IWAE k or time limit out of range.
+    """
+    checks = [
+        (args.steps is None or args.steps >= 1, f"--steps must be at least 1, got {args.steps}"),
+        (args.epochs is None or (math.isfinite(args.epochs) and args.epochs > 0), f"--epochs must be positive, got {args.epochs}"),
+        (args.batch_size >= 1, f"--batch-size must be at least 1, got {args.batch_size}"),
+        (args.log_every >= 1, f"--log-every must be at least 1, got {args.log_every}"),
+        (args.iwae_k >= 0, f"--iwae-k must be 0 (skip) or more, got {args.iwae_k}"),
+        (args.max_seconds is None or args.max_seconds > 0, f"--max-seconds must be positive, got {args.max_seconds}"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise LatentStudioError(message)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """Train headless; see the ``train`` sub-command's help."""
+    _check_train_args(args)
     import torch
     from tqdm import tqdm
 
@@ -150,6 +164,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     names: list[str] = []
     engine.train()
     t0 = time.perf_counter()
+    done = 0
     with tqdm(range(1, steps + 1), unit="step", file=sys.stderr, mininterval=0.5) as bar:
         for step in bar:
             losses = engine.training_step(next(stream), step)
@@ -160,6 +175,12 @@ def cmd_train(args: argparse.Namespace) -> int:
                 rows.append({"step": step, **losses})
                 shown = {k: f"{v:.4g}" for k, v in losses.items() if "/" not in k}
                 bar.set_postfix(shown, refresh=False)
+            done = step
+            if args.max_seconds is not None and time.perf_counter() - t0 >= args.max_seconds:
+                if not rows or rows[-1]["step"] != step:
+                    rows.append({"step": step, **losses})
+                break
+    steps = done
     if device.type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - t0
@@ -168,7 +189,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         writer.writeheader()
         writer.writerows(rows)
     save_checkpoint(engine, args.out / "model.safetensors", step=steps, data_spec=args.data, image_size=args.image_size)
-    held_out = _held_out_bound(engine, dataset, 500, args.iwae_k)
+    held_out = _held_out(engine, dataset, args.iwae_k)
     _write_samples(engine, args.out / "samples.png", 64, args.seed)
     from engines.lib.checkpoint import read_manifest
 
@@ -189,9 +210,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     (args.out / "run.json").write_text(json.dumps(run, indent=2))
     msg = f"{steps} steps in {seconds:.1f} s ({run['train']['images_per_sec']:.0f} images/s)"
     if held_out:
-        msg += f"; held-out ELBO {held_out['elbo_nats']:.2f} nats"
-        if "iwae_nats" in held_out:
-            msg += f", IWAE(k={held_out['iwae_k']}) {held_out['iwae_nats']:.2f} nats"
+        from engines.shared.results import HeldOutLikelihood
+
+        msg += "; " + HeldOutLikelihood.from_json(held_out).summary()
     print(msg + f"; wrote {args.out}/", file=sys.stderr)
     return 0
 

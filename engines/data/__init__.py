@@ -14,6 +14,9 @@ Specs
     2-D Gaussian mixtures with known modes (PacGAN's 8-mode ring and 25-mode grid).
 ``idx:PATH``, ``folder:PATH``, ``npz:PATH``
     The user's files (:mod:`engines.data.files`, which documents the size policy).
+``binarized:SPEC``
+    Any image spec above, statically binarised with a fixed seed for the Bernoulli models
+    (:mod:`engines.data.binarize`, which states the draw), e.g. ``binarized:digits``.
 
 An ``image_size`` passed to :func:`load_dataset` overrides a size in the spec. It is ignored by
 the 2-D point sets, but checked like everywhere else.
@@ -24,6 +27,7 @@ from __future__ import annotations
 import operator
 
 from engines.data.base import DataInfo, Dataset, split_indices
+from engines.data.binarize import binarized, split_binarized
 from engines.data.builtin import load_digits, load_grid, load_ring, load_shapes
 from engines.data.files import MAX_SIZE, MIN_SIZE, load_folder, load_idx, load_npz
 from engines.data.shapes import ShapesDataset
@@ -50,7 +54,8 @@ KINDS = _SIZED + _PLAIN + _FILES
 
 
 def parse_spec(spec: str) -> tuple[str, str | None]:
-    """Split a data spec into its kind and argument, checking its syntax.
+    """Split a data spec into its kind and argument, checking its syntax (a ``binarized:`` prefix is
+    looked through: the inner spec's kind and argument are returned).
 
     Parameters
     ----------
@@ -73,6 +78,12 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
     """
     if not isinstance(spec, str) or not spec.strip():
         raise DataError(f"empty data spec {spec!r}; expected one of {', '.join(KINDS)}")
+    inner, binary = split_binarized(spec)
+    if binary:
+        kind, argument = parse_spec(inner)
+        if kind in _PLAIN:
+            raise DataError(f"data spec {spec!r}: only images can be binarised, {kind} holds 2-D points")
+        return kind, argument
     head, sep, argument = spec.strip().partition(":")
     kind = head.strip().lower()
     if kind not in KINDS:
@@ -139,6 +150,9 @@ def load_dataset(spec: str, image_size: int | None = None) -> Dataset:
     DataError
         A bad spec or image_size, or a file that is missing or malformed (the message names it).
     """
+    inner, binary = split_binarized(spec)
+    if binary:
+        return binarized(load_dataset(inner, image_size), spec.strip())
     kind, argument = parse_spec(spec)
     size = check_image_size(image_size, spec)
     spec = spec.strip()

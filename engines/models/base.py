@@ -122,7 +122,17 @@ class Engine(nn.Module):
         return torch.randn(n, self.latent.dim, generator=generator, device=self.device)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Map z (N, latent.dim) to data space: (N, C, H, W) in [0, 1] or (N, 2)."""
+        """Map z (N, latent.dim) to data space: (N, C, H, W) in [0, 1] or (N, 2).
+
+        Raises
+        ------
+        CapabilityError
+            For a model without a latent (``latent.dim == 0``, an autoregressive model): it samples
+            pixel by pixel instead (:meth:`sample`).
+        """
+        if self.latent.dim == 0:
+            raise CapabilityError(f"{self.name or type(self).__name__} has no latent to decode "
+                                  f"(it declares {self.capabilities.summary()}); use sample()")
         raise NotImplementedError
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:

@@ -16,6 +16,24 @@ BUILTIN_SPECS: list[tuple[str, str]] = [
     ("grid", "25 Gaussians on a 5x5 grid, std 0.05 (2-D points, PacGAN)"),
 ]
 
+#: The spec prefix that asks for a statically binarised copy of an image data set (``binarized:digits``).
+BINARIZED_PREFIX = "binarized:"
+
+
+def split_binarized(spec: str) -> tuple[str, bool]:
+    """``(inner spec, True)`` for ``"binarized:SPEC"`` (the prefix case-insensitive), else ``(spec, False)``."""
+    text = spec.strip() if isinstance(spec, str) else spec
+    if isinstance(text, str) and text.lower().startswith(BINARIZED_PREFIX):
+        return text[len(BINARIZED_PREFIX):], True
+    return spec, False
+
+
+def with_binarized(spec: str, on: bool) -> str:
+    """``spec`` with the ``binarized:`` prefix added (``on``) or removed."""
+    inner, _ = split_binarized(spec)
+    return BINARIZED_PREFIX + inner if on else inner
+
+
 @dataclass(frozen=True)
 class DataInfo:
     """What a model needs to know about its data, small enough to send to the window as JSON.
@@ -42,6 +60,10 @@ class DataInfo:
         Mode centres (M, 2) of a known 2-D mixture (``ring``, ``grid``).
     mode_std : float or None
         Standard deviation of each mixture component.
+    binarized : int or None
+        The seed of a static binarisation (each pixel 1 with probability its grey level, drawn once;
+        Salakhutdinov & Murray 2008), where the spec asked for one (``binarized:SPEC``); None otherwise.
+        Images are then exactly 0 or 1, and a Bernoulli model's log-likelihood is that of binary data.
     """
 
     spec: str
@@ -55,6 +77,7 @@ class DataInfo:
     factor_sizes: tuple[int, ...] | None = None
     modes: tuple[tuple[float, float], ...] | None = None
     mode_std: float | None = None
+    binarized: int | None = None
 
     @property
     def channels(self) -> int:

@@ -7,6 +7,7 @@ docstring, never in prose elsewhere); ``to_json`` gives the dict the command lin
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar
 
@@ -193,3 +194,84 @@ class DisentanglementScores:
     def from_json(cls, d: dict) -> DisentanglementScores:
         """Inverse of :meth:`to_json`."""
         return _from_json(cls, d)
+
+
+#: What a log-likelihood is of, by data space (``HeldOutLikelihood.space``): bits/dim are given for the
+#: discrete spaces only.
+LIKELIHOOD_SPACES = {
+    "8-bit": "the 8-bit image (a flow under uniform dequantisation, or a 256-way softmax)",
+    "binary": "the binary image (a Bernoulli model on statically binarised data)",
+    "bernoulli-pseudo": "grey levels under a Bernoulli model: a pseudo-likelihood, not a normalised density",
+    "continuous": "a density of continuous data (2-D points, or a Gaussian decoder): no bits/dim",
+}
+
+
+@dataclass(frozen=True)
+class HeldOutLikelihood:
+    """The held-out log-likelihood (or its declared bound) of a model, per example.
+
+    Attributes
+    ----------
+    kind : {"exact", "elbo"}
+        What ``nats`` is: the exact log-likelihood, or the ELBO (a lower bound; Kingma & Welling 2014).
+    nats : float
+        Mean held-out log p(x) (or the bound) in nats per example (higher is better; <= 0 on discrete data).
+    stderr : float
+        Standard error of that mean over the examples measured, nats (0 when every example was measured
+        and the estimate is exact).
+    n, n_test : int
+        Examples measured (a seeded sample of the held-out split when it is larger), and the split's size.
+    dims : int
+        D, the dimensions of one example (C*H*W, or 2).
+    space : str
+        A key of :data:`LIKELIHOOD_SPACES`.
+    iwae_k : int
+        k of the IWAE bound (Burda et al. 2016) in ``iwae_nats``; 0 for none.
+    iwae_nats : float or None
+    """
+
+    kind: str
+    nats: float
+    stderr: float
+    n: int
+    n_test: int
+    dims: int
+    space: str
+    iwae_k: int = 0
+    iwae_nats: float | None = None
+    metric: ClassVar[str] = "held_out_likelihood"
+
+    @property
+    def nll(self) -> float:
+        """-nats: the held-out negative log-likelihood (or the negative bound), nats per example."""
+        return -self.nats
+
+    @property
+    def bits_per_dim(self) -> float | None:
+        """-nats / (D ln 2) on a discrete space ("8-bit", "binary"); None elsewhere."""
+        if self.space not in ("8-bit", "binary") or not self.dims:
+            return None
+        return -self.nats / (self.dims * math.log(2))
+
+    def to_json(self) -> dict:
+        """The fields, ``metric``, ``nll_nats``, and ``bits_per_dim`` where it applies, as a JSON-able dict."""
+        out = {"metric": self.metric, **asdict(self), "nll_nats": self.nll, "space_means": LIKELIHOOD_SPACES[self.space]}
+        if self.bits_per_dim is not None:
+            out["bits_per_dim"] = self.bits_per_dim
+        return out
+
+    @classmethod
+    def from_json(cls, d: dict) -> HeldOutLikelihood:
+        """Inverse of :meth:`to_json`."""
+        return _from_json(cls, d)
+
+    def summary(self) -> str:
+        """One line, e.g. ``"held-out NLL 88.1 +- 0.9 nats (exact, binary image; 0.162 bits/dim), 1000 examples"``."""
+        what = "NLL" if self.kind == "exact" else "-ELBO"
+        text = f"held-out {what} {self.nll:.2f} +- {self.stderr:.2f} nats ({self.kind}, {self.space}"
+        if self.bits_per_dim is not None:
+            text += f"; {self.bits_per_dim:.3f} bits/dim"
+        text += f"), {self.n} of {self.n_test} examples"
+        if self.iwae_nats is not None:
+            text += f"; IWAE(k={self.iwae_k}) {-self.iwae_nats:.2f} nats"
+        return text

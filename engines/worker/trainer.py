@@ -4,7 +4,9 @@ One :class:`Trainer` runs one training session (from :class:`~engines.shared.pro
 step budget is spent, :class:`~engines.shared.protocol.Stop` or an error). The loop does engineering
 only (Lightning's split): the engine's ``training_step`` does the research. Per step it costs one
 attribute test, one clock read and one list append; everything else (StepMetrics every ~100 ms,
-snapshot refresh every ~0.2 s, the sample grid every ~1 s, autosave every ~60 s) is checked when
+snapshot refresh every ~0.2 s, the sample grid every ~1 s, the held-out log-likelihood of a fixed
+probe every ~5 s for a model that declares one (:class:`engines.metrics.likelihood.HeldOutProbe`,
+logged as the loss term ``held_out_nll`` or ``held_out_neg_elbo``), autosave every ~60 s) is checked when
 the metrics are flushed. Commands that touch the live model (hyperparameters, checkpoints) run in
 this thread between two steps via :meth:`Trainer.call_soon`.
 """
@@ -22,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from engines.metrics.likelihood import HeldOutProbe
 from engines.shared import protocol as P
 from engines.worker.host import Host, Snapshot, error_event, to_numpy
 
@@ -32,6 +35,9 @@ GRID_EVERY = 1.0
 AUTOSAVE_EVERY = 60.0
 #: Grids are spaced by at least this many times their own compute time (at most ~5% of a core).
 GRID_COST_FACTOR = 20.0
+#: Seconds between live held-out likelihood measurements (a term of the loss plot), and their cost bound.
+HELD_OUT_EVERY = 5.0
+HELD_OUT_COST_FACTOR = 20.0
 
 
 def autosave_path() -> Path:
@@ -187,6 +193,8 @@ class Trainer:
         self._metrics = MetricsBuffer()
         self._rate = _Rate()
         self._images = 0
+        self._probe: HeldOutProbe | None = None
+        self._held_out: dict[str, float] | None = None  # a measurement waiting for the next step's row
 
     # -- control, from the main thread ---------------------------------------------------------
     def start(self) -> None:
@@ -256,7 +264,9 @@ class Trainer:
         start = s.step
         now = time.monotonic()
         t_flush = t_snap = t_grid = t_save = now
+        t_held = now - HELD_OUT_EVERY  # the first measurement at the first flush: the curve starts at step ~0
         self._rate.update(now, s.step, self._images)
+        self._make_probe()
         engine.train()
         self._set_live(True)
         try:
@@ -268,6 +278,8 @@ class Trainer:
                     break
                 batch = next(batches)
                 losses = engine.training_step(batch, s.step)
+                if self._held_out is not None:
+                    losses, self._held_out = {**losses, **self._held_out}, None
                 metrics.add(s.step, losses)
                 s.step += 1
                 self._images += len(batch[0] if isinstance(batch, tuple) else batch)
@@ -283,6 +295,10 @@ class Trainer:
                     if now - t_save >= AUTOSAVE_EVERY:
                         t_save = now
                         self._autosave()
+                    probe = self._probe
+                    if probe is not None and now - t_held >= max(HELD_OUT_EVERY, HELD_OUT_COST_FACTOR * probe.seconds):
+                        t_held = now
+                        self._measure_held_out(probe)
         except Exception as exc:  # noqa: BLE001 - a failed step ends the session, not the worker
             reason = "error"
             send(error_event(exc, "Train"))
@@ -350,6 +366,25 @@ class Trainer:
         steps_per_sec, images_per_sec = self._rate.update(now, self.session.step, self._images)
         self._send(P.StepMetrics(steps=steps, names=names, values=values, steps_per_sec=steps_per_sec,
                                  images_per_sec=images_per_sec, latent_kl=self._latent_kl()))
+
+    def _measure_held_out(self, probe: HeldOutProbe) -> None:
+        try:
+            self._held_out = {probe.name: probe.measure(self.session.engine)}
+        except Exception as exc:  # noqa: BLE001 - the curve stops, training goes on
+            self._probe = None
+            self._send(error_event(exc, "held-out likelihood"))
+
+    def _make_probe(self) -> None:
+        """The fixed held-out batch measured live, for a model with a likelihood and data with a held-out split."""
+        s = self.session
+        if self._probe is not None or not s.engine.capabilities.has_likelihood or s.dataset is None:
+            return
+        if len(s.dataset.test_indices) == 0:
+            return
+        try:
+            self._probe = HeldOutProbe(s.engine, s.dataset, seed=s.seed)
+        except Exception as exc:  # noqa: BLE001 - no live held-out curve, training goes on
+            self._send(error_event(exc, "held-out likelihood"))
 
     def _latent_kl(self) -> np.ndarray | None:
         engine = self.session.engine
