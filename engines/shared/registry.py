@@ -36,6 +36,18 @@ def _vae(*hyper: str) -> Capabilities:
                         extras=("latent_kl",), hyper=("lr", *hyper), options=("arch",))
 
 
+def _flow(*hyper: str) -> Capabilities:
+    """What every normalizing flow here declares: z has the data's shape (an image, or a 2-D point), an exact
+    inverse and an exact log-likelihood; ``temperature`` scales the prior's std when sampling."""
+    return Capabilities(latent=("image", "gaussian"), encoder="exact", likelihood=("exact",),
+                        hyper=("lr", "temperature", *hyper))
+
+
+def _autoregressive(*hyper: str) -> Capabilities:
+    """What every autoregressive model here declares: no latent, an exact likelihood, pixel-by-pixel sampling."""
+    return Capabilities(latent=("none",), likelihood=("exact",), sampling="autoregressive", hyper=("lr", *hyper))
+
+
 def _gan(latent: tuple[str, ...] = ("gaussian",), conditioning: str = "none", *hyper: str) -> Capabilities:
     """What every GAN here declares; ``pack``, ``clip`` and ``gp_lambda`` are live where the config has them."""
     return Capabilities(latent=latent, conditioning=conditioning, extras=("critic_map", "pack"),
@@ -74,6 +86,36 @@ MODELS: dict[str, ModelEntry] = {e.name: e for e in [
     ModelEntry("infogan", "gan", "engines.models.gan.infogan:InfoGAN",
                "InfoGAN: interpretable codes by mutual information (Chen et al. 2016)",
                capabilities=_gan(("gaussian", "categorical", "uniform"), "none", "mi_lambda")),
+    ModelEntry("vae-iaf", "vae", "engines.models.vae.vae_iaf:IAFVAE",
+               "VAE with an inverse autoregressive flow posterior (Kingma et al. 2016)",
+               capabilities=Capabilities(latent=("gaussian",), encoder="amortised", likelihood=("elbo", "iwae"),
+                                         hyper=("lr", "beta"), options=("arch",))),  # no latent_kl: the flow mixes the dimensions
+    ModelEntry("planar", "flow", "engines.models.flow.planar:PlanarFlow",
+               "Planar flow fitted as a density (Rezende & Mohamed 2015)", capabilities=_flow()),
+    ModelEntry("nice", "flow", "engines.models.flow.nice:NICE",
+               "NICE: additive coupling layers and a diagonal scaling (Dinh et al. 2015)", capabilities=_flow()),
+    ModelEntry("realnvp", "flow", "engines.models.flow.realnvp:RealNVP",
+               "RealNVP: affine coupling, checkerboard and channel masks, multi-scale (Dinh et al. 2017)",
+               capabilities=_flow()),
+    ModelEntry("glow", "flow", "engines.models.flow.glow:Glow",
+               "Glow: actnorm, invertible 1x1 convolutions, affine coupling (Kingma & Dhariwal 2018)",
+               capabilities=_flow()),
+    ModelEntry("maf", "flow", "engines.models.flow.maf:MAF",
+               "Masked autoregressive flow on MADE blocks (Papamakarios et al. 2017)", capabilities=_flow()),
+    ModelEntry("fvsbn", "autoregressive", "engines.models.autoregressive.fvsbn:FVSBN",
+               "Fully visible sigmoid belief net (Frey 1998)", capabilities=_autoregressive()),
+    ModelEntry("nade", "autoregressive", "engines.models.autoregressive.nade:NADE",
+               "NADE: neural autoregressive density estimator (Larochelle & Murray 2011)",
+               capabilities=_autoregressive()),
+    ModelEntry("made", "autoregressive", "engines.models.autoregressive.made:MADEModel",
+               "MADE: masked autoencoder, several orderings and masks (Germain et al. 2015)",
+               capabilities=_autoregressive("mask")),
+    ModelEntry("pixelcnn", "autoregressive", "engines.models.autoregressive.pixelcnn:PixelCNN",
+               "PixelCNN: masked convolutions, 7x7 mask A then residual 3x3 mask B (van den Oord et al. 2016)",
+               capabilities=_autoregressive()),
+    ModelEntry("gated-pixelcnn", "autoregressive", "engines.models.autoregressive.pixelcnn:PixelCNN",
+               "Gated PixelCNN: vertical and horizontal stacks, no blind spot (van den Oord et al. 2016)",
+               capabilities=_autoregressive(), defaults=(("gated", True),)),
 ]}
 
 
