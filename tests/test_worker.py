@@ -125,6 +125,18 @@ def test_train_three_steps(fresh, home):
     assert grids[-1].request_id == -1 and grids[-1].images.shape == (64, 1, SIZE, SIZE)
 
 
+def test_held_out_likelihood_is_logged_live(fresh):
+    """A model with a likelihood gets a held-out curve in the loss plot: -ELBO of a fixed held-out probe."""
+    fresh.send(P.Train(steps=150))
+    events = collect(fresh, lambda e: isinstance(e, (P.Stopped, P.Error)))
+    assert not of(events, P.Error), of(events, P.Error)
+    values = [m.values[:, m.names.index("held_out_neg_elbo")] for m in of(events, P.StepMetrics)
+              if "held_out_neg_elbo" in m.names]
+    measured = np.concatenate(values) if values else np.zeros(0)
+    measured = measured[np.isfinite(measured)]
+    assert len(measured) >= 1 and (measured > 0).all(), "no live held-out measurement"
+
+
 def test_decode_after_training(trained):
     link = trained
     z = np.random.default_rng(0).standard_normal((5, LATENT)).astype(np.float32)
@@ -353,3 +365,62 @@ def test_metrics_buffer_fills_missing_terms_with_nan():
     assert values[0].tolist()[:2] == [1.0, 2.0] and math.isnan(values[0, 2])
     assert math.isnan(values[1, 1]) and values[1, 2] == 3.0
     assert len(buf) == 0 and buf.take()[2].shape == (0, 0)
+
+
+@pytest.fixture
+def pixelcnn(worker) -> WorkerLink:
+    """The module's worker hosting a tiny PixelCNN on binarised digits at 8x8 (step 0)."""
+    link = worker[0]
+    link.send(P.Configure(data="binarized:digits", model="pixelcnn", image_size=8, seed=1, batch_size=16,
+                          options={"channels": 8, "layers": 1}))
+    ready = collect(link, lambda e: isinstance(e, (P.Ready, P.Error)), timeout=60)[-1]
+    assert isinstance(ready, P.Ready), getattr(ready, "message", ready)
+    assert ready.capabilities.sampling == "autoregressive" and ready.latent.dim == 0
+    grid = collect(link, lambda e: isinstance(e, P.Samples) and e.request_id == -1, timeout=60)[-1]
+    assert grid.images.shape == (16, 1, 8, 8)  # a pixel-by-pixel model's grid: 16 seeded samples
+    return link
+
+
+def test_pixels_are_drawn_frame_by_frame_completed_and_scored(pixelcnn):
+    link = pixelcnn
+    link.send(P.DrawPixels(request_id=41, n=2, seed=0, frames=4))
+    events = collect(link, lambda e: isinstance(e, (P.Error,)) or (isinstance(e, P.PixelFrame) and e.final))
+    frames = of(events, P.PixelFrame)
+    assert not of(events, P.Error) and [f.done for f in frames] == [16, 32, 48, 64]
+    last = frames[-1]
+    assert last.images.shape == (2, 1, 8, 8) and set(np.unique(last.images)) <= {0.0, 1.0} and last.drawn.all()
+    assert frames[0].drawn.sum() == 16 and frames[0].drawn[:2].all() and not frames[0].drawn[2:].any()
+
+    image = np.zeros((1, 1, 8, 8), np.float32)
+    image[0, 0, :4, 2:6] = 1.0
+    known = np.zeros((8, 8), bool)
+    known[:4] = True
+    link.send(P.DrawPixels(request_id=42, n=3, seed=1, image=image, known=known, frames=2))
+    done = collect(link, lambda e: isinstance(e, P.Error) or (isinstance(e, P.PixelFrame) and e.final))[-1]
+    assert isinstance(done, P.PixelFrame) and done.total == 32
+    assert np.array_equal(done.images[:, :, :4], np.repeat(image[:, :, :4], 3, 0))
+
+    link.send(P.PixelSurprise(request_id=43, index=0))
+    s = collect(link, lambda e: isinstance(e, (P.PixelSurprised, P.Error)))[-1]
+    assert isinstance(s, P.PixelSurprised), s
+    assert s.log_probs.shape == (1, 8, 8) and (s.log_probs <= 0).all()
+    assert s.nats == pytest.approx(float(s.log_probs.sum()), abs=1e-3)
+    assert s.bits_per_dim == pytest.approx(-s.nats / (64 * math.log(2)), rel=1e-5)
+
+
+def test_a_slow_drawing_stops_at_cancel_and_a_latent_model_refuses(pixelcnn):
+    link = pixelcnn
+    link.send(P.DrawPixels(request_id=51, n=1, seed=0, frames=64, delay_ms=200))
+    first = collect(link, lambda e: isinstance(e, (P.PixelFrame, P.Error)))[-1]
+    assert isinstance(first, P.PixelFrame) and not first.final
+    link.send(P.Cancel(request_id=51))
+    end = collect(link, lambda e: isinstance(e, P.Progress) and e.request_id == 51 and e.message == "cancelled")
+    assert not [e for e in of(end, P.PixelFrame) if e.final]
+    link.send(P.DrawPixels(request_id=52, n=65))
+    err = collect(link, lambda e: isinstance(e, P.Error))[-1]
+    assert err.command == "DrawPixels" and "n must be" in err.message
+
+    configure(link)  # a VAE: nothing to draw pixel by pixel
+    link.send(P.DrawPixels(request_id=53, n=1))
+    err = collect(link, lambda e: isinstance(e, P.Error))[-1]
+    assert err.command == "DrawPixels" and "pixel by pixel" in err.message

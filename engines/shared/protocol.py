@@ -31,6 +31,7 @@ from engines.shared.codec import (  # noqa: F401 - re-exported: the codec lived 
     wire_value,
 )
 from engines.shared.datainfo import DataInfo
+from engines.shared.protocol_pixels import MAX_PIXEL_IMAGES, DrawPixels, PixelFrame, PixelSurprise, PixelSurprised  # noqa: F401
 from engines.shared.results import ClassCoverage, DisentanglementScores, MixtureCoverage
 from engines.shared.spec import HyperParam, LatentSpec
 
@@ -468,7 +469,8 @@ class CoverageMeasured(Event):
     ms : float
         Wall time of sampling and metric, milliseconds.
     critic_units : str
-        "probability" (a GAN's D(x)) or "critic" (a raw critic value) of ``critic``; "" without one.
+        "probability" (a GAN's D(x)), "critic" (a raw critic value) or "log-density" (log p(x) in nats, a
+        model with a likelihood) of ``critic``; "" without one.
     samples : ndarray or None
         (N, 2) float32 points that were measured (2-D data only), for the live view.
     critic : ndarray or None
@@ -476,6 +478,9 @@ class CoverageMeasured(Event):
         with y rising by row, over ``extent``.
     extent : list
         [xmin, xmax, ymin, ymax] of ``critic`` in data units.
+    grid_lines : ndarray or None
+        (L, P, 2) float32: a regular grid of z pushed to x by a flow's inverse (L lines of P points), for
+        2-D data; None otherwise.
     """
 
     step: int = 0
@@ -486,6 +491,7 @@ class CoverageMeasured(Event):
     samples: np.ndarray | None = _arr()
     critic: np.ndarray | None = _arr()
     extent: list = field(default_factory=list)
+    grid_lines: np.ndarray | None = _arr()
 
 
 @dataclass(frozen=True)

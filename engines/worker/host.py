@@ -34,6 +34,8 @@ GRID_SIZE = 64
 
 #: Latents of the grid decoded at a time: interactive requests are served between two chunks.
 GRID_CHUNK = 8
+#: Images of the grid of a model that samples pixel by pixel (one pass per pixel: fewer, one at a time).
+SEQUENTIAL_GRID = 16
 #: Latents of a traversal decoded in one batch.
 TRAVERSE_CHUNK = 64
 #: Latents of an interpolation path decoded in one batch.
@@ -193,6 +195,8 @@ class Host:
         self.grid_seconds = 0.0
         self._closed = False
         self._stream: Any = None
+        #: more request types served from the snapshot: type -> handler(hosted, request) -> Event
+        self.handlers: dict[type, Callable[[Hosted, Any], P.Event]] = {}
         self._thread = threading.Thread(target=self._run, name="host", daemon=True)
         self._thread.start()
 
@@ -293,16 +297,21 @@ class Host:
             if job.step < 0:
                 job.step = snap.step
             model = snap.model
-            if hosted.fixed_z is None:  # no latent to decode: seeded samples, in one piece
-                gen = torch.Generator(device=model.device).manual_seed(hosted.seed)
-                job.parts.append(to_numpy(model.sample(GRID_SIZE, generator=gen)))
-                job.done = GRID_SIZE
+            if hosted.fixed_z is None:  # no latent to decode: seeded samples, one image per chunk
+                sequential = model.capabilities.sampling == "autoregressive"
+                count = 1 if sequential else GRID_SIZE
+                gen = torch.Generator(device=model.device).manual_seed(hosted.seed * GRID_SIZE + job.done)
+                job.parts.append(to_numpy(model.sample(count, generator=gen)))
+                job.done += count
             else:
                 z = hosted.fixed_z[job.done : job.done + GRID_CHUNK]
                 job.parts.append(to_numpy(model.decode(z)))
                 job.done += len(z)
         job.seconds += time.perf_counter() - t0
-        total = GRID_SIZE if hosted.fixed_z is None else len(hosted.fixed_z)
+        if hosted.fixed_z is not None:
+            total = len(hosted.fixed_z)
+        else:
+            total = SEQUENTIAL_GRID if model.capabilities.sampling == "autoregressive" else GRID_SIZE
         if job.done < total:
             return None
         if not self._finish_job(job):
@@ -318,10 +327,12 @@ class Host:
 
     def _serve(self, hosted: Hosted, request: Any, stream: Any) -> P.Event:
         if isinstance(request, P.GetExamples):  # data only: no need for the model
-            idx = _split_indices(hosted.dataset, list(request.indices), request.split)
+            idx = split_indices(hosted.dataset, list(request.indices), request.split)
             return P.Examples(request_id=request.request_id, indices=list(request.indices),
                               images=np.ascontiguousarray(hosted.dataset.get(idx), dtype=np.float32),
                               labels=_labels(hosted.dataset, idx))
+        if type(request) in self.handlers:
+            return self.handlers[type(request)](hosted, request)
         x = self._encode_input(hosted, request) if isinstance(request, P.Encode) else None
         if isinstance(request, P.Traverse):
             return self._traverse(hosted, request, stream)
@@ -360,7 +371,7 @@ class Host:
         if request.z is None and request.index is not None:
             if isinstance(request.index, bool) or not isinstance(request.index, (int, np.integer)):
                 raise ConfigError(f"Traverse: index must be an integer, not {request.index!r}")
-            idx = _split_indices(hosted.dataset, [int(request.index)], "test")
+            idx = split_indices(hosted.dataset, [int(request.index)], "test")
             x = np.ascontiguousarray(hosted.dataset.get(idx), dtype=np.float32)
         snap = hosted.snapshot
         with snap.lock, torch.inference_mode():
@@ -418,7 +429,7 @@ class Host:
             return np.ascontiguousarray(x, dtype=np.float32)
         if request.indices is None:
             raise ConfigError("Encode needs images or indices")
-        idx = _split_indices(hosted.dataset, list(request.indices), request.split)
+        idx = split_indices(hosted.dataset, list(request.indices), request.split)
         return np.ascontiguousarray(hosted.dataset.get(idx), dtype=np.float32)
 
 
@@ -485,7 +496,7 @@ def _keyframes(request: P.Interpolate, dim: int) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(k, dtype=np.float32))
 
 
-def _split_indices(dataset: Any, indices: list, split: str) -> np.ndarray:
+def split_indices(dataset: Any, indices: list, split: str) -> np.ndarray:
     """Indices into ``dataset`` of positions ``indices`` in its ``split``; DataError when out of range."""
     if dataset is None:
         raise DataError("no data set is loaded (the checkpoint's data could not be found): examples are unavailable")

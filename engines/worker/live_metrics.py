@@ -139,6 +139,51 @@ def critic_map(model: Any, extent: list[float], size: int = CRITIC_GRID) -> tupl
     return np.ascontiguousarray(out, dtype=np.float32), "probability" if probability else "critic"
 
 
+def density_map(model: Any, extent: list[float], size: int = CRITIC_GRID) -> np.ndarray:
+    """The model's log-density log p(x) over a square grid of the plane, for a model with a likelihood on 2-D points.
+
+    The same grid as :func:`critic_map` (cell centres, row i at y rising). Returns (G, G) float32 in nats
+    (the exact log-density, or the declared bound for a VAE); -inf or NaN cells are left for the view to clip.
+    """
+    xmin, xmax, ymin, ymax = (float(v) for v in extent)
+    xs = xmin + (np.arange(size) + 0.5) * (xmax - xmin) / size
+    ys = ymin + (np.arange(size) + 0.5) * (ymax - ymin) / size
+    gx, gy = np.meshgrid(xs, ys)
+    pts = torch.from_numpy(np.stack([gx.ravel(), gy.ravel()], 1).astype(np.float32)).to(model.device)
+    with torch.inference_mode():
+        if "exact" in model.capabilities.likelihood:
+            lp = model.log_prob(pts)
+        else:  # a bound that draws: its own generator, so the map changes only with the weights
+            lp = model.log_prob(pts, generator=torch.Generator(device=model.device).manual_seed(0))
+    return np.ascontiguousarray(to_numpy(lp.float()).reshape(size, size), dtype=np.float32)
+
+
+#: Lines per axis and points per line of the warped z-grid drawn over a flow's 2-D density.
+WARP_LINES, WARP_POINTS = 11, 48
+
+
+def warped_grid(model: Any, half: float = 2.5, lines: int = WARP_LINES, points: int = WARP_POINTS) -> np.ndarray:
+    """A regular grid of z in [-half, half]^2 pushed through the inverse flow to x (GAN Lab's "manifold" view).
+
+    For a model with an exact inverse on 2-D points. Returns (2 * lines, points, 2) float32 in data units:
+    ``lines`` curves of constant z1 (z0 varying), then ``lines`` of constant z0.
+    """
+    ticks = np.linspace(-half, half, lines)
+    along = np.linspace(-half, half, points)
+    rows = [np.stack([along, np.full(points, t)], 1) for t in ticks]
+    cols = [np.stack([np.full(points, t), along], 1) for t in ticks]
+    z = torch.from_numpy(np.concatenate(rows + cols).astype(np.float32)).to(model.device)
+    with torch.inference_mode():
+        x = model.decode(z)
+    return np.ascontiguousarray(to_numpy(x.float()).reshape(2 * lines, points, 2), dtype=np.float32)
+
+
+def has_density_map(model: Any, dataset: Any) -> bool:
+    """Whether a density heat map applies: a model that declares a likelihood, on 2-D points with known modes."""
+    info = dataset.info
+    return model.capabilities.has_likelihood and info.kind == "points" and bool(info.modes)
+
+
 def has_critic_map(model: Any, dataset: Any) -> bool:
     """Whether a heat map applies: an unconditional engine declaring ``critic_map``, on 2-D points with known modes."""
     info, caps = dataset.info, model.capabilities
@@ -168,7 +213,9 @@ def measure_coverage(tracker: Any, model: Any, dataset: Any, step: int, seed: in
         ``result``: the tracker's; ``ms``: sampling and metric, milliseconds; with a critic map,
         ``critic_units`` ("probability" or "critic", see :func:`critic_map`); ``samples``: the first
         :data:`SAMPLES_SHOWN` points (N, 2) float32 for 2-D data; ``critic`` / ``extent``: see
-        :func:`critic_map` (2-D unconditional GANs only).
+        :func:`critic_map` (2-D unconditional GANs), or the log-density of :func:`density_map` (units
+        "log-density", any model with a likelihood on 2-D points); ``grid_lines``: :func:`warped_grid`
+        for a model with an exact inverse (flows) on 2-D points.
     """
     n = tracker.default_n if n is None else int(n)
     t0 = time.perf_counter()
@@ -177,15 +224,20 @@ def measure_coverage(tracker: Any, model: Any, dataset: Any, step: int, seed: in
         x = to_numpy(model.sample(n, generator=gen))
     result = tracker.evaluate(x)
     ms = (time.perf_counter() - t0) * 1000.0
-    samples = critic = None
+    samples = critic = grid = None
     units, extent = "", []
     if dataset.info.kind == "points" and x.ndim == 2 and x.shape[1] == 2:
         samples = np.ascontiguousarray(x[:SAMPLES_SHOWN], dtype=np.float32)
         if has_critic_map(model, dataset):
             extent = critic_extent(dataset.info.modes, dataset.info.mode_std or 0.0)
             critic, units = critic_map(model, extent)
+        elif has_density_map(model, dataset):
+            extent = critic_extent(dataset.info.modes, dataset.info.mode_std or 0.0)
+            critic, units = density_map(model, extent), "log-density"
+            if model.capabilities.encoder == "exact":
+                grid = warped_grid(model)
     return P.CoverageMeasured(step=int(step), metric=tracker.metric, result=result, ms=ms, critic_units=units,
-                              samples=samples, critic=critic, extent=extent)
+                              samples=samples, critic=critic, extent=extent, grid_lines=grid)
 
 
 def representation(model: Any, batch_size: int = ENCODE_BATCH) -> Callable[[np.ndarray], np.ndarray]:

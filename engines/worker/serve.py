@@ -14,12 +14,13 @@ connection): the worker never lingers as an orphan. Four threads share the work
 - the trainer thread (:mod:`engines.worker.trainer`) trains, streams metrics and the sample grid,
   refreshes the weight snapshot and autosaves;
 - the host thread (:mod:`engines.worker.host`) answers Decode, Encode, Sample, GetExamples,
-  Traverse and Interpolate from the snapshot, newest Decode of each view (and newest Traverse,
+  Traverse, Interpolate and PixelSurprise from the snapshot, newest Decode of each view (and newest Traverse,
   newest Interpolate) first;
 - the metrics thread (:mod:`engines.worker.live_metrics`, low priority) measures mode coverage and
   disentanglement on its own copy of the snapshot while training runs;
 - the job thread (:mod:`engines.worker.jobs`) runs long requests one at a time, with progress and
-  cancel: Export, and Encode for a model without an encoder (projection).
+  cancel: Export, Encode for a model without an encoder (projection), and DrawPixels (pixel-by-pixel
+  drawing, :mod:`engines.worker.pixels`).
 
 Every failure becomes an :class:`~engines.shared.protocol.Error` event and the worker keeps serving.
 """
@@ -40,6 +41,7 @@ from engines.shared.errors import ConfigError, DataError, LatentStudioError, Pro
 from engines.worker.host import GRID_SIZE, Host, Hosted, Snapshot, error_event
 from engines.worker.jobs import Jobs, PrivateCopies, run_export, run_projection
 from engines.worker.live_metrics import LiveMetrics
+from engines.worker.pixels import pixel_surprise, run_draw
 from engines.shared.registry import create_engine, model_names
 from engines.worker.trainer import Session, Trainer
 
@@ -87,6 +89,9 @@ class Worker:
       the job thread; the weights are saved first to ``<out>.safetensors`` (``walk.gif.safetensors``), or the
       last checkpoint written for an export or SaveCheckpoint is reused when the weights have not
       changed since.
+    - DrawPixels: PixelFrame events from the job thread (about ``frames`` of them, ``delay_ms`` apart),
+      the last with ``final`` True, and a Progress (task "pixels") at the end; Cancel stops it.
+    - PixelSurprise: PixelSurprised from the host thread.
     - Cancel: the job of that request id ends with Progress(message "cancelled") instead of its
       answer (no partial file is left); no reply when there is no such job.
 
@@ -126,7 +131,9 @@ class Worker:
             P.Decode: self._decode,
             P.Encode: self._encode,
             P.Sample: host, P.GetExamples: host, P.Traverse: host, P.Interpolate: host,
+            P.DrawPixels: self._draw_pixels, P.PixelSurprise: host,
         }
+        self.host.handlers[P.PixelSurprise] = pixel_surprise
 
     # -- the link ------------------------------------------------------------------------------
     def send(self, event: P.Event) -> None:
@@ -177,6 +184,13 @@ class Worker:
     def _export(self, command: P.Export) -> None:
         self.jobs.submit(command.request_id, "Export", "export",
                          lambda job: run_export(job, command, self._checkpoint_for, self.device))
+
+    def _draw_pixels(self, command: P.DrawPixels) -> None:
+        """Draw pixel by pixel on the job thread (frames streamed, Cancel to pause)."""
+        session = self._session()
+        hosted = Hosted(session.snapshot, session.dataset, None)
+        self.jobs.submit(command.request_id, "DrawPixels", "pixels",
+                         lambda job: run_draw(job, command, hosted, self._copies))
 
     def _decode(self, command: P.Decode) -> None:
         self.live.interactive()  # a slider is moving: hold the next measurement back
