@@ -48,7 +48,7 @@ EVENT_SIGNALS: dict[type, str] = {
     protocol.Stopped: "stopped", protocol.Error: "error",
     protocol.CoverageMeasured: "coverage", protocol.DisentanglementMeasured: "disentanglement",
     protocol.Traversed: "traversed", protocol.Interpolated: "interpolated",
-    protocol.Exported: "exported",
+    protocol.Exported: "exported", protocol.PixelFrame: "pixel_frame", protocol.PixelSurprised: "pixel_surprise",
 }
 
 

@@ -25,6 +25,7 @@ from studio.features.explore.controller import ExploreController
 from studio.features.interpolate.controller import InterpolateController
 from studio.features.losses.controller import LossesController
 from studio.features.morph.controller import MorphController
+from studio.features.pixels.controller import PixelsController
 from studio.features.samples.controller import SamplesController
 from studio.features.timelapse.controller import TimeLapse
 from studio.features.train.controller import TrainController
@@ -82,6 +83,7 @@ class MainWindow(QMainWindow):
         self.traversal = TraversalController(s)
         self.interpolation = InterpolateController(s)
         self.morph = MorphController(s)
+        self.pixels = PixelsController(s)
         self.browser = BrowserController(s)
         self.timelapse = TimeLapse(s)
         # the views, by the names the rest of the studio knows them
@@ -104,7 +106,8 @@ class MainWindow(QMainWindow):
         self.central_tabs = QTabWidget()
         self.central_tabs.setDocumentMode(True)
         for widget, title in ((self.samples.view, "Samples && decode"), (self.traversal_view, "Traversal"),
-                              (self.interpolate_view, "Interpolate"), (self.morph.view, "Morph")):
+                              (self.interpolate_view, "Interpolate"), (self.morph.view, "Morph"),
+                              (self.pixels.view, "Pixels")):
             self.central_tabs.addTab(widget, title)
         central = QWidget()
         layout = QVBoxLayout(central)

@@ -21,7 +21,7 @@ from engines.shared import protocol
 from engines.shared.capabilities import Capabilities
 from engines.shared.datainfo import DataInfo
 from engines.shared.results import ClassCoverage, MixtureCoverage
-from studio.features.coverage.state import CollapseDetector
+from studio.features.coverage.state import CollapseDetector, density_levels, grid_polyline
 from studio.state import LossHistory, nice_ceiling, stable_range
 from studio.widgets.basic import BACKGROUND, CRITIC_MAP, Banner, critic_levels, schedule_spin
 
@@ -86,7 +86,9 @@ class CoveragePanel(QWidget):
         self.critic.setZValue(-10)
         self.scatter = pg.ScatterPlotItem(size=4, pen=None, brush=pg.mkBrush(120, 200, 255, 170))
         self.modes = pg.ScatterPlotItem(size=12, symbol="x", pen=None, brush=pg.mkBrush(255, 80, 80, 230))
-        for item in (self.critic, self.scatter, self.modes):
+        self.warp = pg.PlotCurveItem(pen=pg.mkPen(230, 230, 230, 110, width=1))
+        self.warp.setZValue(-5)
+        for item in (self.critic, self.warp, self.scatter, self.modes):
             self.points_plot.addItem(item)
         self.hist_plot = pg.PlotWidget(background=BACKGROUND)
         self.hist_plot.hideButtons()
@@ -170,6 +172,7 @@ class CoveragePanel(QWidget):
         self._n_classes = -1
         self.scatter.setData(pos=np.zeros((0, 2)))
         self.critic.clear()
+        self.warp.setData([], [])
         self.bars_generated.setOpts(x=[], height=[])
         self.bars_real.setOpts(x=[], height=[])
         for curve in (self.curve_captured, self.curve_quality, self.curve_kl):
@@ -228,8 +231,15 @@ class CoveragePanel(QWidget):
         if event.critic is not None and len(event.extent) == 4 and event.critic.ndim == 2:
             x0, x1, y0, y1 = (float(e) for e in event.extent)
             critic = np.asarray(event.critic, np.float32)
-            self.critic.setImage(critic, autoLevels=False, levels=critic_levels(critic))
+            density = event.critic_units == "log-density"
+            levels = density_levels(critic) if density else critic_levels(critic)
+            self.critic.setImage(np.nan_to_num(critic, nan=levels[0], neginf=levels[0]), autoLevels=False, levels=levels)
             self.critic.setRect(QRectF(x0, y0, x1 - x0, y1 - y0))
+            self.critic.setToolTip("log p(x), nats: the model's density (the top 10 nats coloured)" if density else
+                                   "The discriminator's output over the plane")
+        if event.grid_lines is not None and np.ndim(event.grid_lines) == 3:
+            x, y, connect = grid_polyline(event.grid_lines)
+            self.warp.setData(x, y, connect=connect)
 
     def _show_histograms(self, generated: list, real: list) -> None:
         self.view.setCurrentWidget(self.hist_plot)

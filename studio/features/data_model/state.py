@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from engines.shared import protocol
-from engines.shared.datainfo import BUILTIN_SPECS
+from engines.shared.datainfo import BUILTIN_SPECS, with_binarized
 
 #: Spin-box value that stands for "the data set's own image size".
 NATIVE_SIZE = 7
@@ -58,7 +58,8 @@ class BuildForm:
     """The values of the form, Qt-free: what :meth:`command` turns into a :class:`~engines.shared.protocol.Configure`.
 
     ``image_size`` is the spin-box value (:data:`NATIVE_SIZE`: the data set's own size);
-    ``arch_enabled`` whether the model takes an ``arch`` option.
+    ``arch_enabled`` whether the model takes an ``arch`` option; ``binarize`` asks for the statically
+    binarised images (``binarized:SPEC``, for Bernoulli models; ignored for 2-D points).
     """
 
     data: str
@@ -69,12 +70,13 @@ class BuildForm:
     image_size: int = NATIVE_SIZE
     batch_size: int = IMAGE_DEFAULTS[1]
     seed: int = 0
+    binarize: bool = False
 
     def command(self) -> protocol.Configure:
         """The :class:`Configure` these values describe."""
         options = {"arch": self.arch} if self.arch_enabled and self.arch != "auto" else {}
         return protocol.Configure(
-            data=self.data, model=self.model, image_size=None if self.image_size == NATIVE_SIZE else self.image_size,
+            data=with_binarized(self.data, self.binarize and self.data not in POINT_SPECS), model=self.model, image_size=None if self.image_size == NATIVE_SIZE else self.image_size,
             latent_dim=self.latent_dim, seed=self.seed, batch_size=self.batch_size, options=options,
         )
 
@@ -91,3 +93,16 @@ def ready_summary(ready: protocol.Ready) -> str:
 def build_reason(state: str) -> str:
     """Why "Build model" is disabled in a client state ("" when it can build)."""
     return "" if state in ("idle", "ready") else "Stop training (or start the worker) to rebuild"
+
+
+def suggests_binarized(capabilities: object) -> bool:
+    """Whether picking a model should tick "Binarise": it samples pixel by pixel (the Bernoulli
+    autoregressive models, whose likelihood is exact on binary images)."""
+    return getattr(capabilities, "sampling", "") == "autoregressive"
+
+
+def latent_width_applies(capabilities: object) -> bool:
+    """Whether the "Latent dims" box means anything: not for a model without a latent, nor for a flow,
+    whose z has the data's own shape."""
+    latent = tuple(getattr(capabilities, "latent", ()))
+    return latent != ("none",) and getattr(capabilities, "encoder", "") != "exact"

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget,
+    QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget,
 )
 
 from engines.shared import protocol
+from engines.shared.datainfo import split_binarized
 from engines.shared.registry import MODELS
 from studio.features.data_model.state import (
     ARCHS, IMAGE_DEFAULTS, NATIVE_SIZE, POINT_DEFAULTS, POINT_SPECS, BuildForm, builtin_specs, image_size_value,
-    ready_summary, spec_for_file, spec_label, suggest_defaults,
+    latent_width_applies, ready_summary, spec_for_file, spec_label, suggest_defaults, suggests_binarized,
 )
 
 TOOLTIP = Qt.ItemDataRole.ToolTipRole
@@ -41,6 +42,11 @@ class DataModelPanel(QWidget):
         self.open_file_button.setToolTip("An MNIST-style IDX file (raw or .gz) or an .npz with x (and y)")
         self.open_folder_button = QPushButton("Open folder...")
         self.open_folder_button.setToolTip("A folder of PNG/JPEG images (grey or RGB, resized)")
+        self.binarize_check = QCheckBox("Binarise (static, seed 0)")
+        self.binarize_check.setToolTip(
+            "Each pixel 1 with probability its grey level, drawn once per image with a fixed seed "
+            "(the binarized: data spec): the Bernoulli models' likelihood is then that of binary images"
+        )
         self.model_combo = QComboBox()
         for name, entry in MODELS.items():
             self.model_combo.addItem(name, name)
@@ -76,6 +82,7 @@ class DataModelPanel(QWidget):
         form = QFormLayout()
         form.addRow("Data", self.data_combo)
         form.addRow("", files)
+        form.addRow("", self.binarize_check)
         form.addRow("Model", self.model_combo)
         form.addRow("Architecture", self.arch_combo)
         form.addRow("Latent dims", self.latent_spin)
@@ -101,6 +108,7 @@ class DataModelPanel(QWidget):
         suggested = suggest_defaults(self.data_spec(), (self.latent_spin.value(), self.batch_spin.value()))
         if suggested is not None:
             self.set_values(latent_dim=suggested[0], batch_size=suggested[1])
+        self.binarize_check.setEnabled(self.data_spec() not in POINT_SPECS)
 
     # -- values ----------------------------------------------------------------------------------
     def data_spec(self) -> str:
@@ -108,7 +116,11 @@ class DataModelPanel(QWidget):
         return str(self.data_combo.currentData())
 
     def set_data_spec(self, spec: str) -> None:
-        """Select a data spec, adding it to the list if new (what "Open file..." does after its dialog)."""
+        """Select a data spec, adding it to the list if new (what "Open file..." does after its dialog);
+        a ``binarized:`` spec selects its images and ticks "Binarise"."""
+        spec, binary = split_binarized(spec)
+        if binary:
+            self.binarize_check.setChecked(True)
         index = self.data_combo.findData(spec)
         if index < 0:
             self.data_combo.addItem(spec_label(spec), spec)
@@ -151,6 +163,7 @@ class DataModelPanel(QWidget):
             data=self.data_spec(), model=str(self.model_combo.currentData()), arch=self.arch_combo.currentText(),
             arch_enabled=self.arch_combo.isEnabled(), latent_dim=self.latent_spin.value(),
             image_size=self.size_spin.value(), batch_size=self.batch_spin.value(), seed=self.seed_spin.value(),
+            binarize=self.binarize_check.isChecked() and self.binarize_check.isEnabled(),
         )
 
     def configure_command(self) -> protocol.Configure:
@@ -175,6 +188,14 @@ class DataModelPanel(QWidget):
         entry = MODELS.get(str(self.model_combo.currentData()))
         self.arch_combo.setEnabled(entry is not None and "arch" in entry.capabilities.options)
         self.model_combo.setToolTip(entry.description if entry else "")
+        if entry is None:
+            return
+        width = latent_width_applies(entry.capabilities)
+        self.latent_spin.setEnabled(width)
+        self.latent_spin.setToolTip("Width of z (latent dimensions)" if width else
+                                    "This model's z has the data's own shape, or it has no latent")
+        if suggests_binarized(entry.capabilities) and self.binarize_check.isEnabled():
+            self.binarize_check.setChecked(True)
 
     # -- dialogs ---------------------------------------------------------------------------------
     def open_file_dialog(self) -> None:

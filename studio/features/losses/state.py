@@ -16,6 +16,12 @@ def shown_by_default(name: str) -> bool:
     return "/" not in name and name not in HIDDEN_BY_DEFAULT
 
 
+def measured_term(name: str) -> bool:
+    """Terms measured now and then rather than every step (``held_out_nll``, ``held_out_neg_elbo``): drawn
+    as points joined by a line, never smoothed."""
+    return name.startswith("held_out_")
+
+
 def on_right_axis(name: str) -> bool:
     """KL terms (``kl``, ``kl/z3``) are drawn against the right axis: they are orders of magnitude below the loss."""
     return name == "kl" or name.startswith("kl/")
