@@ -65,6 +65,8 @@ class _Script(QObject):
         ready = self.window.services.ready
         if ready is not None and ready.capabilities.has_encoder and ready.data.n_test > EXAMPLE_INDEX:
             self.window.explore.encode_example(EXAMPLE_INDEX)
+        elif ready is not None and ready.latent.dim == 0:  # no latent (autoregressive): nothing to decode
+            self.encoded = self.decoded_after_encode = True
         else:
             self.encoded = True
             self.window.explore_panel.random_z(seed=1)
@@ -126,7 +128,10 @@ def run_snapshot(
         "Traversal" shows the Traversal tab: a grid of the final weights around the prior mean,
         rows in the sliders' order and labelled by factor where the data has factors. "Morph" shows the Data set browser (with an image file drawn for the picture and loaded as a
         user's file would be) and the Morph tab: A and B from held-out examples and that file, half
-        of the dimensions taken from B, and a 2 x 2 style grid. None keeps the "Samples" tab.
+        of the dimensions taken from B, and a 2 x 2 style grid. "Pixels" (an autoregressive model) shows
+        eight completions of a held-out example's top half and its surprise map; "Flow" (a flow on images)
+        an example inverted and edited along a principal component, samples at T = 0.7 and an
+        interpolation. None keeps the "Samples" tab.
 
     Returns
     -------
@@ -222,6 +227,39 @@ def _stage_traversal(window: MainWindow) -> bool:
     return bool(rid) and _wait_until(lambda: view.shown is not None and view.shown.request_id >= rid)
 
 
+def _stage_pixels(window: MainWindow) -> bool:
+    """The Pixels tab: eight completions of a held-out example's top half, then its surprise map."""
+    pixels = window.pixels
+    window.central_tabs.setCurrentWidget(pixels.view)
+    pixels.view.speed.setValue(0)
+    pixels.view.index_spin.setValue(EXAMPLE_INDEX)
+    pixels.complete(EXAMPLE_INDEX, "top half kept", 8, 0)
+    if not _wait_until(lambda: pixels.run.request_id and not pixels.run.running and pixels.run.images is not None):
+        return False
+    pixels.surprise(EXAMPLE_INDEX)
+    return _wait_until(lambda: pixels.view.surprise.image() is not None)
+
+
+def _stage_flow(window: MainWindow) -> bool:
+    """The Flow tab: a held-out example inverted and moved along its first principal component, samples at
+    T = 0.7 and an interpolation between two held-out examples, every picture with its bits/dim."""
+    flow = window.flow
+    window.central_tabs.setCurrentWidget(flow.view)
+    flow.view.index_spin.setValue(EXAMPLE_INDEX)
+    flow.invert(EXAMPLE_INDEX)
+    flow.find_directions("pca", 6, 0, 1)
+    if not _wait_until(lambda: len(flow.view.sliders) == 6 and "recon" in flow.shown):
+        return False
+    flow.view.sliders[0].setValue(15)
+    flow.sample(0.7, 0)
+    flow.view.a_spin.setValue(EXAMPLE_INDEX)
+    flow.view.b_spin.setValue(EXAMPLE_INDEX + 8)
+    flow.interpolate(EXAMPLE_INDEX, EXAMPLE_INDEX + 8, 8)
+    done = _wait_until(lambda: all(f"{k}:scored" in flow.captions for k in ("original", "edited", "samples", "path")))
+    _wait_until(lambda: False, 0.5)
+    return done
+
+
 def _run(out: str, data: str, model: str, steps: int, size: tuple[int, int], timeout: float, panel: str,
          tab: str | None = None) -> int:
     app = create_application()
@@ -256,6 +294,10 @@ def _run(out: str, data: str, model: str, steps: int, size: tuple[int, int], tim
             script.failure = "the Morph tab did not fill in within 60 s"
         if tab == "Traversal" and not _stage_traversal(window):
             script.failure = "no traversal grid arrived within 60 s"
+        if tab == "Pixels" and not _stage_pixels(window):
+            script.failure = "the Pixels tab did not draw its completions and surprise map within 60 s"
+        if tab == "Flow" and not _stage_flow(window):
+            script.failure = "the Flow tab did not fill in within 60 s"
         window.explore_panel.apply_order()
         window.statusBar().clearMessage()  # transient messages (the autosave's temporary path) are noise here
         app.processEvents()

@@ -424,3 +424,39 @@ def test_a_slow_drawing_stops_at_cancel_and_a_latent_model_refuses(pixelcnn):
     link.send(P.DrawPixels(request_id=53, n=1))
     err = collect(link, lambda e: isinstance(e, P.Error))[-1]
     assert err.command == "DrawPixels" and "pixel by pixel" in err.message
+
+
+def test_a_flow_scores_images_and_finds_directions_in_its_exact_z(worker):
+    link = worker[0]
+    link.send(P.Configure(data="digits", model="nice", image_size=8, seed=0, batch_size=16,
+                          options={"hidden": 16, "depth": 2}))
+    ready = collect(link, lambda e: isinstance(e, (P.Ready, P.Error)), timeout=60)[-1]
+    assert isinstance(ready, P.Ready) and ready.latent.shape == (1, 8, 8), getattr(ready, "message", ready)
+    link.send(P.Score(request_id=61, indices=[0, 1, 2]))
+    s = collect(link, lambda e: isinstance(e, (P.Scored, P.Error)))[-1]
+    assert isinstance(s, P.Scored) and s.kind == "exact" and s.space == "8-bit", s
+    np.testing.assert_allclose(s.bits_per_dim, -s.nats / (64 * math.log(2)), rtol=1e-5)
+    assert (s.bits_per_dim > 0).all()
+
+    link.send(P.FindDirections(request_id=62, method="pca", k=3, n_examples=60))
+    found = collect(link, lambda e: isinstance(e, (P.DirectionsFound, P.Error)))[-1]
+    assert isinstance(found, P.DirectionsFound), found
+    d = found.directions
+    assert d.shape == (3, 64) and found.n == 60 and found.names[0].startswith("PC1 (")
+    np.testing.assert_allclose(d @ d.T, np.eye(3), atol=1e-4)  # orthonormal
+    assert (np.diff(found.scales) <= 1e-6).all() and (found.scales > 0).all()  # by falling variance
+
+    link.send(P.FindDirections(request_id=63, method="class", from_class=3, to_class=8))
+    found = collect(link, lambda e: isinstance(e, (P.DirectionsFound, P.Error)))[-1]
+    assert isinstance(found, P.DirectionsFound) and found.names == ["3 -> 8"] and found.directions.shape == (1, 64)
+    link.send(P.FindDirections(request_id=64, method="class", from_class=3, to_class=3))
+    err = collect(link, lambda e: isinstance(e, P.Error))[-1]
+    assert err.command == "FindDirections" and "two different classes" in err.message
+
+    configure(link)  # a VAE: a bound, on grey levels, so no bits/dim; and no exact z to find directions in
+    link.send(P.Score(request_id=65, indices=[0]))
+    s = collect(link, lambda e: isinstance(e, (P.Scored, P.Error)))[-1]
+    assert isinstance(s, P.Scored) and s.kind == "elbo" and np.isnan(s.bits_per_dim).all() and s.nats[0] < 0
+    link.send(P.FindDirections(request_id=66))
+    err = collect(link, lambda e: isinstance(e, P.Error))[-1]
+    assert err.command == "FindDirections" and "exact z" in err.message

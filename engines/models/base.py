@@ -131,8 +131,9 @@ class Engine(nn.Module):
             pixel by pixel instead (:meth:`sample`).
         """
         if self.latent.dim == 0:
-            raise CapabilityError(f"{self.name or type(self).__name__} has no latent to decode "
-                                  f"(it declares {self.capabilities.summary()}); use sample()")
+            raise CapabilityError(f"{self.name or type(self).__name__} has no latent to decode, traverse or "
+                                  f"interpolate in (it declares {self.capabilities.summary()}): it draws its "
+                                  f"images pixel by pixel, so sample it instead (latent-studio sample, or the Pixels tab)")
         raise NotImplementedError
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:

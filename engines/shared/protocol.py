@@ -31,7 +31,10 @@ from engines.shared.codec import (  # noqa: F401 - re-exported: the codec lived 
     wire_value,
 )
 from engines.shared.datainfo import DataInfo
-from engines.shared.protocol_pixels import MAX_PIXEL_IMAGES, DrawPixels, PixelFrame, PixelSurprise, PixelSurprised  # noqa: F401
+from engines.shared.protocol_families import (  # noqa: F401 - re-exported
+    MAX_DIRECTIONS, MAX_PIXEL_IMAGES, DirectionsFound, DrawPixels, FindDirections, PixelFrame, PixelSurprise,
+    PixelSurprised, Score, Scored,
+)
 from engines.shared.results import ClassCoverage, DisentanglementScores, MixtureCoverage
 from engines.shared.spec import HyperParam, LatentSpec
 

@@ -14,7 +14,7 @@ connection): the worker never lingers as an orphan. Four threads share the work
 - the trainer thread (:mod:`engines.worker.trainer`) trains, streams metrics and the sample grid,
   refreshes the weight snapshot and autosaves;
 - the host thread (:mod:`engines.worker.host`) answers Decode, Encode, Sample, GetExamples,
-  Traverse, Interpolate and PixelSurprise from the snapshot, newest Decode of each view (and newest Traverse,
+  Traverse, Interpolate, PixelSurprise and Score from the snapshot, newest Decode of each view (and newest Traverse,
   newest Interpolate) first;
 - the metrics thread (:mod:`engines.worker.live_metrics`, low priority) measures mode coverage and
   disentanglement on its own copy of the snapshot while training runs;
@@ -42,6 +42,7 @@ from engines.worker.host import GRID_SIZE, Host, Hosted, Snapshot, error_event
 from engines.worker.jobs import Jobs, PrivateCopies, run_export, run_projection
 from engines.worker.live_metrics import LiveMetrics
 from engines.worker.pixels import pixel_surprise, run_draw
+from engines.worker.scoring import run_directions, score
 from engines.shared.registry import create_engine, model_names
 from engines.worker.trainer import Session, Trainer
 
@@ -91,7 +92,8 @@ class Worker:
       changed since.
     - DrawPixels: PixelFrame events from the job thread (about ``frames`` of them, ``delay_ms`` apart),
       the last with ``final`` True, and a Progress (task "pixels") at the end; Cancel stops it.
-    - PixelSurprise: PixelSurprised from the host thread.
+    - PixelSurprise, Score: PixelSurprised, Scored from the host thread.
+    - FindDirections: Progress (task "directions"), then DirectionsFound, from the job thread.
     - Cancel: the job of that request id ends with Progress(message "cancelled") instead of its
       answer (no partial file is left); no reply when there is no such job.
 
@@ -131,9 +133,10 @@ class Worker:
             P.Decode: self._decode,
             P.Encode: self._encode,
             P.Sample: host, P.GetExamples: host, P.Traverse: host, P.Interpolate: host,
-            P.DrawPixels: self._draw_pixels, P.PixelSurprise: host,
+            P.DrawPixels: self._draw_pixels, P.PixelSurprise: host, P.Score: host,
+            P.FindDirections: self._find_directions,
         }
-        self.host.handlers[P.PixelSurprise] = pixel_surprise
+        self.host.handlers.update({P.PixelSurprise: pixel_surprise, P.Score: score})
 
     # -- the link ------------------------------------------------------------------------------
     def send(self, event: P.Event) -> None:
@@ -191,6 +194,13 @@ class Worker:
         hosted = Hosted(session.snapshot, session.dataset, None)
         self.jobs.submit(command.request_id, "DrawPixels", "pixels",
                          lambda job: run_draw(job, command, hosted, self._copies))
+
+    def _find_directions(self, command: P.FindDirections) -> None:
+        """Directions in a flow's z on the job thread (encoding held-out images, with Progress)."""
+        session = self._session()
+        hosted = Hosted(session.snapshot, session.dataset, None)
+        self.jobs.submit(command.request_id, "FindDirections", "directions",
+                         lambda job: run_directions(job, command, hosted, self._copies))
 
     def _decode(self, command: P.Decode) -> None:
         self.live.interactive()  # a slider is moving: hold the next measurement back

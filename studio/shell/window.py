@@ -25,6 +25,7 @@ from studio.features.explore.controller import ExploreController
 from studio.features.interpolate.controller import InterpolateController
 from studio.features.losses.controller import LossesController
 from studio.features.morph.controller import MorphController
+from studio.features.flows.controller import FlowController
 from studio.features.pixels.controller import PixelsController
 from studio.features.samples.controller import SamplesController
 from studio.features.timelapse.controller import TimeLapse
@@ -84,6 +85,7 @@ class MainWindow(QMainWindow):
         self.interpolation = InterpolateController(s)
         self.morph = MorphController(s)
         self.pixels = PixelsController(s)
+        self.flow = FlowController(s)
         self.browser = BrowserController(s)
         self.timelapse = TimeLapse(s)
         # the views, by the names the rest of the studio knows them
@@ -107,7 +109,7 @@ class MainWindow(QMainWindow):
         self.central_tabs.setDocumentMode(True)
         for widget, title in ((self.samples.view, "Samples && decode"), (self.traversal_view, "Traversal"),
                               (self.interpolate_view, "Interpolate"), (self.morph.view, "Morph"),
-                              (self.pixels.view, "Pixels")):
+                              (self.pixels.view, "Pixels"), (self.flow.view, "Flow")):
             self.central_tabs.addTab(widget, title)
         central = QWidget()
         layout = QVBoxLayout(central)
