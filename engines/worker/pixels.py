@@ -95,21 +95,13 @@ def run_draw(job: Job, cmd: P.DrawPixels, hosted: Hosted, copies: PrivateCopies)
                 job.cancel.wait(delay)
 
     gen = torch.Generator(device=model.device).manual_seed(int(cmd.seed))
-    final: dict = {}
-
-    def last(done: int, _total: int, x: torch.Tensor, drawn: torch.Tensor) -> None:
-        final.update(done=done, drawn=drawn.clone())
-        stream(done, _total, x, drawn)
-
     t0 = time.perf_counter()
     with torch.inference_mode():
-        x = model.draw(int(cmd.n), gen, image=image, known=known, callback=last, every=every,
+        x = model.draw(int(cmd.n), gen, image=image, known=known, callback=stream, every=every,
                        should_stop=job.cancel.is_set)
     if job.cancel.is_set():
         return None
-    drawn = final.get("drawn")
-    if drawn is None:  # nothing left to draw: everything was known
-        drawn = torch.ones(model.n_dims, dtype=torch.bool)
+    drawn = torch.ones(model.n_dims, dtype=torch.bool)  # not cancelled: every value is drawn or given
     job.progress(total, total, f"{cmd.n} drawn in {time.perf_counter() - t0:.1f} s")
     return frame(x, drawn, total, True)
 
@@ -128,9 +120,7 @@ def pixel_surprise(hosted: Hosted, cmd: P.PixelSurprise) -> P.PixelSurprised:
     model = snap.model
     _sequential(model)
     x = _image(model, cmd.image, "PixelSurprise")
-    if x is None:
-        if hosted.dataset is None:
-            raise ConfigError("PixelSurprise: no data set is loaded; send an image")
+    if x is None:  # split_indices names a missing data set
         idx = split_indices(hosted.dataset, [int(cmd.index)], "test")
         x = torch.from_numpy(np.ascontiguousarray(hosted.dataset.get(idx), dtype=np.float32))
     with snap.lock, torch.inference_mode():
