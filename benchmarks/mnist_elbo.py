@@ -7,7 +7,9 @@ network of the PyTorch examples VAE). Each run is the real `latent-studio train`
 process. Prints a Markdown table: held-out ELBO (nats per image, higher is better), IWAE bound, and
 training images per second.
 
-    python benchmarks/mnist_elbo.py [--mnist ../shared/data/mnist] [--epochs 5] [--out runs/bench-mnist]
+    python benchmarks/mnist_elbo.py --mnist DIR [--epochs 5] [--out runs/bench-mnist]
+
+DIR holds ``t10k-images-idx3-ubyte.gz`` (the MNIST test images, from the MNIST distribution).
 """
 
 from __future__ import annotations
@@ -18,12 +20,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--mnist", type=Path, default=HERE.parent.parent / "shared" / "data" / "mnist")
+    ap.add_argument("--mnist", type=Path, required=True, help="folder with t10k-images-idx3-ubyte.gz")
     ap.add_argument("--epochs", type=float, default=5)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--iwae-k", type=int, default=50)

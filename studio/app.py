@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pyqtgraph as pg
+from pyqtgraph.util.garbage_collector import GarbageCollector
 from PySide6.QtGui import QColor, QIcon, QPalette
 from PySide6.QtWidgets import QApplication
 
@@ -16,12 +17,19 @@ ICON = Path(__file__).resolve().parents[1] / "assets" / "icon.png"
 
 
 def create_application(argv: list[str] | None = None) -> QApplication:
-    """The running QApplication (made if needed) with the studio's dark Fusion theme and pyqtgraph options."""
+    """The running QApplication (made if needed) with the studio's dark Fusion theme and pyqtgraph options.
+
+    A new application also moves Python's cyclic garbage collection onto a one-second GUI timer
+    (pyqtgraph's ``GarbageCollector``), so a collection never runs inside a Qt call.
+    """
     app = QApplication.instance()
     if app is None:
         app = QApplication(list(sys.argv[:1] if argv is None else ["latent-studio", *argv]))
         if ICON.is_file():  # in a source checkout (assets/ is not part of the installed packages)
             app.setWindowIcon(QIcon(str(ICON)))
+        # Python's cyclic collector, left to run at any allocation, can destroy a QObject while Qt is inside
+        # QObject::disconnect on the same thread and deadlock on Qt's mutex; collect on a GUI timer instead.
+        app._garbage_collector = GarbageCollector(interval=1.0)  # type: ignore[attr-defined]
     app.setApplicationName("Latent Studio")
     pg.setConfigOptions(imageAxisOrder="row-major")
     apply_theme(app)

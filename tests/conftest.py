@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 
 import pytest
@@ -18,3 +19,20 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
+def _garbage_collected_between_tests():
+    """Python's cyclic collector runs only between tests, never inside a Qt call.
+
+    Collected mid-test, a cycle holding a QObject from an earlier test can be destroyed while Qt is inside
+    ``QObject::disconnect`` (pyqtgraph does that while adding items), and its destructor then waits on the
+    mutex the disconnect holds: a deadlock seen in this suite. The studio does the same with pyqtgraph's
+    ``GarbageCollector`` (collection on the GUI thread's timer, :func:`studio.app.create_application`).
+    """
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.collect()
