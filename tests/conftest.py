@@ -21,6 +21,9 @@ def one_torch_thread():
     torch.set_num_threads(before)
 
 
+_TESTS_SINCE_FULL_COLLECTION = [0]
+
+
 @pytest.fixture(autouse=True)
 def _garbage_collected_between_tests():
     """Python's cyclic collector runs only between tests, never inside a Qt call.
@@ -29,10 +32,16 @@ def _garbage_collected_between_tests():
     ``QObject::disconnect`` (pyqtgraph does that while adding items), and its destructor then waits on the
     mutex the disconnect holds: a deadlock seen in this suite. The studio does the same with pyqtgraph's
     ``GarbageCollector`` (collection on the GUI thread's timer, :func:`studio.app.create_application`).
+    The young generations (what the test allocated) are collected after every test, everything every 50.
     """
     gc.disable()
     try:
         yield
     finally:
+        _TESTS_SINCE_FULL_COLLECTION[0] += 1
+        if _TESTS_SINCE_FULL_COLLECTION[0] >= 50:
+            _TESTS_SINCE_FULL_COLLECTION[0] = 0
+            gc.collect()
+        else:
+            gc.collect(1)
         gc.enable()
-        gc.collect()

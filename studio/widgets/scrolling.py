@@ -1,0 +1,73 @@
+"""Scroll areas that let a panel be smaller than its contents, so the window fits a 1366x768 screen.
+
+A panel's minimum size is what its layout needs; docked side by side, those minimums add up to more
+than a laptop's screen. Wrapped in a scroll area a panel keeps its natural size when there is room and
+scrolls (never overlaps) when there is not.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtWidgets import QFrame, QScrollArea, QTabWidget, QWidget
+
+
+def scrollable(widget: QWidget, min_width: int = 120, min_height: int = 60) -> QScrollArea:
+    """``widget`` in a frameless, resizable scroll area whose minimum is ``min_width`` x ``min_height`` px.
+
+    The scroll area grows ``widget`` to fill it and shows scroll bars only where ``widget`` would be
+    squeezed below its own minimum size. ``widget`` is reachable again as ``area.widget()``.
+    """
+    area = QScrollArea()
+    area.setWidget(widget)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setMinimumSize(min_width, min_height)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+    area.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+    area.setSizeAdjustPolicy(QScrollArea.SizeAdjustPolicy.AdjustIgnored)
+    return area
+
+
+class _Area(QScrollArea):
+    """A scroll area whose size hint is its contents' (so a tab or dock opens at its natural size)."""
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        inner = self.widget()
+        return inner.sizeHint() if inner is not None else super().sizeHint()
+
+
+class ScrollingTabs(QTabWidget):
+    """A tab widget whose pages scroll when the window is smaller than a page's minimum size.
+
+    ``addTab``, ``indexOf``, ``setCurrentWidget`` and ``currentWidget`` speak of the pages themselves;
+    the scroll areas around them are an implementation detail.
+    """
+
+    def addTab(self, widget: QWidget, label: str) -> int:  # noqa: N802 - Qt override
+        area = _Area()
+        area.setWidget(widget)
+        area.setWidgetResizable(True)
+        area.setFrameShape(QFrame.Shape.NoFrame)
+        return super().addTab(area, label)
+
+    def page(self, index: int) -> QWidget | None:
+        """The page (not its scroll area) at ``index``; None out of range."""
+        area = super().widget(index)
+        return area.widget() if isinstance(area, QScrollArea) else area
+
+    def widget(self, index: int) -> QWidget | None:  # noqa: D102 - Qt override, the page itself
+        return self.page(index)
+
+    def indexOf(self, widget: QWidget) -> int:  # noqa: N802 - Qt override
+        for i in range(self.count()):
+            if self.page(i) is widget:
+                return i
+        return super().indexOf(widget)
+
+    def currentWidget(self) -> QWidget | None:  # noqa: N802 - Qt override
+        return self.page(self.currentIndex())
+
+    def setCurrentWidget(self, widget: QWidget) -> None:  # noqa: N802 - Qt override
+        index = self.indexOf(widget)
+        if index >= 0:
+            self.setCurrentIndex(index)
