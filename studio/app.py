@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pyqtgraph as pg
 from pyqtgraph.util.garbage_collector import GarbageCollector
+from PySide6.QtCore import QSettings
 from PySide6.QtGui import QColor, QIcon, QPalette
 from PySide6.QtWidgets import QApplication
 
@@ -82,7 +83,12 @@ def main(argv: list[str] | None = None, data: str = "shapes", model: str = "beta
     except KeyError as exc:
         print(f"latent-studio: {exc.args[0]}", file=sys.stderr)
         return 2
-    window.resize(1400, 900)
+    screen = app.primaryScreen().availableGeometry() if app.primaryScreen() is not None else None
+    if screen is not None:  # room to work on a 1920x1080 screen, and never larger than a laptop's
+        window.resize(min(1600, screen.width()), min(1000, screen.height()))
+    else:
+        window.resize(1366, 768)
+    window.dock_layout.restore(QSettings("Latent Studio", "Latent Studio"))  # the last session's docks, if any
     window.show()
     window.start_worker()
 

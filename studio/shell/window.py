@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QTabWidget, QVBoxLayout, QWidget
+from PySide6.QtGui import QCloseEvent
+from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QVBoxLayout, QWidget
 
 from engines.shared import protocol
 from studio.client import WorkerClient
@@ -32,8 +32,11 @@ from studio.features.timelapse.controller import TimeLapse
 from studio.features.train.controller import TrainController
 from studio.features.traversal.controller import TraversalController
 from studio.services import Services
+from studio.shell.layout import DockLayout
+from studio.shell.menus import build_menus
 from studio.state import LossHistory
 from studio.widgets.basic import Banner, FpsCounter, MessageLog
+from studio.widgets.scrolling import ScrollingTabs, scrollable
 
 _STATE_TEXT = {
     "stopped": "no worker", "starting": "starting worker...", "idle": "worker up, no model",
@@ -99,13 +102,14 @@ class MainWindow(QMainWindow):
         self.docks: dict[str, QDockWidget] = {}
         self._build_docks()
         self._build_status_bar()
-        self._build_menus()
+        self.dock_layout = DockLayout(self, self.docks, raised=("Data & Model", "Losses"))
+        self.shortcut_actions = build_menus(self)
         self._connect()
         self._on_state(self.client.state)
 
     # -- construction ----------------------------------------------------------------------------
     def _build_central(self) -> None:
-        self.central_tabs = QTabWidget()
+        self.central_tabs = ScrollingTabs()
         self.central_tabs.setDocumentMode(True)
         for widget, title in ((self.samples.view, "Samples && decode"), (self.traversal_view, "Traversal"),
                               (self.interpolate_view, "Interpolate"), (self.morph.view, "Morph"),
@@ -121,6 +125,9 @@ class MainWindow(QMainWindow):
     def _build_docks(self) -> None:
         left, right, bottom = (Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea,
                                Qt.DockWidgetArea.BottomDockWidgetArea)
+        # the side docks run the full height; the bottom ones sit under the central tabs only
+        self.setCorner(Qt.Corner.BottomLeftCorner, left)
+        self.setCorner(Qt.Corner.BottomRightCorner, right)
         for title, widget, area in (
             ("Data & Model", self.data_panel, left), ("Train", self.train_panel, left),
             ("Explore", self.explore_panel, right), ("Losses", self.loss_panel, bottom),
@@ -129,9 +136,10 @@ class MainWindow(QMainWindow):
         ):
             dock = QDockWidget(title.replace("&", "&&"), self)
             dock.setObjectName(title)
-            dock.setWidget(widget)
-            dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
-                             | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+            dock.setWidget(scrollable(widget))
+            dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable  # closable: View can toggle it
+                             | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+                             | QDockWidget.DockWidgetFeature.DockWidgetClosable)
             self.addDockWidget(area, dock)
             self.docks[title] = dock
         self.tabifyDockWidget(self.docks["Data & Model"], self.docks["Data set"])
@@ -150,35 +158,13 @@ class MainWindow(QMainWindow):
         for key, text in (("device", "device: -"), ("step", "step 0"), ("speed", "0.0 steps/s"), ("fps", "0 fps")):
             self.status_labels[key].setText(text)
 
-    def _build_menus(self) -> None:
-        def action(menu, text: str, slot, shortcut: QKeySequence | str | None = None) -> QAction:  # noqa: ANN001
-            act = QAction(text, self)
-            if shortcut is not None:
-                act.setShortcut(shortcut)
-            act.triggered.connect(slot)
-            menu.addAction(act)
-            return act
-
-        file_menu = self.menuBar().addMenu("&File")
-        action(file_menu, "Open data file...", self.data_panel.open_file_dialog, QKeySequence.StandardKey.Open)
-        action(file_menu, "Open data folder...", self.data_panel.open_folder_dialog)
-        file_menu.addSeparator()
-        action(file_menu, "Load checkpoint...", self._ask_load_checkpoint)
-        action(file_menu, "Save checkpoint...", self._ask_save_checkpoint, QKeySequence.StandardKey.Save)
-        file_menu.addSeparator()
-        action(file_menu, "Export image...", lambda: self._ask_png("image", self.samples.export_image))
-        action(file_menu, "Export grid...", lambda: self._ask_png("grid", self.samples.export_grid))
-        action(file_menu, "Export traversal...", self.traversal.ask_export_png)
-        action(file_menu, "Export interpolation GIF...", lambda: self.interpolation.ask_export("gif"))
-        action(file_menu, "Export interpolation MP4...", lambda: self.interpolation.ask_export("mp4"))
-        action(file_menu, "Export training time-lapse...", lambda: self.timelapse.ask_export(self))
-        file_menu.addSeparator()
-        action(file_menu, "Quit", self.close, QKeySequence.StandardKey.Quit)
-        worker_menu = self.menuBar().addMenu("&Worker")
-        action(worker_menu, "Restart worker", self.restart_worker)
-        view_menu = self.menuBar().addMenu("&View")
-        for dock in self.docks.values():
-            view_menu.addAction(dock.toggleViewAction())
+    def toggle_training(self) -> None:
+        """Space: Start when ready, Pause while training, Resume when paused (what the Train dock enables)."""
+        for name in ("start", "pause", "resume"):
+            button = self.trainer.view.buttons[name]
+            if button.isEnabled():
+                button.click()
+                return
 
     def _connect(self) -> None:
         c, s = self.client, self.services
@@ -264,24 +250,6 @@ class MainWindow(QMainWindow):
         return self.services.send(protocol.SetMetricSchedule(
             coverage_every=self.coverage_panel.schedule(), disentanglement_every=self.disentangle_panel.schedule()))
 
-    def _ask_png(self, what: str, export) -> None:  # noqa: ANN001 - a feature's export(path)
-        path, _ = QFileDialog.getSaveFileName(self, f"Export {what}", f"{what}.png", "PNG images (*.png)")
-        if path:
-            try:
-                export(path)
-            except ValueError as exc:
-                self.statusBar().showMessage(str(exc), 5000)
-
-    def _ask_save_checkpoint(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Save checkpoint", "model.safetensors", "Checkpoints (*.safetensors)")
-        if path:
-            self.save_checkpoint(path)
-
-    def _ask_load_checkpoint(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Load checkpoint", "", "Checkpoints (*.safetensors *.json);;All files (*)")
-        if path:
-            self.load_checkpoint(path)
-
     # -- events ----------------------------------------------------------------------------------
     def _on_notice(self, message: str, level: str, status: str) -> None:
         if message:
@@ -347,6 +315,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
         """Shut the worker down (at most a few seconds) and finish pending exports."""
         self.loss_panel.timer.stop()
+        self.dock_layout.save()
         self.client.shutdown(timeout=3.0)
         self.services.close(wait=True)
         super().closeEvent(event)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from PySide6.QtCore import QObject
+from PySide6.QtCore import QObject, Qt
+from PySide6.QtWidgets import QMessageBox
 
 from engines.shared import protocol
 from studio.features.data_model.state import build_reason
@@ -27,8 +28,40 @@ class DataModelController(QObject):
         c = services.client
         c.ready.connect(self.view.set_ready)
         c.state_changed.connect(self._on_state)
-        self.view.build_requested.connect(self.configure)
+        self.view.build_requested.connect(self.ask_build)
+        self.view.build_button.setFocusPolicy(Qt.FocusPolicy.TabFocus)  # disabled by its click: no focus jump
+        #: The open "discard the trained model?" question, if any (window-modal, answered asynchronously).
+        self.confirm: QMessageBox | None = None
         self._on_state(c.state)
+
+    def ask_build(self, command: protocol.Configure) -> None:
+        """"Build model" pressed: build at once, or first ask before discarding a model that has trained.
+
+        A model with at least one step done is discarded only after the user says so in a window-modal
+        question (which never blocks the event loop); the last autosave and saved checkpoints stay on disk.
+        """
+        client = self.services.client
+        if client.step <= 0 or client.state not in ("ready", "paused", "training"):
+            self.configure(command)
+            return
+        if self.confirm is not None:
+            self.confirm.close()
+        box = QMessageBox(QMessageBox.Icon.Warning, "Build a new model?",
+                          f"The current model has trained for {client.step:,} steps. Building a new one "
+                          "discards it; save a checkpoint first to keep it.",
+                          QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
+                          self.view.window())
+        box.button(QMessageBox.StandardButton.Discard).setText("Discard and build")
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+
+        def answered(button) -> None:  # noqa: ANN001 - the QAbstractButton clicked
+            if box.standardButton(button) == QMessageBox.StandardButton.Discard:
+                self.configure(command)
+            self.confirm = None
+
+        box.buttonClicked.connect(answered)
+        self.confirm = box
+        box.open()
 
     def configure(self, command: protocol.Configure | None = None, **overrides) -> protocol.Configure:
         """Build a model: send ``command`` (default: the form's), with field ``overrides``; the command sent."""

@@ -244,8 +244,11 @@ class ExplorePanel(QWidget):
         self.kl_plot.setMouseEnabled(False, False)
         self.kl_plot.setMenuEnabled(False)
         self.kl_plot.hideButtons()
-        self.kl_plot.setLabel("left", "KL")
+        self.kl_plot.setLabel("left", "KL (nats)")
+        self.kl_plot.getAxis("left").enableAutoSIPrefix(False)  # no "(x0.001)" on an empty plot
         self.kl_plot.showGrid(y=True, alpha=0.15)
+        self.kl_plot.setYRange(0.0, 1.0, padding=0.0)  # until KL arrives: not the line's -200..400
+        self.kl_plot.enableAutoRange(axis="y", enable=False)
         self.kl_bars = pg.BarGraphItem(x=[], height=[], width=0.7)
         self.kl_plot.addItem(self.kl_bars)
         self.kl_plot.addItem(pg.InfiniteLine(
@@ -332,6 +335,8 @@ class ExplorePanel(QWidget):
         ticks = [(i, d.name) for i, d in enumerate(spec.dims)]
         step = max(1, len(ticks) // 12)
         self.kl_plot.getAxis("bottom").setTicks([ticks[::step]])
+        self.kl_plot.setXRange(-0.5, max(1, len(self.rows)) - 0.5, padding=0.02)
+        self.kl_plot.setYRange(0.0, 1.0, padding=0.0)
         self._held = np.zeros(0 if self.rows else spec.dim, np.float32)
         self.set_z(prior_centre(spec)[0], emit=False)
 
@@ -370,7 +375,9 @@ class ExplorePanel(QWidget):
             return
         _, collapsed = kl_order(self.latent_kl, self.dim)
         brushes = [pg.mkBrush("#6b6b6b" if c else "#4fc3f7") for c in collapsed]
-        self.kl_bars.setOpts(x=np.arange(self.dim), height=np.nan_to_num(self.latent_kl), brushes=brushes)
+        heights = np.nan_to_num(self.latent_kl)
+        self.kl_bars.setOpts(x=np.arange(self.dim), height=heights, brushes=brushes)
+        self.kl_plot.setYRange(0.0, max(1.0, float(heights.max(initial=0.0)) * 1.1), padding=0.0)
 
     def apply_order(self) -> None:
         """Show the latest KL per row and sort the rows by it now (normally done on a timer)."""

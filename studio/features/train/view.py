@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractSpinBox, QDoubleSpinBox, QFormLayout, QGridLayout, QGroupBox, QLabel, QPushButton, QSpinBox,
     QVBoxLayout, QWidget,
@@ -49,7 +49,10 @@ class TrainPanel(QWidget):
         self.steps_spin.setToolTip("Steps to train for when you press Start (0: until Stop)")
         grid = QGridLayout()
         for i, name in enumerate(BUTTONS):
-            grid.addWidget(self.buttons[name], 0, i)
+            # two by two: the dock fits a laptop's side column; a click never takes the keyboard focus, so
+            # a button disabled by its own click does not hand the focus (and a selection) to "Train for"
+            grid.addWidget(self.buttons[name], i // 2, i % 2)
+            self.buttons[name].setFocusPolicy(Qt.FocusPolicy.TabFocus)
         self.hyper_box = QGroupBox("Live hyperparameters")
         self.hyper_form = QFormLayout(self.hyper_box)
         self.hyper_controls: dict[str, QAbstractSpinBox] = {}

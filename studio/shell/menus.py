@@ -1,0 +1,122 @@
+"""The window's menus, their keyboard shortcuts, and Help > Keyboard shortcuts.
+
+Every shortcut lives on a menu action, so the Help box lists exactly what works. Space is Start /
+Pause / Resume (a text field being edited keeps its own Space), F10 trains one step, Ctrl+B builds,
+Ctrl+1 to Ctrl+6 switch the central tabs.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox
+
+if TYPE_CHECKING:
+    from studio.shell.window import MainWindow
+
+
+def _action(window: "MainWindow", menu: QMenu, text: str, slot, shortcut: QKeySequence | None = None) -> QAction:  # noqa: ANN001
+    act = QAction(text, window)
+    if shortcut is not None:
+        act.setShortcut(shortcut)
+    act.triggered.connect(slot)
+    menu.addAction(act)
+    return act
+
+
+def build_menus(w: "MainWindow") -> dict[str, QAction]:
+    """File, Train, Worker, View and Help on ``w``'s menu bar; the Train menu's actions by name."""
+    bar = w.menuBar()
+    file_menu = bar.addMenu("&File")
+    _action(w, file_menu, "Open data file...", w.data_panel.open_file_dialog, QKeySequence(QKeySequence.StandardKey.Open))
+    _action(w, file_menu, "Open data folder...", w.data_panel.open_folder_dialog)
+    file_menu.addSeparator()
+    _action(w, file_menu, "Load checkpoint...", lambda: ask_load_checkpoint(w))
+    _action(w, file_menu, "Save checkpoint...", lambda: ask_save_checkpoint(w), QKeySequence(QKeySequence.StandardKey.Save))
+    file_menu.addSeparator()
+    _action(w, file_menu, "Export image...", lambda: ask_png(w, "image", w.samples.export_image), QKeySequence("Ctrl+E"))
+    _action(w, file_menu, "Export grid...", lambda: ask_png(w, "grid", w.samples.export_grid))
+    _action(w, file_menu, "Export traversal...", w.traversal.ask_export_png)
+    _action(w, file_menu, "Export interpolation GIF...", lambda: w.interpolation.ask_export("gif"))
+    _action(w, file_menu, "Export interpolation MP4...", lambda: w.interpolation.ask_export("mp4"))
+    _action(w, file_menu, "Export training time-lapse...", lambda: w.timelapse.ask_export(w))
+    file_menu.addSeparator()
+    _action(w, file_menu, "Quit", w.close, QKeySequence("Ctrl+Q"))
+
+    train_menu = bar.addMenu("&Train")
+    actions = {
+        "start_pause": _action(w, train_menu, "Start / Pause / Resume", w.toggle_training, QKeySequence(Qt.Key.Key_Space)),
+        "step": _action(w, train_menu, "Train one step", lambda: w.train(1), QKeySequence(Qt.Key.Key_F10)),
+        "stop": _action(w, train_menu, "Stop", lambda: w.trainer.view.buttons["stop"].click(), QKeySequence("Ctrl+.")),
+    }
+    train_menu.addSeparator()
+    actions["build"] = _action(w, train_menu, "Build model", w.data_panel.build_button.click, QKeySequence("Ctrl+B"))
+
+    worker_menu = bar.addMenu("&Worker")
+    _action(w, worker_menu, "Restart worker", w.restart_worker)
+
+    view_menu = bar.addMenu("&View")
+    for i in range(w.central_tabs.count()):
+        _action(w, view_menu, f"{w.central_tabs.tabText(i)} tab", lambda _=False, i=i: w.central_tabs.setCurrentIndex(i),
+                QKeySequence(f"Ctrl+{i + 1}"))
+    view_menu.addSeparator()
+    for dock in w.docks.values():
+        toggle = dock.toggleViewAction()
+        toggle.setToolTip(f"Show or hide the {dock.windowTitle().replace('&&', '&')} dock")
+        view_menu.addAction(toggle)
+    view_menu.addSeparator()
+    _action(w, view_menu, "Reset layout", w.dock_layout.reset)
+
+    help_menu = bar.addMenu("&Help")
+    _action(w, help_menu, "Keyboard shortcuts", lambda: show_shortcuts(w), QKeySequence(QKeySequence.StandardKey.HelpContents))
+    return actions
+
+
+def shortcuts(w: "MainWindow") -> list[tuple[str, str]]:
+    """Every menu action with a shortcut, in menu order: (the keys as the user types them, what it does)."""
+    rows = []
+    for menu_action in w.menuBar().actions():
+        for act in menu_action.menu().actions():
+            if not act.shortcut().isEmpty():
+                text = act.text().replace("&&", "\x00").replace("&", "").replace("\x00", "&")
+                rows.append((act.shortcut().toString(QKeySequence.SequenceFormat.NativeText), text))
+    return rows
+
+
+def show_shortcuts(w: "MainWindow") -> QMessageBox:
+    """Help > Keyboard shortcuts: a non-modal box listing :func:`shortcuts`."""
+    rows = "".join(f"<tr><td><b>{html.escape(k)}</b>&nbsp;&nbsp;</td><td>{html.escape(t)}</td></tr>"
+                   for k, t in shortcuts(w))
+    box = QMessageBox(QMessageBox.Icon.NoIcon, "Keyboard shortcuts", f"<table>{rows}</table>",
+                      QMessageBox.StandardButton.Close, w)
+    box.setModal(False)
+    box.show()
+    w.shortcut_box = box
+    return box
+
+
+def ask_png(w: "MainWindow", what: str, export) -> None:  # noqa: ANN001 - a feature's export(path)
+    """Ask for a PNG path and ``export(path)``; a refusal goes to the status bar."""
+    path, _ = QFileDialog.getSaveFileName(w, f"Export {what}", f"{what}.png", "PNG images (*.png)")
+    if path:
+        try:
+            export(path)
+        except ValueError as exc:
+            w.statusBar().showMessage(str(exc), 5000)
+
+
+def ask_save_checkpoint(w: "MainWindow") -> None:
+    """File > Save checkpoint."""
+    path, _ = QFileDialog.getSaveFileName(w, "Save checkpoint", "model.safetensors", "Checkpoints (*.safetensors)")
+    if path:
+        w.save_checkpoint(path)
+
+
+def ask_load_checkpoint(w: "MainWindow") -> None:
+    """File > Load checkpoint."""
+    path, _ = QFileDialog.getOpenFileName(w, "Load checkpoint", "", "Checkpoints (*.safetensors *.json);;All files (*)")
+    if path:
+        w.load_checkpoint(path)
