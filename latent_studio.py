@@ -44,6 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _studio(args: argparse.Namespace) -> int:
+    from studio.preflight import display_problem
+
+    problem = display_problem()  # before Qt, whose own abort names the wrong library
+    if problem is not None:
+        print(f"latent-studio: {problem}", file=sys.stderr)
+        return 2
     from studio.app import main as studio_main
 
     return studio_main(data=args.data, model=args.model)
