@@ -26,10 +26,15 @@ class CoverageController(QObject):
         self.view = CoveragePanel()
         services.model_changed.connect(self._on_model)
         services.client.coverage.connect(self.view.add_coverage)
+        c = services.client  # the clock under the panel: the latest measurement's age, the next one's due time
+        c.coverage.connect(lambda event: self.view.clock.measured(event.step))
+        c.state_changed.connect(lambda state: self.view.clock.set_training(state == "training"))
+        c.metrics.connect(lambda _e: self.view.clock.set_step(c.step))
         services.client.metrics.connect(lambda _e: self.view.check_losses(self.history))
         self.view.warning.connect(lambda message: services.notify(message, "warning"))
 
     def _on_model(self, ready: protocol.Ready, fresh: bool) -> None:
         if fresh:
             self.view.clear()
+            self.view.clock.reset()
         self.view.set_data(ready.data, ready.capabilities)

@@ -23,6 +23,7 @@ from engines.shared.datainfo import DataInfo
 from engines.shared.results import ClassCoverage, MixtureCoverage
 from studio.features.coverage.state import CollapseDetector, density_levels, grid_polyline
 from studio.state import LossHistory, nice_ceiling, stable_range
+from studio.widgets.clock import MeasureClock
 from studio.widgets.basic import BACKGROUND, CRITIC_MAP, Banner, critic_levels, schedule_spin
 
 #: Colours: generated samples / bars, real bars, captured share, quality share, KL.
@@ -66,6 +67,8 @@ class CoveragePanel(QWidget):
         self.spin = schedule_spin(protocol.SetMetricSchedule().coverage_every,
                                   "Seconds of training between coverage measurements (off: never)")
         self.spin.valueChanged.connect(self.schedule_changed)
+        self.clock = MeasureClock(self.spin.value())
+        self.spin.valueChanged.connect(self.clock.set_interval)
         self.summary = QLabel("No coverage measured yet")
         self.summary.setStyleSheet("color: #c8c8c8")
         controls = QHBoxLayout()
@@ -144,6 +147,7 @@ class CoveragePanel(QWidget):
         layout.setContentsMargins(4, 4, 4, 4)
         layout.setSpacing(4)
         layout.addLayout(controls)
+        layout.addWidget(self.clock)
         layout.addWidget(self.banner)
         layout.addWidget(splitter, 1)
 

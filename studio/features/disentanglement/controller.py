@@ -23,8 +23,13 @@ class DisentanglementController(QObject):
         self.view = DisentanglementPanel()
         services.model_changed.connect(self._on_model)
         services.client.disentanglement.connect(self.view.add_disentanglement)
+        c = services.client  # the clock under the panel: the latest measurement's age, the next one's due time
+        c.disentanglement.connect(lambda event: self.view.clock.measured(event.step))
+        c.state_changed.connect(lambda state: self.view.clock.set_training(state == "training"))
+        c.metrics.connect(lambda _e: self.view.clock.set_step(c.step))
 
     def _on_model(self, ready: protocol.Ready, fresh: bool) -> None:
         if fresh:
             self.view.clear()
+            self.view.clock.reset()
         self.view.set_data(ready.data, ready.latent.names)

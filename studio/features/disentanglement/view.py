@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 from engines.shared import protocol
 from engines.shared.datainfo import DataInfo
 from studio.features.disentanglement.state import CURVES, METRICS, NO_FACTORS, NOT_YET, ScoreTable
+from studio.widgets.clock import MeasureClock
 from studio.widgets.basic import schedule_spin
 from studio.state import nice_ceiling
 from studio.widgets.basic import BACKGROUND
@@ -53,6 +54,8 @@ class DisentanglementPanel(QWidget):
         self.spin = schedule_spin(protocol.SetMetricSchedule().disentanglement_every,
                                   "Seconds of training between disentanglement measurements (off: never)")
         self.spin.valueChanged.connect(self.schedule_changed)
+        self.clock = MeasureClock(self.spin.value())
+        self.spin.valueChanged.connect(self.clock.set_interval)
         self.export_button = QPushButton("Export CSV + PNG...")
         self.export_button.setToolTip("Write the scores of every measurement to a CSV file, and beside it a PNG "
                                       "of the curves, the MI heat map and the latest scores")
@@ -115,6 +118,7 @@ class DisentanglementPanel(QWidget):
         layout.setContentsMargins(4, 4, 4, 4)
         layout.setSpacing(4)
         layout.addLayout(controls)
+        layout.addWidget(self.clock)
         layout.addWidget(self.body, 1)
 
     # -- the state's names ------------------------------------------------------------------------
