@@ -12,7 +12,9 @@ the table); the VAEs add the IWAE bound with ``--iwae-k`` samples. The figure is
 held-out images (exact for the flows and autoregressive models; the one-sample ELBO for the VAEs).
 Then one PixelCNN sample is timed (median of 3, one 28x28 image, this process, CPU threads as given).
 
-    python benchmarks/likelihood.py --mnist DIR [--budget 120] [--models fvsbn nade ...] [--out runs/bench-likelihood]
+    python benchmarks/likelihood.py --mnist DIR [--budget 120] [--models fvsbn nade made:n_masks=1 ...] [--out runs/bench-likelihood]
+
+A model may carry settings after a colon (``made:n_masks=1,hidden=250``: ``latent-studio train --set``).
 
 DIR holds ``t10k-images-idx3-ubyte.gz`` (the MNIST test images, from the MNIST distribution).
 """
@@ -27,7 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-BERNOULLI = ("fvsbn", "nade", "made", "pixelcnn", "vae", "vae-iaf")
+BERNOULLI = ("fvsbn", "nade", "made", "pixelcnn", "gated-pixelcnn", "vae", "vae-iaf")
 FLOWS = ("nice", "realnvp", "glow")
 #: Published held-out NLL, with the protocol named: (nats per image or bits/dim, source).
 PUBLISHED = {
@@ -35,6 +37,7 @@ PUBLISHED = {
     "nade": "85.65 nats (pytorch-generative); 88.86 (Larochelle & Murray 2011)",
     "made": "84.87 nats (pytorch-generative); 88.04 (Germain et al. 2015)",
     "pixelcnn": "81.45 nats (pytorch-generative); 81.30 (van den Oord et al. 2016)",
+    "gated-pixelcnn": "",
     "vae": "",
     "vae-iaf": "",
     "nice": "4.34 bits/dim (pytorch-generative)",
@@ -43,13 +46,16 @@ PUBLISHED = {
 }
 
 
-def _train(model: str, images: Path, out: Path, budget: float, iwae_k: int, threads: int, seed: int) -> dict:
+def _train(entry: str, images: Path, out: Path, budget: float, iwae_k: int, threads: int, seed: int) -> dict:
+    model, _, settings = entry.partition(":")
     spec = f"binarized:idx:{images}" if model in BERNOULLI else f"idx:{images}"
     cmd = [sys.executable, "-m", "latent_studio", "train", "--data", spec, "--model", model, "--steps", "1000000",
            "--max-seconds", str(budget), "--batch-size", "64", "--seed", str(seed), "--log-every", "50",
            "--threads", str(threads), "--out", str(out)]
     if model.startswith("vae") and iwae_k:
         cmd += ["--iwae-k", str(iwae_k)]
+    for pair in filter(None, settings.split(",")):
+        cmd += ["--set", pair]
     print("$", " ".join(cmd), file=sys.stderr)
     subprocess.run(cmd, check=True)
     return json.loads((out / "run.json").read_text())
@@ -86,22 +92,24 @@ def main() -> int:
         print(f"MNIST test images not found at {images} (pass --mnist DIR)", file=sys.stderr)
         return 2
     rows = []
-    for model in args.models:
-        run = _train(model, images, args.out / model, args.budget, args.iwae_k, args.threads, args.seed)
-        rows.append((model, run))
+    for entry in args.models:
+        folder = entry.replace(":", "-").replace(",", "-").replace("=", "")
+        run = _train(entry, images, args.out / folder, args.budget, args.iwae_k, args.threads, args.seed)
+        rows.append((entry, run))
     sample_s = None
     if "pixelcnn" in args.models:
         sample_s = _pixelcnn_sample_seconds(args.out / "pixelcnn", args.threads)
     print()
     print("| model | data | held-out NLL | bits/dim | IWAE | steps | train images/s | published (protocol) |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
-    for model, run in rows:
+    for entry, run in rows:
+        model = entry.partition(":")[0]
         h, t = run["held_out"], run["train"]
         data = "binarised (static, seed 0)" if model in BERNOULLI else "8-bit, dequantised"
         kind = "" if h["kind"] == "exact" else " (-ELBO)"
         bpd = f"{h['bits_per_dim']:.3f}" if "bits_per_dim" in h else ""
         iwae = f"{-h['iwae_nats']:.2f} (k={h['iwae_k']})" if h.get("iwae_nats") is not None else ""
-        print(f"| {model} | {data} | {h['nll_nats']:.2f} +- {h['stderr']:.2f} nats{kind} | {bpd} | {iwae} "
+        print(f"| {entry} | {data} | {h['nll_nats']:.2f} +- {h['stderr']:.2f} nats{kind} | {bpd} | {iwae} "
               f"| {t['steps']} | {t['images_per_sec']:.0f} | {PUBLISHED.get(model, '')} |")
     if sample_s is not None:
         print(f"\nOne 28x28 PixelCNN sample: {sample_s:.2f} s (median of 3, {args.threads} threads)")

@@ -65,3 +65,21 @@ def test_bad_input_is_a_clear_error_not_a_traceback(tmp_path) -> None:
         capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 2 and "missing" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_set_passes_any_model_setting_typed_and_checks_it_first(tmp_path) -> None:
+    """``--set n_masks=1`` reaches the config (run.json says so); an unknown key or a bad value is one line, no run."""
+    from latent_studio import main
+
+    out = tmp_path / "made"
+    assert main(["train", "--data", "binarized:digits", "--model", "made", "--steps", "2", "--set", "n_masks=1",
+                 "--set", "hidden=16", "--out", str(out)]) == 0
+    config = json.loads((out / "run.json").read_text())["config"]
+    assert config["n_masks"] == 1 and config["hidden"] == 16
+    for bad, words in ((["--set", "bogus=1"], "has no such setting"), (["--set", "hidden=abc"], "not a int"),
+                       (["--set", "hidden"], "KEY=VALUE")):
+        proc = subprocess.run([sys.executable, "-m", "latent_studio", "train", "--data", "digits", "--model", "made",
+                               "--steps", "1", "--out", str(tmp_path / "bad"), *bad],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2 and words in proc.stderr and "Traceback" not in proc.stderr
+        assert not (tmp_path / "bad").exists()

@@ -42,6 +42,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, help="torch CPU threads (default: all cores but one)")
     p.add_argument("--log-every", type=int, default=1, help="write a metrics row every N steps (default %(default)s)")
     p.add_argument("--iwae-k", type=int, default=0, help="also report the held-out IWAE bound with k samples (0: skip)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="settings",
+                   help="any other model setting, e.g. --set n_masks=1 --set hidden=250 (repeatable)")
     p.add_argument("--max-seconds", type=float,
                    help="stop early after this many seconds of training (run.json records the steps done)")
     p.set_defaults(func=cmd_train)
@@ -105,12 +107,53 @@ def _config_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
     from engines.shared.registry import engine_class
 
-    known = {f.name for f in fields(engine_class(args.model).config_class)}
+    config_fields = {f.name: f for f in fields(engine_class(args.model).config_class)}
+    known = set(config_fields)
     out: dict[str, Any] = {"latent_dim": args.latent_dim, "seed": args.seed, "arch": args.arch, "beta": args.beta}
     if args.lr is not None and "lr" not in known and {"g_lr", "d_lr"} <= known:
         out["g_lr"] = out["d_lr"] = args.lr
     else:
         out["lr"] = args.lr
+    out.update(_parse_settings(args.model, getattr(args, "settings", []) or [], config_fields))
+    return out
+
+
+def _parse_settings(model: str, settings: list[str], config_fields: dict[str, Any]) -> dict[str, Any]:
+    """``--set KEY=VALUE`` pairs as typed config overrides (the type of the setting's default).
+
+    Raises
+    ------
+    LatentStudioError
+        A pair without "=", a key the model's config does not have (the known ones listed), or a value
+        that does not parse as the setting's type.
+    """
+    from dataclasses import MISSING
+
+    out: dict[str, Any] = {}
+    for item in settings:
+        key, sep, text = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep:
+            raise LatentStudioError(f"--set wants KEY=VALUE, not {item!r}")
+        if key not in config_fields:
+            raise LatentStudioError(f"--set {key}: {model} has no such setting; it has "
+                                    + ", ".join(sorted(config_fields)))
+        default = config_fields[key].default
+        kind = type(default) if default is not MISSING and default is not None else str
+        try:
+            if kind is bool:
+                if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(text)
+                value: Any = text.lower() in ("true", "1", "yes")
+            elif kind in (int, float, str):
+                value = kind(text)
+            elif kind is tuple:
+                value = tuple(int(v) for v in text.split(",") if v.strip())
+            else:
+                value = text
+        except ValueError:
+            raise LatentStudioError(f"--set {key}={text}: not a {kind.__name__}") from None
+        out[key] = value
     return out
 
 
@@ -146,11 +189,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     from engines.shared.registry import create_engine
     from engines.lib.training import BatchStream, configure_threads, pick_device
 
+    overrides = _config_overrides(args)  # a bad --set fails here, before the data loads
     dataset = load_dataset(args.data, args.image_size)
     device = pick_device(args.device)
     threads = configure_threads(device, args.threads)
     torch.manual_seed(args.seed)
-    engine = create_engine(args.model, dataset.info, **_config_overrides(args)).to(device)
+    engine = create_engine(args.model, dataset.info, **overrides).to(device)
     n_train = len(dataset.train_indices)
     if args.epochs is not None:
         steps = max(1, math.ceil(args.epochs * n_train / args.batch_size))
