@@ -335,3 +335,16 @@ def test_projection_lowers_vae_reconstruction_error(trained_vae):
     assert all(torch.equal(before[k], after[k]) for k in before)
     # to_latent uses the encoder for a VAE
     assert torch.equal(to_latent(engine, x), mu)
+
+
+def test_latent_spec_describes_a_categorical_code_once() -> None:
+    """A cGAN's 10 noise dimensions and its 10-class one-hot code read as such, not as "20 latent dims"."""
+    from engines.shared.spec import LatentDim, LatentSpec
+
+    cgan = LatentSpec(tuple(LatentDim(f"z{i}") for i in range(10))
+                      + tuple(LatentDim(f"class {k}", kind="categorical", group="class") for k in range(10)))
+    assert cgan.dim == 20
+    assert cgan.describe() == "10 continuous dimensions and 1 categorical code (10 classes)"
+    assert LatentSpec.gaussian(1).describe() == "1 continuous dimension"
+    assert LatentSpec.image((1, 28, 28)).describe() == "z of the image's shape, 1x28x28"
+    assert LatentSpec.empty().describe() == "no latent"

@@ -145,6 +145,23 @@ class LatentSpec:
     def names(self) -> tuple[str, ...]:
         return tuple(d.name for d in self.dims)
 
+    def describe(self) -> str:
+        """What z is, in words: ``"10 continuous dimensions and 1 categorical code (10 classes)"``,
+        ``"z of the image's shape, 1x28x28"``, ``"no latent"``. A categorical code counts once, however
+        many one-hot dimensions it spans (so a cGAN with 10 noise dimensions is not "20 latent dims")."""
+        if self.shape is not None:
+            return "z of the image's shape, " + "x".join(str(s) for s in self.shape)
+        if not self.dims:
+            return "no latent"
+        codes = self.categorical
+        counts = ((len(self.continuous), "continuous dimension"), (len(self.indices("binary")), "binary unit"))
+        parts = [f"{n} {word}{'s' * (n != 1)}" for n, word in counts if n]
+        if codes:
+            sizes = sorted({len(v) for v in codes.values()})
+            classes = "/".join(str(k) for k in sizes)
+            parts.append(f"{len(codes)} categorical code{'s' * (len(codes) != 1)} ({classes} classes)")
+        return ", ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1]
+
     @classmethod
     def gaussian(cls, dim: int, prefix: str = "z") -> LatentSpec:
         """``dim`` standard Gaussian dimensions named z0, z1, ..., with sliders over [-3, 3]."""

@@ -278,6 +278,7 @@ class MainWindow(QMainWindow):
             self.send_metric_schedule()
         self.status_labels["device"].setText(f"device: {ready.device}")
         self.status_labels["step"].setText(f"step {ready.step:,}")
+        self.status_labels["speed"].setText("0.0 steps/s")  # not the previous model's
         where = f" from {ready.checkpoint} (step {ready.step:,})" if ready.checkpoint else ""
         self.messages.log(f"Ready: {ready.model} on {ready.data_summary}{where}")
         self.traversal.refresh(min_age=0.0)

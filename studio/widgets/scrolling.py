@@ -8,7 +8,10 @@ scrolls (never overlaps) when there is not.
 from __future__ import annotations
 
 from PySide6.QtCore import QSize, Qt
-from PySide6.QtWidgets import QFrame, QScrollArea, QTabWidget, QWidget
+from PySide6.QtGui import QPaintEvent
+from PySide6.QtWidgets import (
+    QComboBox, QFrame, QScrollArea, QStyle, QStyleOptionComboBox, QStylePainter, QTabWidget, QWidget,
+)
 
 
 def scrollable(widget: QWidget, min_width: int = 120, min_height: int = 60) -> QScrollArea:
@@ -71,3 +74,27 @@ class ScrollingTabs(QTabWidget):
         index = self.indexOf(widget)
         if index >= 0:
             self.setCurrentIndex(index)
+
+
+class MiddleElidedCombo(QComboBox):
+    """A combo box that shortens a long current item in its middle (``idx:/data/...ubyte.gz``), not at its end.
+
+    A file path's end is the part that tells files apart; Qt's own combo box cuts it off. The list
+    still shows every item whole, and the box never widens the panel beyond ``min_chars`` characters.
+    """
+
+    def __init__(self, min_chars: int = 16, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.setMinimumContentsLength(min_chars)
+
+    def paintEvent(self, _event: QPaintEvent) -> None:  # noqa: N802 - Qt override
+        painter = QStylePainter(self)
+        option = QStyleOptionComboBox()
+        self.initStyleOption(option)
+        painter.drawComplexControl(QStyle.ComplexControl.CC_ComboBox, option)
+        field = self.style().subControlRect(QStyle.ComplexControl.CC_ComboBox, option,
+                                            QStyle.SubControl.SC_ComboBoxEditField, self)
+        option.currentText = self.fontMetrics().elidedText(option.currentText, Qt.TextElideMode.ElideMiddle,
+                                                           max(0, field.width() - 4))
+        painter.drawControl(QStyle.ControlElement.CE_ComboBoxLabel, option)

@@ -28,8 +28,8 @@ def spec_for_file(path: str) -> str:
 
 
 def spec_label(spec: str) -> str:
-    """How a data spec reads in the list: long paths shortened to their kind and their last 40 characters."""
-    return spec if len(spec) < 48 else spec.split(":", 1)[0] + ":..." + spec[-40:]
+    """How a data spec reads in the list: the spec itself (the box shortens a long one in its middle)."""
+    return spec
 
 
 def defaults_for(spec: str) -> tuple[int, int]:
@@ -86,7 +86,7 @@ def ready_summary(ready: protocol.Ready) -> str:
     config = ready.config or {}
     arch = f", {config['arch']}" if "arch" in config else ""
     source = f"<br>from {ready.checkpoint}" if ready.checkpoint else ""
-    return (f"<b>{ready.model}</b> ({ready.family}{arch}), {ready.latent.dim} latent dims, on {ready.device}"
+    return (f"<b>{ready.model}</b> ({ready.family}{arch}), z: {ready.latent.describe()}, on {ready.device}"
             f"<br>{ready.data_summary}{source}")
 
 

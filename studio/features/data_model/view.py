@@ -8,6 +8,7 @@ from PySide6.QtWidgets import (
 )
 
 from engines.shared import protocol
+from studio.widgets.scrolling import MiddleElidedCombo
 from engines.shared.datainfo import split_binarized
 from engines.shared.registry import MODELS
 from studio.features.data_model.state import (
@@ -34,7 +35,7 @@ class DataModelPanel(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.data_combo = QComboBox()
+        self.data_combo = MiddleElidedCombo()
         for spec, description in builtin_specs():
             self.data_combo.addItem(spec, spec)
             self.data_combo.setItemData(self.data_combo.count() - 1, description, TOOLTIP)
@@ -109,6 +110,7 @@ class DataModelPanel(QWidget):
         if suggested is not None:
             self.set_values(latent_dim=suggested[0], batch_size=suggested[1])
         self.binarize_check.setEnabled(self.data_spec() not in POINT_SPECS)
+        self.data_combo.setToolTip(f"Data set: {self.data_spec()}")  # whole, however the box shortens it
 
     # -- values ----------------------------------------------------------------------------------
     def data_spec(self) -> str:

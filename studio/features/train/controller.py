@@ -40,6 +40,7 @@ class TrainController(QObject):
 
     def _on_ready(self, ready: protocol.Ready) -> None:
         self.view.set_hyper(list(ready.hyper))
+        self.view.clear_speed()
         self.view.set_progress(ready.step)
 
     def _on_metrics(self, event: protocol.StepMetrics) -> None:

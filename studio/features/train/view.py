@@ -141,6 +141,11 @@ class TrainPanel(QWidget):
         if steps_per_sec is not None:
             self.labels["speed"].setText(self.state.speed_text())
 
+    def clear_speed(self) -> None:
+        """A new model: no speed measured yet ("-", not the previous model's)."""
+        self.state.steps_per_sec = self.state.images_per_sec = None
+        self.labels["speed"].setText("-")
+
     def set_device(self, device: str) -> None:
         """Show the worker's device, e.g. ``"cpu (1 threads)"`` or ``"cuda"``."""
         self.labels["device"].setText(device)
