@@ -83,3 +83,11 @@ def test_set_passes_any_model_setting_typed_and_checks_it_first(tmp_path) -> Non
                               capture_output=True, text=True, timeout=120)
         assert proc.returncode == 2 and words in proc.stderr and "Traceback" not in proc.stderr
         assert not (tmp_path / "bad").exists()
+
+
+def test_an_export_with_the_wrong_suffix_is_named_as_typed(tmp_path) -> None:
+    """``--out t.webm`` is refused before the checkpoint loads, naming t.webm (not t.webm.json)."""
+    for command, extra in (("traverse", []), ("interpolate", ["--from", "random:0", "--to", "random:1", "--frames", "4"])):
+        proc = subprocess.run([sys.executable, "-m", "latent_studio", command, "--run", str(tmp_path / "nowhere"),
+                               "--out", str(tmp_path / "t.webm"), *extra], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2 and "t.webm:" in proc.stderr and ".json" not in proc.stderr

@@ -169,6 +169,20 @@ def _settings(args: argparse.Namespace) -> dict:
             "labels": bool(args.labels)}
 
 
+def _check_out(args: argparse.Namespace) -> None:
+    """``--out`` checked before anything loads: an export is a .gif, .mp4 or .png.
+
+    Raises
+    ------
+    ExportError
+        Another suffix, named as the user typed it (not as the sidecar beside it).
+    """
+    from engines.lib.export import SUFFIXES
+
+    if args.out.suffix.lower() not in SUFFIXES:
+        raise ExportError(f"--out {args.out}: an export is one of {', '.join(SUFFIXES)}, not {args.out.suffix or 'no suffix'}")
+
+
 def _run_export(engine: Any, kind: str, args: argparse.Namespace, ck: Path, latents: dict) -> int:
     from tqdm import tqdm
 
@@ -186,6 +200,7 @@ def _run_export(engine: Any, kind: str, args: argparse.Namespace, ck: Path, late
 
 def cmd_interpolate(args: argparse.Namespace) -> int:
     """See the ``interpolate`` sub-command's help."""
+    _check_out(args)
     method = args.method or ("slerp" if args.slerp else "lerp")
     if args.slerp and args.method not in (None, "slerp"):
         raise ExportError(f"--slerp contradicts --method {args.method}")
@@ -198,6 +213,7 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
 
 def cmd_traverse(args: argparse.Namespace) -> int:
     """See the ``traverse`` sub-command's help."""
+    _check_out(args)
     engine, manifest, ck = _load(args)
     z = None if args.start is None else resolve_spec(engine, manifest, args.start, args.project_steps)
     latents = {"z": z, "index": None, "dims": args.dims, "steps": args.steps, "low": args.low, "high": args.high}
