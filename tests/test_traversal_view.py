@@ -189,3 +189,20 @@ def test_labelled_traversal_picture() -> None:
     assert (out == 255).all(axis=2).sum() >= 3 * 16 * 100  # the white row, upscaled 10x
     with pytest.raises(ValueError):
         labelled_traversal(images, ["only one"], np.array([-1, 0, 1]))
+
+
+def test_the_menus_traversal_png_is_rendered_by_the_worker_with_its_sidecar(traversal, qtbot, tmp_path) -> None:
+    """File > Export traversal sends an Export of kind traversal to a .png (the worker writes FILE.json
+    beside it, as every export does) and writes every cell's latent to FILE.csv."""
+    t, client = traversal
+    t.set_visible(True)
+    client.traversed.emit(traversed(client.traverses()[-1], step=30))
+    path = tmp_path / "grid.png"
+    with qtbot.waitSignal(t.services.exported, timeout=5000):
+        rid = t.export_reproducible_png(path)
+    export = client.of(protocol.Export)[-1]
+    assert rid == export.request_id and export.kind == "traversal" and export.out == str(path)
+    assert export.settings["labels"] is True and export.settings["size"] == 96
+    assert (tmp_path / "grid.csv").is_file()
+    with pytest.raises(ValueError, match=".png"):
+        t.export_reproducible_png(tmp_path / "grid.gif")

@@ -158,9 +158,30 @@ class TraversalController(QObject):
         path = Path(path)
         if path.suffix.lower() not in (".gif", ".mp4"):
             raise ValueError(f"{path}: export a traversal animation to .gif or .mp4")
+        return self._send_export(path, {"fps": int(fps), "size": int(size), "resample": "nearest", "labels": True})
+
+    def export_reproducible_png(self, path: str | Path, size: int = 96) -> int:
+        """The traversal grid as a PNG rendered by the worker, with its sidecar (``FILE.json``: checkpoint,
+        latents, settings) so ``latent-studio render FILE.json`` makes it again, and every cell's latent
+        in ``FILE.csv`` when a grid is shown; the request id (0: none). ``size`` is a cell's side in px.
+
+        Raises
+        ------
+        ValueError
+            A suffix other than .png, or no model.
+        """
+        path = Path(path)
+        if path.suffix.lower() != ".png":
+            raise ValueError(f"{path}: export a traversal grid to .png")
+        rid = self._send_export(path, {"fps": 4, "size": int(size), "resample": "nearest", "labels": True})
+        if rid and self.view.shown is not None:
+            event, labels = self.view.shown, list(self.view.labels)
+            self.services.write(None, path.with_suffix(".csv"), lambda _x, p: write_traversal_csv(event, labels, p))
+        return rid
+
+    def _send_export(self, path: Path, settings: dict) -> int:
         if not self.services.has_model():
             raise ValueError("no model is loaded")
-        settings = {"fps": int(fps), "size": int(size), "resample": "nearest", "labels": True}
         return self.services.exports.send("traversal", path, self.rows.latents(self.view.params()), settings,
                                           self.view.job)
 
@@ -168,7 +189,7 @@ class TraversalController(QObject):
         """Ask for a file name, then :meth:`export_png`."""
         path, _ = QFileDialog.getSaveFileName(self.view, "Export traversal", "traversal.png", "PNG images (*.png)")
         if path:
-            self._try(lambda: self.export_png(path))
+            self._try(lambda: self.export_reproducible_png(Path(path).with_suffix(".png")))
 
     def ask_export_animation(self, kind: str) -> None:
         """Ask for a file name and export the animation ("gif" or "mp4")."""
