@@ -45,7 +45,7 @@ EVENT_SIGNALS: dict[type, str] = {
     protocol.Samples: "samples", protocol.Decoded: "decoded", protocol.Encoded: "encoded",
     protocol.Examples: "examples", protocol.HyperparameterChanged: "hyper_changed",
     protocol.CheckpointSaved: "checkpoint_saved", protocol.Progress: "progress",
-    protocol.Stopped: "stopped", protocol.Error: "error",
+    protocol.Stopped: "stopped", protocol.Error: "error", protocol.Warned: "warned",
     protocol.CoverageMeasured: "coverage", protocol.DisentanglementMeasured: "disentanglement",
     protocol.Traversed: "traversed", protocol.Interpolated: "interpolated",
     protocol.Exported: "exported", protocol.PixelFrame: "pixel_frame", protocol.PixelSurprised: "pixel_surprise",

@@ -79,6 +79,7 @@ EXAMPLES: list[P.Message] = [
     P.CheckpointSaved(path="/home/u/.latent-studio/autosave/model.safetensors", step=5000, autosave=True),
     P.Progress(task="data", done=3, total=10, message="Loading \u00e9l\u00e8ves \u2713"),
     P.Error(message="digits: no such data set", traceback="Traceback ...\n  line 1", command="Configure"),
+    P.Warned(category="ConvergenceWarning", message="lbfgs failed to converge", where="_logistic.py:469"),
     P.Stopped(step=3, reason="finished"),
     P.SetMetricSchedule(coverage_every=2.5, disentanglement_every=0.0),
     P.Traverse(request_id=5, z=RNG.standard_normal((1, 4)).astype(np.float32), index=None, dims=[2, 0], steps=7,

@@ -257,3 +257,21 @@ def test_feature_notices_reach_the_messages_log(make) -> None:
         client.coverage.emit(protocol.CoverageMeasured(step=step, metric="mixture", result=result))
     assert any("Mode collapse at step 200" in text for level, text in w.messages.lines if level == "warning")
     assert "Mode collapse at step 200" in w.statusBar().currentMessage()
+
+
+def test_worker_warnings_reach_the_messages_panel(make) -> None:
+    """The worker's warnings.showwarning sends Warned; the window logs it as a warning, not on the terminal."""
+    import types
+    import warnings
+
+    from engines.worker.serve import Worker
+
+    sent = []
+    Worker.show_warning(types.SimpleNamespace(send=sent.append), "lbfgs failed to converge", UserWarning,
+                        "/x/sklearn/linear_model/_logistic.py", 469)
+    assert sent == [protocol.Warned(category="UserWarning", message="lbfgs failed to converge", where="_logistic.py:469")]
+    w, client = make()
+    client.warned.emit(sent[0])
+    level, text = w.messages.lines[-1]
+    assert level == "warning" and "lbfgs failed to converge" in text and "_logistic.py:469" in text
+    assert warnings.showwarning is not Worker.show_warning

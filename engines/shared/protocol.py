@@ -372,6 +372,16 @@ class Error(Event):
 
 
 @dataclass(frozen=True)
+class Warned(Event):
+    """A Python warning raised in the worker (a scikit-learn ConvergenceWarning, a torch UserWarning), for the
+    window's Messages panel rather than the terminal: its ``category`` name, ``message`` and ``where`` (file:line)."""
+
+    category: str = ""
+    message: str = ""
+    where: str = ""
+
+
+@dataclass(frozen=True)
 class Stopped(Event):
     """Training ended at ``step``: ``reason`` is "finished", "stopped" or "error"."""
 

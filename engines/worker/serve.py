@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -151,8 +152,21 @@ class Worker:
         except (OSError, EOFError, ValueError):
             self.connected = False
 
+    def show_warning(self, message: Warning | str, category: type, filename: str, lineno: int,
+                     file: Any = None, line: str | None = None) -> None:
+        """``warnings.showwarning`` in the worker: a :class:`Warned` event for the window's Messages panel.
+
+        The warnings filters still decide what is shown (by default once per place in the code).
+        """
+        self.send(P.Warned(category=getattr(category, "__name__", str(category)), message=str(message),
+                           where=f"{os.path.basename(filename)}:{lineno}"))
+
     def serve(self) -> None:
-        """Send Started, then handle commands until Shutdown or until the window goes away."""
+        """Send Started, then handle commands until Shutdown or until the window goes away.
+
+        While it serves, Python warnings go to the window (:meth:`show_warning`), not to the terminal.
+        """
+        warnings.showwarning = self.show_warning
         self.send(P.Started(pid=os.getpid(), device=str(self.device), threads=self.threads,
                             torch_version=torch.__version__, models=model_names()))
         try:

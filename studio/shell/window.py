@@ -176,6 +176,7 @@ class MainWindow(QMainWindow):
         c.progress.connect(self._on_progress)
         c.stopped.connect(self._on_stopped)
         c.error.connect(self._on_error)
+        c.warned.connect(lambda e: self.messages.log(f"Worker warning ({e.category}, {e.where}): {e.message}", "warning"))
         c.worker_died.connect(self._on_died)
         s.notice.connect(self._on_notice)
         # the slider point and the rows follow Explore
