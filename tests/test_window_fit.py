@@ -190,3 +190,25 @@ def test_every_train_and_build_control_explains_itself(window) -> None:
     controls: list[QAbstractButton] = [w.data_panel.build_button]
     assert all(c.toolTip() for c in controls)
     assert w.train_panel.steps_spin.toolTip()
+
+
+def test_open_demo_lists_the_demo_runs_and_loads_one(window, tmp_path) -> None:
+    """File > Open demo lists run folders with a checkpoint; choosing one loads it, asking first over a trained model."""
+    from studio.shell.menus import demos, open_demo
+
+    for name in ("vae-digits", "gan-ring"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "model.safetensors").write_bytes(b"")
+    (tmp_path / "not-a-run").mkdir()
+    found = demos(tmp_path)
+    assert list(found) == ["gan-ring", "vae-digits"] and demos(tmp_path / "missing") == {}
+    w, client = window(step=0)
+    open_demo(w, found["vae-digits"])
+    assert client.of(protocol.LoadCheckpoint)[-1].path == str(found["vae-digits"])
+    w2, client2 = window(step=500)
+    open_demo(w2, found["gan-ring"])
+    assert not client2.of(protocol.LoadCheckpoint) and "gan-ring" in w2.data_model.confirm.text()
+    w2.data_model.confirm.button(QMessageBox.StandardButton.Discard).click()
+    assert client2.of(protocol.LoadCheckpoint)[-1].path == str(found["gan-ring"])
+    file_menu = next(a.menu() for a in w.menuBar().actions() if a.text() == "&File")
+    assert any(a.text() == "Open demo" for a in file_menu.actions())

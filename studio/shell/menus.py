@@ -8,6 +8,7 @@ Ctrl+1 to Ctrl+6 switch the central tabs.
 from __future__ import annotations
 
 import html
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
@@ -35,6 +36,12 @@ def build_menus(w: "MainWindow") -> dict[str, QAction]:
     _action(w, file_menu, "Open data folder...", w.data_panel.open_folder_dialog)
     file_menu.addSeparator()
     _action(w, file_menu, "Load checkpoint...", lambda: ask_load_checkpoint(w))
+    demo_menu = file_menu.addMenu("Open demo")
+    for name, path in demos().items():
+        _action(w, demo_menu, name, lambda _=False, path=path: open_demo(w, path)).setToolTip(str(path))
+    if demo_menu.isEmpty():
+        none = demo_menu.addAction("(none here: python assets/make_demos.py makes them)")
+        none.setEnabled(False)
     _action(w, file_menu, "Save checkpoint...", lambda: ask_save_checkpoint(w), QKeySequence(QKeySequence.StandardKey.Save))
     file_menu.addSeparator()
     _action(w, file_menu, "Export image...", lambda: ask_png(w, "image", w.samples.export_image), QKeySequence("Ctrl+E"))
@@ -73,6 +80,22 @@ def build_menus(w: "MainWindow") -> dict[str, QAction]:
     help_menu = bar.addMenu("&Help")
     _action(w, help_menu, "Keyboard shortcuts", lambda: show_shortcuts(w), QKeySequence(QKeySequence.StandardKey.HelpContents))
     return actions
+
+
+#: Where the demo runs live: ``assets/demos`` beside the packages, in a source checkout.
+DEMOS_DIR = Path(__file__).resolve().parents[2] / "assets" / "demos"
+
+
+def demos(folder: Path = DEMOS_DIR) -> dict[str, Path]:
+    """The demo run folders (each with a ``model.safetensors``) by name, sorted; {} when there are none."""
+    if not folder.is_dir():
+        return {}
+    return {p.name: p for p in sorted(folder.iterdir()) if (p / "model.safetensors").is_file()}
+
+
+def open_demo(w: "MainWindow", path: Path) -> None:
+    """File > Open demo: load a demo run (asking first if that would discard a trained model)."""
+    w.data_model.confirm_discard(lambda: w.load_checkpoint(path), f"Opening the demo {path.name}")
 
 
 def shortcuts(w: "MainWindow") -> list[tuple[str, str]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 from PySide6.QtCore import QObject, Qt
@@ -35,29 +36,33 @@ class DataModelController(QObject):
         self._on_state(c.state)
 
     def ask_build(self, command: protocol.Configure) -> None:
-        """"Build model" pressed: build at once, or first ask before discarding a model that has trained.
+        """"Build model" pressed: build at once, or first ask before discarding a model that has trained."""
+        self.confirm_discard(lambda: self.configure(command), "Building a new one")
 
-        A model with at least one step done is discarded only after the user says so in a window-modal
-        question (which never blocks the event loop); the last autosave and saved checkpoints stay on disk.
+    def confirm_discard(self, action: Callable[[], object], doing: str = "Building a new one") -> None:
+        """Run ``action`` at once, or, when the model has trained at least one step, after the user agrees.
+
+        The question is window-modal and answered asynchronously (it never blocks the event loop); the
+        last autosave and saved checkpoints stay on disk either way.
         """
         client = self.services.client
         if client.step <= 0 or client.state not in ("ready", "paused", "training"):
-            self.configure(command)
+            action()
             return
         if self.confirm is not None:
             self.confirm.close()
-        box = QMessageBox(QMessageBox.Icon.Warning, "Build a new model?",
-                          f"The current model has trained for {client.step:,} steps. Building a new one "
-                          "discards it; save a checkpoint first to keep it.",
+        box = QMessageBox(QMessageBox.Icon.Warning, "Discard the trained model?",
+                          f"The current model has trained for {client.step:,} steps. {doing} discards it; "
+                          "save a checkpoint first to keep it.",
                           QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
                           self.view.window())
-        box.button(QMessageBox.StandardButton.Discard).setText("Discard and build")
+        box.button(QMessageBox.StandardButton.Discard).setText("Discard it")
         box.setDefaultButton(QMessageBox.StandardButton.Cancel)
 
         def answered(button) -> None:  # noqa: ANN001 - the QAbstractButton clicked
-            if box.standardButton(button) == QMessageBox.StandardButton.Discard:
-                self.configure(command)
             self.confirm = None
+            if box.standardButton(button) == QMessageBox.StandardButton.Discard:
+                action()
 
         box.buttonClicked.connect(answered)
         self.confirm = box
