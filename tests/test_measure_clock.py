@@ -60,3 +60,9 @@ def test_the_panels_show_the_clock_and_it_follows_the_worker(qtbot) -> None:
     dis.view.spin.setValue(0)
     assert dis.view.clock.text() == "measurements off"
     services.close(wait=True)
+
+
+def test_the_clock_shows_the_cost_aware_spacing() -> None:
+    """A 3 s measurement is spaced 30 s apart by the worker (10x its cost), and the line says so."""
+    line = clock_text(10.0, True, 100.0, 95.0, 40, 5.0, step=60, cost=3.0)
+    assert line == "last at step 40, 5 s ago, 20 steps behind; every 30 s: 10x its 3.0 s cost; next in 25 s"

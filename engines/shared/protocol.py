@@ -48,6 +48,9 @@ MAX_REQUEST = 4096
 MAX_STEPS = 64
 #: Most frames of one interpolation path.
 MAX_FRAMES = 1024
+#: A live measurement of one kind is due no sooner than this many times its own last wall time (so the
+#: metrics thread takes at most about 1/10 of the machine; the window's clock shows the spacing).
+METRIC_COST_FACTOR = 10.0
 
 
 def _arr(default: Any = None) -> Any:

@@ -12,6 +12,8 @@ import time
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QLabel, QWidget
 
+from engines.shared.protocol import METRIC_COST_FACTOR
+
 
 def _ago(seconds: float) -> str:
     seconds = max(0.0, seconds)
@@ -23,7 +25,7 @@ def _ago(seconds: float) -> str:
 
 
 def clock_text(interval: float, training: bool, now: float, last_time: float | None, last_step: int | None,
-               waited: float, step: int | None = None) -> str:
+               waited: float, step: int | None = None, cost: float = 0.0) -> str:
     """The clock's line.
 
     Parameters
@@ -38,6 +40,9 @@ def clock_text(interval: float, training: bool, now: float, last_time: float | N
         The step of the latest measurement, and the model's step now.
     waited : float
         Seconds of training since the latest measurement (or since the model was built).
+    cost : float
+        Wall seconds the latest measurement took: the worker spaces measurements by at least
+        :data:`~engines.shared.protocol.METRIC_COST_FACTOR` times it, and the line says so.
     """
     if interval <= 0:
         return "measurements off"
@@ -48,7 +53,10 @@ def clock_text(interval: float, training: bool, now: float, last_time: float | N
         parts.append(f"last at step {last_step:,}, {_ago(now - last_time)} ago{behind}")
     else:
         parts.append("none yet")
-    left = interval - waited
+    spacing = max(interval, METRIC_COST_FACTOR * cost)
+    left = spacing - waited
+    if spacing > interval:
+        parts.append(f"every {_ago(spacing)}: {METRIC_COST_FACTOR:g}x its {cost:.1f} s cost")
     if not training:
         parts.append("next after " + (f"{_ago(left)} more training" if left > 0 else "training resumes"))
     elif left >= 0:
@@ -76,6 +84,7 @@ class MeasureClock(QLabel):
         self.last_time: float | None = None
         self.last_step: int | None = None
         self.step: int | None = None
+        self.cost = 0.0  # wall seconds of the latest measurement
         self._waited = 0.0  # training seconds before the current run, since the latest measurement
         self._run_start: float | None = None
         self.timer = QTimer(self)
@@ -109,9 +118,10 @@ class MeasureClock(QLabel):
         """The model's step now (to say how far behind the latest measurement is)."""
         self.step = int(step)
 
-    def measured(self, step: int) -> None:
-        """A measurement arrived, taken at ``step``."""
+    def measured(self, step: int, seconds: float = 0.0) -> None:
+        """A measurement arrived, taken at ``step``, that took ``seconds`` of wall time."""
         now = time.monotonic()
+        self.cost = max(0.0, float(seconds))
         self.last_time, self.last_step = now, int(step)
         self._waited = 0.0
         self._run_start = now if self.training else None
@@ -120,7 +130,7 @@ class MeasureClock(QLabel):
     def reset(self) -> None:
         """A new model: nothing measured, no training yet."""
         self.last_time = self.last_step = self.step = None
-        self._waited = 0.0
+        self.cost = self._waited = 0.0
         self._run_start = time.monotonic() if self.training else None
         self.refresh()
 
@@ -128,4 +138,4 @@ class MeasureClock(QLabel):
         """Redraw the line (every second by the timer)."""
         now = time.monotonic()
         self.setText(clock_text(self.interval, self.training, now, self.last_time, self.last_step,
-                                self.waited(now), self.step))
+                                self.waited(now), self.step, self.cost))

@@ -27,7 +27,7 @@ class CoverageController(QObject):
         services.model_changed.connect(self._on_model)
         services.client.coverage.connect(self.view.add_coverage)
         c = services.client  # the clock under the panel: the latest measurement's age, the next one's due time
-        c.coverage.connect(lambda event: self.view.clock.measured(event.step))
+        c.coverage.connect(lambda event: self.view.clock.measured(event.step, event.ms / 1000.0))
         c.state_changed.connect(lambda state: self.view.clock.set_training(state == "training"))
         c.metrics.connect(lambda _e: self.view.clock.set_step(c.step))
         services.client.metrics.connect(lambda _e: self.view.check_losses(self.history))

@@ -24,7 +24,7 @@ class DisentanglementController(QObject):
         services.model_changed.connect(self._on_model)
         services.client.disentanglement.connect(self.view.add_disentanglement)
         c = services.client  # the clock under the panel: the latest measurement's age, the next one's due time
-        c.disentanglement.connect(lambda event: self.view.clock.measured(event.step))
+        c.disentanglement.connect(lambda event: self.view.clock.measured(event.step, event.seconds))
         c.state_changed.connect(lambda state: self.view.clock.set_training(state == "training"))
         c.metrics.connect(lambda _e: self.view.clock.set_step(c.step))
 
