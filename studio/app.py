@@ -12,6 +12,7 @@ from PySide6.QtGui import QColor, QIcon, QPalette
 from PySide6.QtWidgets import QApplication
 
 from studio.shell.window import MainWindow
+from studio.timings import StartupTimings
 
 #: The window's icon (assets/, beside the packages).
 ICON = Path(__file__).resolve().parents[1] / "assets" / "icon.png"
@@ -77,6 +78,7 @@ def main(argv: list[str] | None = None, data: str = "shapes", model: str = "beta
     """
     app = create_application(argv)
     window = MainWindow()
+    window.startup_timings = StartupTimings.from_env(window)  # benchmarks/cold_start.py; None normally
     window.set_data_spec(data)
     try:
         window.data_panel.set_model(model)

@@ -212,3 +212,25 @@ def test_open_demo_lists_the_demo_runs_and_loads_one(window, tmp_path) -> None:
     assert client2.of(protocol.LoadCheckpoint)[-1].path == str(found["gan-ring"])
     file_menu = next(a.menu() for a in w.menuBar().actions() if a.text() == "&File")
     assert any(a.text() == "Open demo" for a in file_menu.actions())
+
+
+def test_startup_timings_are_written_at_the_first_ready(qtbot, tmp_path) -> None:
+    """benchmarks/cold_start.py's probe: paint, answering, worker start and model ready, in launch seconds."""
+    import json
+    import time
+
+    from studio.shell.window import MainWindow
+    from studio.timings import StartupTimings
+
+    client = FakeClient(state="idle")
+    w = MainWindow(client=client)
+    qtbot.addWidget(w)
+    timings = StartupTimings(w, tmp_path / "t.json", time.time() - 1.0)
+    w.show()
+    qtbot.waitUntil(lambda: "answers_clicks" in timings.times and "first_paint" in timings.times, timeout=5000)
+    client.started.emit(protocol.Started(pid=1, device="cpu"))
+    client.ready.emit(ready())
+    got = json.loads((tmp_path / "t.json").read_text())
+    assert set(got) >= {"window_built", "first_paint", "answers_clicks", "worker_started", "model_ready"}
+    assert all(1.0 <= v < 60 for v in got.values())
+    w.close()
