@@ -105,11 +105,13 @@ class CoveragePanel(QWidget):
         self.hist_plot.addItem(self.bars_real)
         self.hist_plot.addItem(self.bars_generated)
         self.view = QStackedWidget()
+        self.view.setMinimumHeight(140)
         self.view.addWidget(self.points_plot)
         self.view.addWidget(self.hist_plot)
 
         # curves over steps: shares on the left (fixed [0, 1]), KL in nats on the right
         self.curves_plot = pg.PlotWidget(background=BACKGROUND)
+        self.curves_plot.setMinimumHeight(140)  # a short dock (and a warning banner) scrolls, never crushes it
         self.curves_plot.hideButtons()
         self.curves_plot.setMenuEnabled(False)
         self.curves_plot.showGrid(y=True, alpha=0.15)

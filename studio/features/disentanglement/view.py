@@ -7,6 +7,8 @@ The scores are measured in the worker (:mod:`engines.metrics.disentanglement`): 
 
 from __future__ import annotations
 
+import math
+
 import threading
 from pathlib import Path
 
@@ -72,6 +74,7 @@ class DisentanglementPanel(QWidget):
 
         # curves over steps
         self.curves_plot = pg.PlotWidget(background=BACKGROUND)
+        self.curves_plot.setMinimumHeight(140)  # a short dock scrolls rather than crush the plots
         self.curves_plot.hideButtons()
         self.curves_plot.setMenuEnabled(False)
         self.curves_plot.setMouseEnabled(x=False, y=False)
@@ -107,7 +110,9 @@ class DisentanglementPanel(QWidget):
         self.table.verticalHeader().hide()
         self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        self.table.setMaximumWidth(230)
+        # wide enough for the longest score name ("DCI disentanglement") and its value
+        self.table.setMinimumWidth(self.table.fontMetrics().horizontalAdvance("DCI disentanglement") + 90)
+        self.table.setMaximumWidth(320)
 
         self.body = QSplitter(Qt.Orientation.Horizontal)
         self.body.addWidget(self.curves_plot)
@@ -191,7 +196,8 @@ class DisentanglementPanel(QWidget):
             latents = self.latent_names if len(self.latent_names) == d else [f"z{i}" for i in range(d)]
             item = self.mi_plot.getPlotItem()
             item.getAxis("bottom").setTicks([[(i + 0.5, n) for i, n in enumerate(factors)]])
-            item.getAxis("left").setTicks([[(i + 0.5, n) for i, n in enumerate(latents)]])
+            every = max(1, math.ceil(d / 8))  # at most 8 z labels: they overlap in a short dock otherwise
+            item.getAxis("left").setTicks([[(i + 0.5, n) for i, n in enumerate(latents) if i % every == 0]])
             self.mi_plot.setRange(xRange=(0, k), yRange=(0, d), padding=0)
 
     def _fill_table(self, latest: list[tuple[str, float]]) -> None:
