@@ -90,6 +90,7 @@ def main(argv: list[str] | None = None, data: str = "shapes", model: str = "beta
         window.resize(min(1600, screen.width()), min(1000, screen.height()))
     else:
         window.resize(1366, 768)
+    window.dock_layout.fit(window.width(), window.height())
     window.dock_layout.restore(QSettings("Latent Studio", "Latent Studio"))  # the last session's docks, if any
     window.show()
     window.start_worker()

@@ -276,6 +276,7 @@ def _run(out: str, data: str, model: str, steps: int, size: tuple[int, int], tim
         window.close()
         return 1
     window.resize(*size)
+    window.dock_layout.fit(*size)
     window.show()
     loop = QEventLoop()
     script = _Script(window, steps, loop)

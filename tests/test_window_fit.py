@@ -44,6 +44,7 @@ def window(qtbot):
         client.state, client.step = state, step
         client.state_changed.emit(state)
         w.resize(*size)
+        w.dock_layout.fit(*size)
         w.show()
         qtbot.waitExposed(w)
         QApplication.processEvents()

@@ -73,6 +73,16 @@ class DockLayout(QObject):
             self._tidy_timer.start()
         return False
 
+    def fit(self, width: int, height: int) -> None:
+        """Size the docks for a ``width`` x ``height`` window: side columns and the bottom row grow with a
+        large screen (a fifth of the width each side, a third of the height below), within bounds that
+        keep a 1366x768 laptop's central tabs usable."""
+        side = [self.docks[t] for t in ("Data & Model", "Explore") if t in self.docks]
+        widths = [min(420, max(290, width // 5)), min(480, max(330, width // 5))]
+        self.window.resizeDocks(side, widths[: len(side)], Qt.Orientation.Horizontal)
+        if "Losses" in self.docks:
+            self.window.resizeDocks([self.docks["Losses"]], [min(400, max(240, height // 3))], Qt.Orientation.Vertical)
+
     def tidy(self) -> list[QTabBar]:
         """:func:`hide_stray_tab_bars` on the window."""
         return hide_stray_tab_bars(self.window)
