@@ -185,6 +185,9 @@ class CoveragePanel(QWidget):
             curve.setData([], [])
         self.banner.hide()
         self.summary.setText("No coverage measured yet")
+        # the axes too: a new model's curves start on fresh ranges, not the last model's steps and nats
+        self.curves_plot.setXRange(0.0, 10.0, padding=0.02)
+        self.right.setYRange(0.0, 1.0, padding=0.0)
 
     # -- input -----------------------------------------------------------------------------------
     def add_coverage(self, event: protocol.CoverageMeasured) -> None:
