@@ -235,3 +235,27 @@ def test_startup_timings_are_written_at_the_first_ready(qtbot, tmp_path) -> None
     assert set(got) >= {"window_built", "first_paint", "answers_clicks", "worker_started", "model_ready"}
     assert all(1.0 <= v < 60 for v in got.values())
     w.close()
+
+
+def test_every_control_has_a_tooltip(window) -> None:
+    """Every button, spin box and combo box of the window says what it does on hover (tab and dock
+    title-bar buttons, Qt's own, aside)."""
+    from PySide6.QtWidgets import QAbstractSpinBox, QComboBox, QDockWidget, QTableWidget
+
+    from studio.shell.tooltips import TOOLTIPS, apply_tooltips
+
+    w, _ = window()
+    assert apply_tooltips(w) == 0  # all applied at construction, every key still names a control
+    assert len(TOOLTIPS) > 40
+    bare = []
+    for cls in (QAbstractButton, QAbstractSpinBox, QComboBox):
+        for control in w.findChildren(cls):
+            if isinstance(control.parent(), (QTabBar, QDockWidget, QTableWidget)) or control.parent() is None:
+                continue
+            if isinstance(control.parent().parent(), QTableWidget) or control.objectName().startswith("qt_"):
+                continue  # Qt's own: table corners, the menu bar's overflow arrow
+            if getattr(control, "text", lambda: "")() in ("Cancel", "Dismiss"):
+                continue  # says what it does
+            if not control.toolTip():
+                bare.append((type(control).__name__, getattr(control, "text", lambda: "")()))
+    assert not bare, bare

@@ -34,6 +34,7 @@ from studio.features.traversal.controller import TraversalController
 from studio.services import Services
 from studio.shell.layout import DockLayout
 from studio.shell.menus import build_menus
+from studio.shell.tooltips import apply_tooltips
 from studio.state import LossHistory
 from studio.widgets.basic import Banner, FpsCounter, MessageLog
 from studio.widgets.scrolling import ScrollingTabs, scrollable
@@ -104,6 +105,7 @@ class MainWindow(QMainWindow):
         self._build_status_bar()
         self.dock_layout = DockLayout(self, self.docks, raised=("Data & Model", "Losses"))
         self.shortcut_actions = build_menus(self)
+        apply_tooltips(self)
         self._connect()
         self._on_state(self.client.state)
 

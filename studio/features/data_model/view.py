@@ -39,6 +39,7 @@ class DataModelPanel(QWidget):
         for spec, description in builtin_specs():
             self.data_combo.addItem(spec, spec)
             self.data_combo.setItemData(self.data_combo.count() - 1, description, TOOLTIP)
+        self.data_combo.setToolTip(f"Data set: {self.data_combo.currentData()}")
         self.open_file_button = QPushButton("Open file...")
         self.open_file_button.setToolTip("An MNIST-style IDX file (raw or .gz) or an .npz with x (and y)")
         self.open_folder_button = QPushButton("Open folder...")
