@@ -11,7 +11,10 @@ built, not training) and while training runs in the worker.
     python benchmarks/slider_latency.py [--n 300] [--data shapes] [--latent-dim 10]
 
 Prints p50, p90 and p99 in ms for both conditions (goal: p50 <= 8 ms, p99 <= 16.7 ms idle;
-p99 <= 33 ms while training).
+p99 <= 16.7 ms and max <= 33 ms while training), then, from the timestamps the messages carry
+(``Decoded.timings`` and the client's ``decode_timings``, one monotonic clock for both processes),
+where the time went, stage by stage: the window sending, the pipe to the worker, the host thread's
+queue, the weight snapshot's lock, the decode, the way back, the window's event queue, the paint.
 """
 
 from __future__ import annotations
@@ -68,12 +71,15 @@ def main() -> int:
         win.client.send(protocol.SetMetricSchedule(coverage_every=0, disentanglement_every=0))
     client, view = win.client, win.decoded_view.output
     painted: dict[int, float] = {}
+    painted_mono: dict[int, float] = {}
+    moved_mono: dict[int, float] = {}
 
     def on_decoded(event) -> None:  # noqa: ANN001 - connected after the window's own slot
         if event.view != "explore":
             return
         view.graphics.viewport().repaint()  # paint now; returns when the pixels are drawn
         painted[event.request_id] = time.perf_counter()
+        painted_mono[event.request_id] = time.monotonic()
 
     def first_painted(rid: int) -> float | None:
         """When the first image answering request ``rid`` or a newer one was painted (the client
@@ -84,25 +90,27 @@ def main() -> int:
     client.decoded.connect(on_decoded)
     rng = np.random.default_rng(0)
 
-    def measure(n: int) -> np.ndarray:
-        out = []
+    def measure(n: int) -> tuple[np.ndarray, list[int]]:
+        out, rids = [], []
         for i in range(n):
             k = i % args.latent_dim
-            t0 = time.perf_counter()
+            t0, m0 = time.perf_counter(), time.monotonic()
             win.explore_panel.set_value(k, float(rng.uniform(-2.5, 2.5)))
             rid = client.last_requested("explore")
+            moved_mono[rid] = m0
+            rids.append(rid)
             spin(lambda: first_painted(rid) is not None, 10, lambda: f"decoded image {rid} (client: "
                  f"{client.decode_stats}, in flight {client._inflight}, pending {list(client._pending)})")
             out.append((first_painted(rid) - t0) * 1e3)
             time.sleep(args.gap_ms / 1e3)
             app.processEvents()
-        return np.asarray(out)
+        return np.asarray(out), rids
 
     measure(20)  # warm-up
-    idle = measure(args.n)
+    idle, idle_rids = measure(args.n)
     win.train(None)
     spin(lambda: client.state == "training" and client.step > 5, 120, "training to start")
-    busy = measure(args.n)
+    busy, busy_rids = measure(args.n)
     steps_during = client.step
     client.send(protocol.Stop())
     win.close()
@@ -115,7 +123,46 @@ def main() -> int:
     for name, lat in (("idle", idle), ("training", busy)):
         p50, p90, p99 = np.percentile(lat, [50, 90, 99])
         print(f"| {name} | {p50:.1f} | {p90:.1f} | {p99:.1f} | {lat.max():.1f} |")
+    print()
+    print("| stage (ms) | idle p50 | idle p99 | training p50 | training p99 | training max |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    columns = [_stages(client.decode_timings, moved_mono, painted_mono, rids) for rids in (idle_rids, busy_rids)]
+    for stage in STAGES:
+        a, b = columns[0].get(stage, []), columns[1].get(stage, [])
+        if len(a) and len(b):
+            print(f"| {stage} | {np.percentile(a, 50):.2f} | {np.percentile(a, 99):.2f} | {np.percentile(b, 50):.2f} "
+                  f"| {np.percentile(b, 99):.2f} | {np.max(b):.2f} |")
     return 0
+
+
+#: (name, from, to): the stages of one decode, between the timestamps the client and worker keep.
+STAGES_FROM_TO = (
+    ("window: slider to Decode sent", "moved", "sent"),
+    ("pipe to the worker", "sent", "received"),
+    ("worker: host thread's queue", "received", "started"),
+    ("worker: snapshot lock", "started", "locked"),
+    ("worker: decode", "locked", "decoded"),
+    ("back: worker to the window's reader", "decoded", "arrived"),
+    ("window: event queue to the GUI thread", "arrived", "delivered"),
+    ("window: image set and painted", "delivered", "painted"),
+)
+STAGES = [name for name, _, _ in STAGES_FROM_TO]
+
+
+def _stages(timings: dict, moved: dict, painted: dict, rids: list[int]) -> dict[str, list[float]]:
+    """Milliseconds of each stage over the requests ``rids`` that were answered themselves."""
+    import numpy as np
+
+    out: dict[str, list[float]] = {name: [] for name in STAGES}
+    for rid in rids:
+        t = dict(timings.get(rid, {}))
+        if not t or rid not in painted:
+            continue
+        t["moved"], t["painted"] = moved.get(rid), painted[rid]
+        for name, a, b in STAGES_FROM_TO:
+            if t.get(a) is not None and t.get(b) is not None:
+                out[name].append((t[b] - t[a]) * 1e3)
+    return {k: np.asarray(v) for k, v in out.items()}
 
 
 if __name__ == "__main__":

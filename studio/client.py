@@ -115,6 +115,10 @@ class WorkerClient(ClientSignals):
         self._requested: dict[str, int] = {}
         #: Decode bookkeeping: requests made, Decode commands sent, answers delivered, stale answers dropped.
         self.decode_stats = {"requested": 0, "sent": 0, "delivered": 0, "dropped": 0}
+        #: request id -> time.monotonic() of each stage of a delivered decode (:meth:`_time_decode`), newest 2048
+        self.decode_timings: dict[int, dict[str, float]] = {}
+        self._sent_at: dict[int, float] = {}
+        self._arrived_at: dict[int, float] = {}
         self.info: protocol.Started | None = None
         self.last_ready: protocol.Ready | None = None
         self.last_configure: protocol.Configure | None = None
@@ -262,6 +266,17 @@ class WorkerClient(ClientSignals):
         """
         return self.send(protocol.Cancel(request_id=int(request_id)))
 
+    def _time_decode(self, event: protocol.Decoded) -> None:
+        """Keep where a decode's time went: "sent", "arrived" and "delivered" here, the worker's stages."""
+        times = {"sent": self._sent_at.pop(event.request_id, None), **(event.timings or {}),
+                 "arrived": self._arrived_at.pop(event.request_id, None), "delivered": time.monotonic()}
+        self.decode_timings[event.request_id] = {k: v for k, v in times.items() if v is not None}
+        while len(self.decode_timings) > 2048:
+            self.decode_timings.pop(next(iter(self.decode_timings)))
+        if len(self._sent_at) > 256 or len(self._arrived_at) > 256:
+            self._sent_at.clear()
+            self._arrived_at.clear()
+
     def _pump(self, view: str) -> None:
         inflight = self._inflight.get(view)
         if inflight is not None and time.monotonic() - inflight[1] < DECODE_TIMEOUT:
@@ -269,6 +284,7 @@ class WorkerClient(ClientSignals):
         cmd = self._pending.pop(view, None)
         if cmd is not None and self._has_model and self.send(cmd):
             self._inflight[view] = (cmd.request_id, time.monotonic())
+            self._sent_at[cmd.request_id] = self._inflight[view][1]
             self.decode_stats["sent"] += 1
         elif cmd is not None:
             self._pending[view] = cmd  # no model yet: keep it for when Ready arrives
@@ -298,6 +314,8 @@ class WorkerClient(ClientSignals):
                 self._incoming.emit(gen, protocol.Error(message=f"unreadable message from the worker: {exc}"))
                 continue
             if event is not None:
+                if isinstance(event, protocol.Decoded):
+                    self._arrived_at[event.request_id] = time.monotonic()  # off the pipe, before the GUI queue
                 self._incoming.emit(gen, event)
             elif not link.is_alive():
                 self._incoming.emit(gen, _Died(f"the worker process exited (code {link.process.poll()})"))
@@ -362,6 +380,7 @@ class WorkerClient(ClientSignals):
                 return
             self._delivered[event.view] = event.request_id
             self.decode_stats["delivered"] += 1
+            self._time_decode(event)
         elif isinstance(event, protocol.Error):
             if event.command == "Decode":
                 self._inflight.clear()

@@ -304,12 +304,19 @@ class Samples(Event):
 
 @dataclass(frozen=True)
 class Decoded(Event):
-    """Answer to :class:`Decode`: ``images`` (N, C, H, W) float32 in [0, 1] or (N, 2) points."""
+    """Answer to :class:`Decode`: ``images`` (N, C, H, W) float32 in [0, 1] or (N, 2) points.
+
+    ``timings`` are the worker's ``time.monotonic()`` seconds (one clock for every process on the
+    machine) at which the Decode was "received" (read off the pipe), "started" (taken by the host
+    thread), "locked" (the weight snapshot's lock held) and "decoded" (images on the CPU): where a slow
+    answer lost its time (``benchmarks/slider_latency.py`` prints them by stage).
+    """
 
     request_id: int = 0
     view: str = "explore"
     step: int = 0
     images: np.ndarray | None = _arr()
+    timings: dict = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)

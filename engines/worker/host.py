@@ -188,6 +188,7 @@ class Host:
         self._send = send
         self._cv = threading.Condition()
         self._pending: OrderedDict[Any, Any] = OrderedDict()
+        self._received: dict[int, float] = {}  # Decode request id -> time.monotonic() it was queued
         self._seq = itertools.count()
         self._hosted: Hosted | None = None
         self._grid_wanted = False
@@ -219,6 +220,7 @@ class Host:
         """
         if isinstance(command, P.Decode):
             key: Any = ("Decode", command.view)
+            self._received[command.request_id] = time.monotonic()
         elif isinstance(command, P.Traverse):
             key = ("Traverse",)
         elif isinstance(command, P.Interpolate):
@@ -326,6 +328,7 @@ class Host:
             stream.wait_event(snap.ready_event)
 
     def _serve(self, hosted: Hosted, request: Any, stream: Any) -> P.Event:
+        started = time.monotonic()
         if isinstance(request, P.GetExamples):  # data only: no need for the model
             idx = split_indices(hosted.dataset, list(request.indices), request.split)
             return P.Examples(request_id=request.request_id, indices=list(request.indices),
@@ -344,9 +347,15 @@ class Host:
             model = snap.model
             device = model.device
             if isinstance(request, P.Decode):
+                locked = time.monotonic()
                 z = _latents(request.z, model.latent.dim).to(device, non_blocking=True)
+                images = to_numpy(model.decode(z))
+                times = {"received": self._received.pop(request.request_id, started), "started": started,
+                         "locked": locked, "decoded": time.monotonic()}
+                if len(self._received) > 64:  # requests replaced unserved never come back for theirs
+                    self._received.clear()
                 return P.Decoded(request_id=request.request_id, view=request.view, step=snap.step,
-                                 images=to_numpy(model.decode(z)))
+                                 images=images, timings=times)
             if isinstance(request, P.Sample):
                 _check_count(request.n, "Sample.n")
                 gen = torch.Generator(device=device).manual_seed(int(request.seed))
