@@ -105,7 +105,8 @@ def main() -> int:
     for entry, run in rows:
         model = entry.partition(":")[0]
         h, t = run["held_out"], run["train"]
-        data = "binarised (static, seed 0)" if model in BERNOULLI else "8-bit, dequantised"
+        data = ("binarised (static, seed 0)" if run["config"].get("likelihood", "bernoulli") == "bernoulli"
+                and model in BERNOULLI else "8-bit, dequantised" if model in FLOWS else "8-bit, 256-way softmax")
         kind = "" if h["kind"] == "exact" else " (-ELBO)"
         bpd = f"{h['bits_per_dim']:.3f}" if "bits_per_dim" in h else ""
         iwae = f"{-h['iwae_nats']:.2f} (k={h['iwae_k']})" if h.get("iwae_nats") is not None else ""
