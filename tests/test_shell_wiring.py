@@ -275,3 +275,28 @@ def test_worker_warnings_reach_the_messages_panel(make) -> None:
     level, text = w.messages.lines[-1]
     assert level == "warning" and "lbfgs failed to converge" in text and "_logistic.py:469" in text
     assert warnings.showwarning is not Worker.show_warning
+
+
+def test_while_a_slider_moves_the_grid_and_loss_plot_wait_for_it_to_rest(make, qtbot) -> None:
+    """A slider move holds background redraws for a moment (the decoded image gets the GUI thread first):
+    a new fixed-z grid is shown once the sliders rest, at most about a second late; the loss plot
+    redraws at most once a second meanwhile."""
+    import time
+
+    from studio.features.losses.view import HELD_REDRAW_S
+
+    w, client = make()
+    w.explore_panel.set_value(0, 1.0)  # as a drag does
+    assert w.services.interacting()
+    client.samples.emit(protocol.Samples(request_id=-1, step=70, images=np.ones((4, 1, 8, 8), np.float32)))
+    assert w.samples_view.step != 70  # held
+    qtbot.waitUntil(lambda: w.samples_view.step == 70, timeout=3000)  # shown once the slider rests
+    lp = w.loss_panel
+    w.explore_panel.set_value(0, -1.0)
+    lp._drawn_at = time.monotonic()
+    lp.history.version += 1
+    lp.refresh()
+    assert lp._drawn_version != lp.history.version  # held while dragging
+    lp._drawn_at -= HELD_REDRAW_S
+    lp.refresh()
+    assert lp._drawn_version == lp.history.version

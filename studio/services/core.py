@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -14,6 +16,12 @@ from engines.shared import protocol
 from studio.client import MODEL_STATES
 from studio.services.exports import WorkerExports, write_in_background
 from studio.services.requests import Requests
+
+
+#: Seconds after a slider move during which background redraws wait (at most :data:`MAX_HOLD` s in all).
+INTERACTIVE_HOLD = 0.3
+#: The longest a held redraw waits while the user keeps dragging, seconds.
+MAX_HOLD = 1.0
 
 
 class Services(QObject):
@@ -55,6 +63,7 @@ class Services(QObject):
         super().__init__(parent)
         self.client = client
         self.ready: protocol.Ready | None = None
+        self._interacted = -1e9  # time.monotonic() of the last slider move
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="export")
         self._written.connect(self.file_written)
         client.ready.connect(self._on_ready)
@@ -65,6 +74,16 @@ class Services(QObject):
         same = previous is not None and (previous.model, previous.data, previous.latent) == (
             ready.model, ready.data, ready.latent)
         self.model_changed.emit(ready, ready.step == 0 or not same)
+
+    # -- interaction -----------------------------------------------------------------------------
+    def note_interaction(self) -> None:
+        """A slider moved: for :data:`INTERACTIVE_HOLD` s, background redraws (the loss plot, the sample
+        grid) wait, so the GUI thread is free the moment the decoded image arrives."""
+        self._interacted = time.monotonic()
+
+    def interacting(self) -> bool:
+        """Whether a slider moved within the last :data:`INTERACTIVE_HOLD` seconds."""
+        return time.monotonic() - self._interacted < INTERACTIVE_HOLD
 
     # -- the worker ------------------------------------------------------------------------------
     def next_id(self) -> int:

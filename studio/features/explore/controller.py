@@ -81,6 +81,7 @@ class ExploreController(QObject):
             self.services.client.request_decode(np.asarray(z, np.float32)[None], view="explore")
 
     def _on_z(self, z: np.ndarray) -> None:
+        self.services.note_interaction()
         self.decode()
         self.point_changed.emit(np.asarray(z, np.float32))
 

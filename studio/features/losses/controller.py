@@ -27,6 +27,7 @@ class LossesController(QObject):
         super().__init__(parent or services)
         self.services, self.history = services, history
         self.view = LossPlotPanel(history, fps=fps)
+        self.view.hold = services.interacting  # a slider is moving: redraw at most once a second
         services.model_changed.connect(self._on_model)
         services.client.metrics.connect(self.view.add_metrics)
         services.client.hyper_changed.connect(self._on_hyper_changed)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer
@@ -13,6 +16,9 @@ from engines.shared import protocol
 from studio.features.losses.state import HIDDEN_BY_DEFAULT, LossTerms, measured_term, on_right_axis, shown_by_default
 from studio.state import LossHistory, nice_ceiling, stable_range
 from studio.widgets.basic import BACKGROUND, FpsCounter
+
+#: Seconds between loss-plot redraws while a slider is being dragged.
+HELD_REDRAW_S = 1.0
 
 #: Curve colours in order of first appearance (Tableau 10, brightened for a dark background).
 PALETTE = ["#4fc3f7", "#ffb74d", "#e57373", "#81c784", "#ba68c8", "#a1887f", "#f06292", "#bdbdbd", "#dce775", "#4dd0e1"]
@@ -104,6 +110,10 @@ class LossPlotPanel(QWidget):
         self.smooth_check.toggled.connect(lambda _: self.refresh(force=True))
         self.log_check.toggled.connect(self._set_log)
         self.terms.itemChanged.connect(self._term_toggled)
+        #: While it returns True (a slider is being dragged), timer redraws come at most every
+        #: :data:`HELD_REDRAW_S` s, so the GUI thread is free when the decoded image arrives.
+        self.hold: Callable[[], bool] = lambda: False
+        self._drawn_at = 0.0
         self.timer = QTimer(self)
         self.timer.timeout.connect(self.refresh)
         self.timer.start(max(1, int(1000 / refresh_hz)))
@@ -257,6 +267,9 @@ class LossPlotPanel(QWidget):
         """Push new history to the visible curves (cheap when nothing changed)."""
         if not force and self._drawn_version == self.history.version:
             return
+        if not force and self.hold() and time.monotonic() - self._drawn_at < HELD_REDRAW_S:
+            return
+        self._drawn_at = time.monotonic()
         self._drawn_version = self.history.version
         smooth = self.smooth_check.isChecked()
         bounds: dict[str, list[float]] = {"x": [], "left": [], "right": []}

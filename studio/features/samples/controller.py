@@ -8,17 +8,20 @@ tells the shell, which has the Explore point decoded again and the traversal ref
 
 from __future__ import annotations
 
+import time
+
 from concurrent.futures import Future
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import QSplitter
 
 from engines.shared import protocol
 from studio.features.samples.state import POINT_SAMPLES, SampleFeed
 from studio.features.samples.view import DecodedView, SamplesView
 from studio.services import Services
+from studio.services.core import INTERACTIVE_HOLD, MAX_HOLD
 from studio.widgets.basic import FpsCounter
 from studio.widgets.images import write_png
 
@@ -51,6 +54,11 @@ class SamplesController(QObject):
         super().__init__(parent or services)
         self.services = services
         self.requests = services.requests()
+        self._held: protocol.Samples | None = None  # a grid waiting for the sliders to rest
+        self._held_since = 0.0
+        self._hold_timer = QTimer(self)
+        self._hold_timer.setSingleShot(True)
+        self._hold_timer.timeout.connect(self._release_held)
         self.samples_view = SamplesView(fps=fps)
         self.decoded_view = DecodedView(fps=fps)
         self.view = QSplitter(Qt.Orientation.Horizontal)
@@ -65,6 +73,8 @@ class SamplesController(QObject):
         c.coverage.connect(self.samples_view.set_coverage)
 
     def _on_ready(self, ready: protocol.Ready) -> None:
+        self._held = None  # a grid of the old model
+        self._hold_timer.stop()
         self.samples_view.set_data(ready.data)
         self.decoded_view.set_data(ready.data)
         self.requests.forget("points")
@@ -79,11 +89,28 @@ class SamplesController(QObject):
                 rid = self.requests.ask("points")
                 self.services.send(protocol.Sample(request_id=rid, n=POINT_SAMPLES, seed=0))
             if self.state.show_grid(points):
-                self._show(event)
+                self._show_when_idle(event)
             self.weights_changed.emit()
         elif self.requests.is_current("points", event.request_id):
             self.requests.take("points", event.request_id)
             self._show(event, large_sample=True)
+
+    def _show_when_idle(self, event: protocol.Samples) -> None:
+        """Show a new fixed-z grid now, or, while a slider is dragged, once it rests (at most
+        :data:`~studio.services.core.MAX_HOLD` s late): the decode answer gets the GUI thread first."""
+        now = time.monotonic()
+        if not self.services.interacting() or (self._held is not None and now - self._held_since >= MAX_HOLD):
+            self._held = None
+            self._show(event)
+            return
+        if self._held is None:
+            self._held_since = now
+        self._held = event
+        self._hold_timer.start(int(INTERACTIVE_HOLD * 1000))
+
+    def _release_held(self) -> None:
+        if self._held is not None:
+            self._show_when_idle(self._held)
 
     def _show(self, event: protocol.Samples, large_sample: bool = False) -> None:
         self.state.shown(event.step, large_sample)
