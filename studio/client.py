@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import queue
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -38,6 +39,9 @@ class _Died:
 
     message: str
 
+
+#: The window process's GIL switch interval, seconds (the worker uses the same).
+GIL_SWITCH_S = 0.001
 
 #: Each event type the window hears, and the name of the client signal that carries it: the one list.
 EVENT_SIGNALS: dict[type, str] = {
@@ -101,6 +105,9 @@ class WorkerClient(ClientSignals):
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
+        # The link's reader and sender threads and the GUI thread share the GIL: at Python's default 5 ms
+        # switch interval a decoded image could wait up to 5 ms at each hand-over (slider_latency.py's stages).
+        sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_S))
         self.threads, self.device, self.connect_timeout = threads, device, connect_timeout
         self._incoming.connect(self._dispatch)
         self._gen = 0
