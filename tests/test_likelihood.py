@@ -108,7 +108,8 @@ def test_probe_restores_the_training_mode():
 
 def test_density_map_and_warped_grid_over_the_plane():
     from engines.worker.live_metrics import critic_extent, density_map, has_density_map, warped_grid
-    from studio.features.coverage.state import density_levels, grid_polyline
+    from studio.features.coverage.state import grid_polyline
+    from studio.widgets.basic import density_levels
 
     ring = load_dataset("ring")
     vae = create_engine("vae", ring.info, latent_dim=2, hidden=16)

@@ -300,3 +300,23 @@ def test_while_a_slider_moves_the_grid_and_loss_plot_wait_for_it_to_rest(make, q
     lp._drawn_at -= HELD_REDRAW_S
     lp.refresh()
     assert lp._drawn_version == lp.history.version
+
+
+def test_a_flows_density_is_drawn_and_named_as_a_density_not_a_critic(make) -> None:
+    """A CoverageMeasured with a log-density map: the Samples view says "log-density" (not "judged real"),
+    coloured dark to bright over its top nats, in the Coverage panel too."""
+    from studio.widgets.basic import DENSITY_MAP
+
+    w, client = make(ready_event=ready(RING, has_encoder=True, dim=2))
+    grid = np.linspace(-20.0, -1.0, 16 * 16, dtype=np.float32).reshape(16, 16)
+    grid[0, 0] = -np.inf
+    event = protocol.CoverageMeasured(step=1500, metric="mixture", critic_units="log-density", critic=grid,
+                                      extent=[-1.5, 1.5, -1.5, 1.5], samples=np.zeros((10, 2), np.float32),
+                                      result=MixtureCoverage(modes_total=8, modes_captured=7, high_quality_share=0.1, n=10,
+                                                                     reverse_kl=0.5))
+    client.coverage.emit(event)
+    title = w.samples_view.points.title.text()
+    assert "log-density at step 1,500" in title and "judged real" not in title
+    for item in (w.samples_view.points.critic, w.coverage_panel.critic):
+        assert item.levels is not None and tuple(np.round(item.levels, 3)) == (-11.0, -1.0)
+        assert item.getColorMap() is DENSITY_MAP

@@ -79,6 +79,22 @@ class ImageView(QWidget):
 CRITIC_MAP = pg.ColorMap(pos=[0.0, 0.5, 1.0], color=[(140, 80, 190), (58, 60, 66), (60, 170, 90)])
 
 
+#: Sequential map of a model's log-density over the plane: dark where unlikely, bright where likely.
+DENSITY_MAP = pg.colormap.get("inferno")
+#: Nats of log-density coloured below a density map's maximum (lower is drawn as the darkest colour).
+DENSITY_RANGE_NATS = 10.0
+
+
+def density_levels(log_density: np.ndarray, span: float = DENSITY_RANGE_NATS) -> tuple[float, float]:
+    """Colour levels of a log-density map (nats): from ``span`` below its finite maximum to the maximum."""
+    finite = log_density[np.isfinite(log_density)]
+    if not len(finite):
+        return -1.0, 0.0
+    hi = float(finite.max())
+    lo = max(float(finite.min()), hi - span)
+    return (lo, hi) if hi > lo else (hi - 1.0, hi)
+
+
 def critic_levels(critic: np.ndarray) -> tuple[float, float]:
     """Colour levels of one critic map: [0, 1] for probabilities, else its finite min and max."""
     finite = critic[np.isfinite(critic)]
@@ -132,17 +148,24 @@ class PointsView(QWidget):
         """Show (M, 2) mode centres, or none."""
         self.modes.setData(pos=np.zeros((0, 2)) if modes is None else np.asarray(modes, np.float64).reshape(-1, 2))
 
-    def set_critic(self, critic: np.ndarray | None, extent: tuple[float, float, float, float] = (0, 1, 0, 1)) -> None:
+    def set_critic(self, critic: np.ndarray | None, extent: tuple[float, float, float, float] = (0, 1, 0, 1),
+                   units: str = "") -> None:
         """Show the critic's output (H, W) over ``extent`` = (x0, x1, y0, y1) in data units, row 0 at y0; None clears it.
 
-        Probabilities (all in [0, 1]) are coloured on [0, 1], other critics on their own range.
+        Probabilities (all in [0, 1]) are coloured on [0, 1] and other critics on their own range, purple
+        to green; a ``units="log-density"`` map (a model's log p(x), nats) dark to bright over its top
+        :data:`DENSITY_RANGE_NATS` nats.
         """
         if critic is None:
             self.critic.clear()
             return
         critic = np.asarray(critic, np.float32)
         x0, x1, y0, y1 = (float(e) for e in extent)
-        self.critic.setImage(critic, autoLevels=False, levels=critic_levels(critic))
+        density = units == "log-density"
+        levels = density_levels(critic) if density else critic_levels(critic)
+        self.critic.setColorMap(DENSITY_MAP if density else CRITIC_MAP)
+        self.critic.setImage(np.nan_to_num(critic, nan=levels[0], neginf=levels[0], posinf=levels[1]),
+                             autoLevels=False, levels=levels)
         self.critic.setRect(QRectF(x0, y0, x1 - x0, y1 - y0))
 
     def set_highlight(self, points: np.ndarray | None) -> None:

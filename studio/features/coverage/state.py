@@ -8,20 +8,6 @@ import numpy as np
 from studio.state import LossHistory
 
 
-#: The log-density heat map spans this many nats below its maximum (lower cells share the darkest colour).
-DENSITY_RANGE_NATS = 10.0
-
-
-def density_levels(log_density: np.ndarray, span: float = DENSITY_RANGE_NATS) -> tuple[float, float]:
-    """Colour levels of a log-density map (nats): from ``span`` below its finite maximum to the maximum."""
-    finite = log_density[np.isfinite(log_density)]
-    if not len(finite):
-        return -1.0, 0.0
-    hi = float(finite.max())
-    lo = max(float(finite.min()), hi - span)
-    return (lo, hi) if hi > lo else (hi - 1.0, hi)
-
-
 def grid_polyline(lines: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A warped grid (L, P, 2) as one polyline: x, y (L*P,) and the ``connect`` mask that breaks it between lines."""
     lines = np.asarray(lines, np.float64)

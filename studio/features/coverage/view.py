@@ -21,10 +21,10 @@ from engines.shared import protocol
 from engines.shared.capabilities import Capabilities
 from engines.shared.datainfo import DataInfo
 from engines.shared.results import ClassCoverage, MixtureCoverage
-from studio.features.coverage.state import CollapseDetector, density_levels, grid_polyline
+from studio.features.coverage.state import CollapseDetector, grid_polyline
 from studio.state import LossHistory, nice_ceiling, stable_range
 from studio.widgets.clock import MeasureClock
-from studio.widgets.basic import BACKGROUND, CRITIC_MAP, Banner, critic_levels, schedule_spin
+from studio.widgets.basic import BACKGROUND, CRITIC_MAP, DENSITY_MAP, Banner, critic_levels, density_levels, schedule_spin
 
 #: Colours: generated samples / bars, real bars, captured share, quality share, KL.
 GENERATED, REAL, CAPTURED, QUALITY, KL = "#4fc3f7", "#9e9e9e", "#81c784", "#ffb74d", "#e57373"
@@ -242,6 +242,7 @@ class CoveragePanel(QWidget):
             critic = np.asarray(event.critic, np.float32)
             density = event.critic_units == "log-density"
             levels = density_levels(critic) if density else critic_levels(critic)
+            self.critic.setColorMap(DENSITY_MAP if density else CRITIC_MAP)
             self.critic.setImage(np.nan_to_num(critic, nan=levels[0], neginf=levels[0]), autoLevels=False, levels=levels)
             self.critic.setRect(QRectF(x0, y0, x1 - x0, y1 - y0))
             self.critic.setToolTip("log p(x), nats: the model's density (the top 10 nats coloured)" if density else

@@ -35,6 +35,7 @@ class SamplesView(QStackedWidget):
         self.samples: np.ndarray | None = None
         self.step = -1
         self.critic_step: int | None = None
+        self.critic_units = ""
 
     def set_data(self, info: DataInfo) -> None:
         """Switch between the image grid and the scatter plot for a data set."""
@@ -46,19 +47,23 @@ class SamplesView(QStackedWidget):
         self.points.set_modes(_modes(info))
         self.points.set_critic(None)
         self.critic_step: int | None = None
+        self.critic_units = ""
 
     def set_coverage(self, event: protocol.CoverageMeasured) -> None:
         """Put the critic's heat map of a coverage measurement (2-D data, GANs) under the sample scatter."""
         critic = event.critic
         if critic is None or np.ndim(critic) != 2 or len(event.extent) != 4:
             return
-        self.points.set_critic(critic, tuple(event.extent))
+        self.points.set_critic(critic, tuple(event.extent), event.critic_units)
         self.critic_step = int(event.step)
+        self.critic_units = event.critic_units
         self._points_title()
 
     def _points_title(self) -> None:
         text = "waiting for samples" if self.samples is None else f"{len(self.samples)} samples at step {self.step:,}"
-        if self.critic_step is not None:
+        if self.critic_step is not None and self.critic_units == "log-density":
+            text += f"; log-density at step {self.critic_step:,} (bright: likely)"
+        elif self.critic_step is not None:
             text += f"; critic at step {self.critic_step:,} (green: judged real, purple: fake)"
         self.points.set_title(text)
 
