@@ -6,10 +6,10 @@ trained here by the real ``latent-studio train`` command on data the studio gene
 - ``beta-vae-shapes``: a beta-VAE (beta 4) on the built-in dSprites-style ``shapes:32``, its sliders
   labelled by the factors they capture;
 - ``gan-ring``: a GAN on the 8-mode ``ring`` (z of width 2, batches of 100, as PacGAN's setup);
-- ``vae-digits``: a VAE (fully connected) on scikit-learn's ``digits``.
+- ``vae-digits``: a VAE (fully connected, 16 px) on scikit-learn's ``digits``.
 
 Each checkpoint is saved again without the optimiser's moments (a third of the size; training on from a
-demo starts Adam afresh), so the three folders take about 3.5 MB.
+demo starts Adam afresh), so the three folders take about 4 MB (the conv beta-VAE most of it).
 
     python assets/make_demos.py [--out assets/demos] [--threads 2]
 
@@ -30,7 +30,8 @@ DEMOS = {
     "beta-vae-shapes": ["--data", "shapes:32", "--model", "beta-vae", "--beta", "4", "--steps", "3000",
                         "--batch-size", "64"],
     "gan-ring": ["--data", "ring", "--model", "gan", "--latent-dim", "2", "--steps", "4000", "--batch-size", "100"],
-    "vae-digits": ["--data", "digits", "--model", "vae", "--arch", "mlp", "--steps", "3000", "--batch-size", "64"],
+    "vae-digits": ["--data", "digits", "--model", "vae", "--arch", "mlp", "--image-size", "16", "--steps", "3000",
+                   "--batch-size", "64"],
 }
 
 
