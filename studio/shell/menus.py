@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox
 
-if TYPE_CHECKING:
-    from studio.shell.window import MainWindow
+#: The main window (studio.shell.window.MainWindow; not imported here, which would be a cycle).
+MainWindow = Any
 
 
-def _action(window: "MainWindow", menu: QMenu, text: str, slot, shortcut: QKeySequence | None = None) -> QAction:  # noqa: ANN001
+def _action(window: MainWindow, menu: QMenu, text: str, slot, shortcut: QKeySequence | None = None) -> QAction:  # noqa: ANN001
     act = QAction(text, window)
     if shortcut is not None:
         act.setShortcut(shortcut)
@@ -28,7 +28,7 @@ def _action(window: "MainWindow", menu: QMenu, text: str, slot, shortcut: QKeySe
     return act
 
 
-def build_menus(w: "MainWindow") -> dict[str, QAction]:
+def build_menus(w: MainWindow) -> dict[str, QAction]:
     """File, Train, Worker, View and Help on ``w``'s menu bar; the Train menu's actions by name."""
     bar = w.menuBar()
     file_menu = bar.addMenu("&File")
@@ -93,12 +93,12 @@ def demos(folder: Path = DEMOS_DIR) -> dict[str, Path]:
     return {p.name: p for p in sorted(folder.iterdir()) if (p / "model.safetensors").is_file()}
 
 
-def open_demo(w: "MainWindow", path: Path) -> None:
+def open_demo(w: MainWindow, path: Path) -> None:
     """File > Open demo: load a demo run (asking first if that would discard a trained model)."""
     w.data_model.confirm_discard(lambda: w.load_checkpoint(path), f"Opening the demo {path.name}")
 
 
-def shortcuts(w: "MainWindow") -> list[tuple[str, str]]:
+def shortcuts(w: MainWindow) -> list[tuple[str, str]]:
     """Every menu action with a shortcut, in menu order: (the keys as the user types them, what it does)."""
     rows = []
     for menu_action in w.menuBar().actions():
@@ -109,7 +109,7 @@ def shortcuts(w: "MainWindow") -> list[tuple[str, str]]:
     return rows
 
 
-def show_shortcuts(w: "MainWindow") -> QMessageBox:
+def show_shortcuts(w: MainWindow) -> QMessageBox:
     """Help > Keyboard shortcuts: a non-modal box listing :func:`shortcuts`."""
     rows = "".join(f"<tr><td><b>{html.escape(k)}</b>&nbsp;&nbsp;</td><td>{html.escape(t)}</td></tr>"
                    for k, t in shortcuts(w))
@@ -121,7 +121,7 @@ def show_shortcuts(w: "MainWindow") -> QMessageBox:
     return box
 
 
-def ask_png(w: "MainWindow", what: str, export) -> None:  # noqa: ANN001 - a feature's export(path)
+def ask_png(w: MainWindow, what: str, export) -> None:  # noqa: ANN001 - a feature's export(path)
     """Ask for a PNG path and ``export(path)``; a refusal goes to the status bar."""
     path, _ = QFileDialog.getSaveFileName(w, f"Export {what}", f"{what}.png", "PNG images (*.png)")
     if path:
@@ -131,14 +131,14 @@ def ask_png(w: "MainWindow", what: str, export) -> None:  # noqa: ANN001 - a fea
             w.statusBar().showMessage(str(exc), 5000)
 
 
-def ask_save_checkpoint(w: "MainWindow") -> None:
+def ask_save_checkpoint(w: MainWindow) -> None:
     """File > Save checkpoint."""
     path, _ = QFileDialog.getSaveFileName(w, "Save checkpoint", "model.safetensors", "Checkpoints (*.safetensors)")
     if path:
         w.save_checkpoint(path)
 
 
-def ask_load_checkpoint(w: "MainWindow") -> None:
+def ask_load_checkpoint(w: MainWindow) -> None:
     """File > Load checkpoint."""
     path, _ = QFileDialog.getOpenFileName(w, "Load checkpoint", "", "Checkpoints (*.safetensors *.json);;All files (*)")
     if path:

@@ -8,10 +8,10 @@ button, spin box and combo box of the window ends up with one.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
-if TYPE_CHECKING:
-    from studio.shell.window import MainWindow
+#: The main window (studio.shell.window.MainWindow; not imported here, which would be a cycle).
+MainWindow = Any
 
 TOOLTIPS: dict[tuple[str, ...], str] = {
     ("data_panel", "batch_spin"): "Examples per training step",
@@ -69,7 +69,7 @@ TOOLTIPS: dict[tuple[str, ...], str] = {
 }
 
 
-def apply_tooltips(window: "MainWindow") -> int:
+def apply_tooltips(window: MainWindow) -> int:
     """Set every :data:`TOOLTIPS` entry on ``window`` that its control lacks; the number set.
 
     Raises
