@@ -259,3 +259,14 @@ def test_every_control_has_a_tooltip(window) -> None:
             if not control.toolTip():
                 bare.append((type(control).__name__, getattr(control, "text", lambda: "")()))
     assert not bare, bare
+
+
+@pytest.mark.parametrize("size,columns", [((1366, 768), 1), ((1920, 1080), 2)])
+def test_the_flow_tab_stacks_its_boxes_when_two_columns_do_not_fit(window, size, columns) -> None:
+    """On a laptop the Flow tab's four boxes go one under another (scrolling down, not sideways)."""
+    w, _ = window(size=size)
+    w.central_tabs.setCurrentWidget(w.flow.view)
+    QApplication.processEvents()
+    assert w.flow.view.columns == columns
+    room = w.flow.view.parentWidget()
+    assert w.flow.view.width() <= room.width() + 1  # nothing hidden to the right

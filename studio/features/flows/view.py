@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox, QDoubleSpinBox, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QSlider, QSpinBox,
     QVBoxLayout, QWidget,
@@ -130,14 +130,11 @@ class FlowView(QWidget):
         box.addLayout(row)
         box.addWidget(self.path, 1)
 
-        layout = QGridLayout(self)
-        layout.addWidget(self.note, 0, 0, 1, 2)
-        layout.addWidget(invert, 1, 0)
-        layout.addWidget(directions, 1, 1)
-        layout.addWidget(sampling, 2, 0)
-        layout.addWidget(interp, 2, 1)
-        layout.setRowStretch(1, 1)
-        layout.setRowStretch(2, 1)
+        self.grid = QGridLayout(self)
+        self._boxes = (invert, directions, sampling, interp)
+        self.columns = 0
+        self.arrange(2)
+        self._two_column_width = self.grid.minimumSize().width()
 
         self.invert_button.clicked.connect(lambda: self.invert_requested.emit(self.index_spin.value()))
         self.find_button.clicked.connect(lambda: self.directions_requested.emit(
@@ -152,6 +149,39 @@ class FlowView(QWidget):
         self.set_enabled("Build a model first", 0, ())
 
     # -- state -----------------------------------------------------------------------------------
+    def arrange(self, columns: int) -> None:
+        """The four boxes two by two, or (``columns`` 1, a narrow window) one under another."""
+        if columns == self.columns:
+            return
+        self.columns = columns
+        for w in (self.note, *self._boxes):
+            self.grid.removeWidget(w)
+        for r in range(5):
+            self.grid.setRowStretch(r, 0)
+        self.grid.addWidget(self.note, 0, 0, 1, columns)
+        for i, box in enumerate(self._boxes):
+            row, col = (1 + i // 2, i % 2) if columns == 2 else (1 + i, 0)
+            self.grid.addWidget(box, row, col)
+            self.grid.setRowStretch(row, 1)
+
+    def showEvent(self, event) -> None:  # noqa: ANN001, N802 - Qt override
+        """Follow the width the tab offers (the scroll area's viewport, when there is one)."""
+        super().showEvent(event)
+        room = self.parentWidget()
+        if room is not None and not getattr(self, "_watching", False):
+            room.installEventFilter(self)
+            self._watching = True
+        self._fit(room.width() if room is not None else self.width())
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: ANN001, N802 - Qt override
+        """The room resized: two columns when they fit, else one (scrolling down, not sideways)."""
+        if event.type() == QEvent.Type.Resize:
+            self._fit(watched.width())
+        return False
+
+    def _fit(self, width: int) -> None:
+        self.arrange(2 if width >= self._two_column_width else 1)
+
     def set_enabled(self, reason: str, n_test: int, class_names: tuple[str, ...]) -> None:
         """Enable the tab for a flow on images (``reason`` "") or say why it is off."""
         on = not reason
