@@ -133,6 +133,7 @@ class FlowView(QWidget):
         self.grid = QGridLayout(self)
         self._boxes = (invert, directions, sampling, interp)
         self.columns = 0
+        self._watching = False  # the event filter on the tab's viewport is installed (at the first show)
         self.arrange(2)
         self._two_column_width = self.grid.minimumSize().width()
 
@@ -168,7 +169,7 @@ class FlowView(QWidget):
         """Follow the width the tab offers (the scroll area's viewport, when there is one)."""
         super().showEvent(event)
         room = self.parentWidget()
-        if room is not None and not getattr(self, "_watching", False):
+        if room is not None and not self._watching:
             room.installEventFilter(self)
             self._watching = True
         self._fit(room.width() if room is not None else self.width())
