@@ -14,16 +14,21 @@ from PySide6.QtWidgets import (
 )
 
 
+def _wrap(area: QScrollArea, widget: QWidget) -> QScrollArea:
+    """``widget`` inside ``area``, grown to fill it, without a frame."""
+    area.setWidget(widget)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    return area
+
+
 def scrollable(widget: QWidget, min_width: int = 120, min_height: int = 60) -> QScrollArea:
     """``widget`` in a frameless, resizable scroll area whose minimum is ``min_width`` x ``min_height`` px.
 
     The scroll area grows ``widget`` to fill it and shows scroll bars only where ``widget`` would be
     squeezed below its own minimum size. ``widget`` is reachable again as ``area.widget()``.
     """
-    area = QScrollArea()
-    area.setWidget(widget)
-    area.setWidgetResizable(True)
-    area.setFrameShape(QFrame.Shape.NoFrame)
+    area = _wrap(QScrollArea(), widget)
     area.setMinimumSize(min_width, min_height)
     area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
     area.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
@@ -47,11 +52,7 @@ class ScrollingTabs(QTabWidget):
     """
 
     def addTab(self, widget: QWidget, label: str) -> int:  # noqa: N802 - Qt override
-        area = _Area()
-        area.setWidget(widget)
-        area.setWidgetResizable(True)
-        area.setFrameShape(QFrame.Shape.NoFrame)
-        return super().addTab(area, label)
+        return super().addTab(_wrap(_Area(), widget), label)
 
     def page(self, index: int) -> QWidget | None:
         """The page (not its scroll area) at ``index``; None out of range."""

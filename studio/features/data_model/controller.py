@@ -46,7 +46,7 @@ class DataModelController(QObject):
         last autosave and saved checkpoints stay on disk either way.
         """
         client = self.services.client
-        if client.step <= 0 or client.state not in ("ready", "paused", "training"):
+        if client.step <= 0 or not self.services.has_model():
             action()
             return
         if self.confirm is not None:
