@@ -286,6 +286,10 @@ def test_evaluate_run_on_shapes_gives_every_metric(tmp_path) -> None:
     assert r["skipped"] == {} and r["seconds"] > 0
     fractions = [p for _, p in stages]
     assert fractions == sorted(fractions) and stages[-1] == ("done", 1.0)
+    names = [s for s, _ in stages]  # progress within every long stage, not only between them
+    assert "dci: factor 5 of 5 fitted" in names and "encoding: 300 of 300 examples" in names
+    assert sum(s.startswith("factor_vae_score: ") for s in names) >= 2
+    assert sum(s.startswith("beta_vae_score: ") for s in names) >= 2
     table = format_table(r)
     assert "MIG" in table and "FactorVAE score" in table and "MIG gap orientation" in table
 

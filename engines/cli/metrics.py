@@ -103,14 +103,17 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     configure_threads(device)
     n = args.n if args.n is not None else (FAST_POINTS if args.fast else PROTOCOL["num_train"])
     wanted = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
-    last = [-1.0]
+    from tqdm import tqdm
 
-    def progress(stage: str, fraction: float) -> None:
-        if fraction - last[0] >= 0.05 or stage == "done":
-            last[0] = fraction
-            print(f"[{100 * fraction:3.0f}%] {stage}", file=sys.stderr)
+    # The fraction is time-proportional (see evaluate_run), so the bar's linear estimate is the time left.
+    with tqdm(total=1000, file=sys.stderr, mininterval=0.5, smoothing=0,
+              bar_format="{desc:<34.34} {percentage:3.0f}%|{bar:20}| {elapsed} elapsed, {remaining} left") as bar:
 
-    result = evaluate_run(args.run, n, args.seed, wanted, progress, fast=args.fast, device=str(device))
+        def progress(stage: str, fraction: float) -> None:
+            bar.set_description_str(stage, refresh=False)
+            bar.update(max(0, int(1000 * fraction) - bar.n))
+
+        result = evaluate_run(args.run, n, args.seed, wanted, progress, fast=args.fast, device=str(device))
     print(format_table(result))
     if args.json is not None:
         try:

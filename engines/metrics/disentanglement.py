@@ -340,6 +340,7 @@ def _make_estimator(estimator: str | Callable[[], Any], seed: int) -> Any:
 def dci_importance(
     codes: Any, factors: Any, codes_test: Any = None, factors_test: Any = None, *,
     test_fraction: float = TEST_FRACTION, estimator: str | Callable[[], Any] = "gbt", random_state: int = 0,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[np.ndarray, float, float]:
     """Importance matrix and accuracies of one classifier per factor (disentanglement_lib's ``compute_importance_gbt``).
 
@@ -353,6 +354,8 @@ def dci_importance(
         returns an unfitted classifier with ``feature_importances_`` after fitting.
     random_state : int
         Seed of the estimator (the protocol leaves it unset).
+    progress : callable or None
+        Called as ``progress(k, K)`` after factor k's classifier (k from 1 to K) is fitted.
 
     Returns
     -------
@@ -371,12 +374,14 @@ def dci_importance(
         if len(np.unique(f[:, k])) < 2:  # nothing to learn: the constant is always right
             acc_train.append(1.0)
             acc_test.append(float(np.mean(ft[:, k] == f[0, k])))
-            continue
-        model = _make_estimator(estimator, random_state)
-        model.fit(z, f[:, k])
-        importance[:, k] = np.abs(model.feature_importances_)
-        acc_train.append(float(np.mean(model.predict(z) == f[:, k])))
-        acc_test.append(float(np.mean(model.predict(zt) == ft[:, k])))
+        else:
+            model = _make_estimator(estimator, random_state)
+            model.fit(z, f[:, k])
+            importance[:, k] = np.abs(model.feature_importances_)
+            acc_train.append(float(np.mean(model.predict(z) == f[:, k])))
+            acc_test.append(float(np.mean(model.predict(zt) == ft[:, k])))
+        if progress is not None:
+            progress(k + 1, f.shape[1])
     return importance, float(np.mean(acc_train)), float(np.mean(acc_test))
 
 
@@ -399,6 +404,7 @@ def _completeness(importance: np.ndarray) -> float:
 def dci(
     codes: Any, factors: Any, codes_test: Any = None, factors_test: Any = None, *,
     test_fraction: float = TEST_FRACTION, estimator: str | Callable[[], Any] = "gbt", random_state: int = 0,
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Disentanglement, Completeness and Informativeness (Eastwood and Williams, 2018).
 
@@ -423,6 +429,6 @@ def dci(
     """
     importance, acc_train, acc_test = dci_importance(
         codes, factors, codes_test, factors_test, test_fraction=test_fraction, estimator=estimator,
-        random_state=random_state,
+        random_state=random_state, progress=progress,
     )
     return DCIResult(_disentanglement(importance), _completeness(importance), acc_train, acc_test, importance)

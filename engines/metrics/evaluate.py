@@ -29,6 +29,56 @@ _SAMPLED = ("factor_vae_score", "beta_vae_score")
 PROTOCOL = {"num_train": 10000, "num_eval": 5000, "num_variance_estimate": 10000, "dci_estimator": "gbt"}
 FAST = {"num_train": 1000, "num_eval": 500, "num_variance_estimate": 2000, "dci_estimator": "forest"}
 FAST_POINTS = 2000
+#: Prior costs for the time-left estimate, replaced by measured rates as the stages run (two CPU cores).
+_PRIOR_IMAGES_PER_S = 8000.0
+_PRIOR_FIT_S = {"gbt": 2.3e-5, "forest": 3.5e-5}  # s per (point x class x latent) and per (point x latent)
+
+
+class _Schedule:
+    """Time-proportional progress over the stages of :func:`evaluate_run`, with its time left.
+
+    Each stage has a size in units (examples encoded, or classifier work) and a rate in units per
+    second: a prior until the stage type has been measured. The fraction reported is
+    ``elapsed / (elapsed + remaining)``, never decreasing, so a progress bar's linear estimate of the
+    time left is this schedule's.
+    """
+
+    def __init__(self, report: Callable[[str, float], None], t0: float) -> None:
+        self.report = report
+        self.t0 = t0
+        self.units: dict[str, tuple[str, float]] = {}  # stage -> (kind, units)
+        self.rates: dict[str, float] = {}  # kind -> units per second
+        self.order: list[str] = []
+        self.done: set[str] = set()
+        self.last = 0.0
+        self.stage_t0 = self.t0
+
+    def plan(self, stage: str, kind: str, units: float, prior_rate: float) -> None:
+        self.units[stage] = (kind, max(float(units), 1e-9))
+        self.rates.setdefault(kind, prior_rate)
+        self.order.append(stage)
+
+    def begin(self, stage: str) -> None:
+        self.stage_t0 = time.perf_counter()
+        self.tell(stage, 0.0)
+
+    def tell(self, stage: str, within: float, detail: str = "") -> None:
+        """Report ``within`` in [0, 1] of ``stage`` done; learn its kind's rate once it has run 0.2 s."""
+        now = time.perf_counter()
+        kind, units = self.units[stage]
+        spent = now - self.stage_t0
+        if within > 0 and spent > 0.2:
+            self.rates[kind] = units * within / spent
+        if within >= 1.0:
+            self.done.add(stage)
+        left = spent * (1 - within) / within if within > 0 and spent > 0.2 else units * (1 - within) / self.rates[kind]
+        for other in self.order:
+            if other != stage and other not in self.done and self.order.index(other) > self.order.index(stage):
+                k, u = self.units[other]
+                left += u / self.rates[k]
+        elapsed = now - self.t0
+        self.last = max(self.last, min(0.999, elapsed / max(elapsed + left, 1e-9)))
+        self.report(f"{stage}: {detail}" if detail else stage, self.last)
 
 
 def _representation(engine: Any, batch_size: int) -> Callable[[np.ndarray], np.ndarray]:
@@ -167,10 +217,20 @@ def evaluate_run(
     rng = np.random.default_rng(seed)
     n_test = max(1, n_points // 2)
     idx = rng.integers(0, len(dataset), size=n_points + n_test)
+    skipped: dict[str, str] = {}
+    for name in wanted:
+        if name in ("mig", "sap") and engine.latent.dim < 2:
+            skipped[name] = "needs at least two latent dimensions"
+        elif name in _SAMPLED and not callable(getattr(dataset, "index_of", None)):
+            skipped[name] = f"data {spec!r} cannot look up examples by factor values"
+    todo = [m for m in wanted if m not in skipped]
+    schedule = _plan(report, todo, len(idx), n_points, engine.latent.dim, info.factor_sizes or (), settings, t0)
+    schedule.begin("encoding")
     codes = []
     for i in range(0, len(idx), batch_size):
         codes.append(represent(dataset.get(idx[i : i + batch_size])))
-        report("encoding", 0.1 * min(1.0, (i + batch_size) / len(idx)))
+        done = min(len(idx), i + batch_size)
+        schedule.tell("encoding", done / len(idx), f"{done} of {len(idx)} examples")
     z = np.concatenate(codes)
     if not np.all(np.isfinite(z)):
         raise LatentStudioError(f"{run}: the encoder returned NaN or infinite codes")
@@ -181,17 +241,15 @@ def evaluate_run(
         "run": str(run), "engine": engine.name, "step": manifest.get("step"), "data_spec": spec,
         "factor_names": list(info.factor_names), "factor_sizes": list(info.factor_sizes or ()),
         "latent_dim": int(z.shape[1]), "n_points": int(n_points), "n_test": int(n_test), "seed": int(seed),
-        "settings": settings, "skipped": {}, "metric_seconds": {},
+        "settings": settings, "skipped": skipped, "metric_seconds": {},
     }
-    for name in wanted:
-        if name in ("mig", "sap") and z.shape[1] < 2:
-            out["skipped"][name] = "needs at least two latent dimensions"
-        elif name in _SAMPLED and not callable(getattr(dataset, "index_of", None)):
-            out["skipped"][name] = f"data {spec!r} cannot look up examples by factor values"
-    todo = [m for m in wanted if m not in out["skipped"]]
-    for i, name in enumerate(todo):
-        report(name, 0.1 + 0.9 * i / len(todo))
+    for name in todo:
+        schedule.begin(name)
         t1 = time.perf_counter()
+
+        def within(fraction: float, name: str = name) -> None:
+            schedule.tell(name, fraction, f"{100 * fraction:.0f}%")
+
         if name == "mig":
             d = dis.mig_details(z_train, f_train)
             out.update(mig=d.mig, mig_gaps=d.gaps, mi_matrix=d.mi, factor_entropy=d.entropy)
@@ -199,22 +257,53 @@ def evaluate_run(
             out["sap_matrix"] = dis.sap_score_matrix(z_train, f_train, z_test, f_test)
             out["sap"] = dis.sap(z_train, f_train, z_test, f_test)
         elif name == "dci":
+            sizes = np.maximum(np.asarray(info.factor_sizes or [2] * f.shape[1], float), 2.0)
+            weights = np.cumsum(sizes if settings["dci_estimator"] == "gbt" else np.ones_like(sizes))
+
+            def fitted(k: int, total: int) -> None:
+                schedule.tell("dci", float(weights[k - 1] / weights[-1]), f"factor {k} of {total} fitted")
+
             out["dci"] = dataclasses.asdict(dis.dci(z_train, f_train, z_test, f_test, estimator=settings["dci_estimator"],
-                                                    random_state=seed))
+                                                    random_state=seed, progress=fitted))
         elif name == "factor_vae_score":
             out[name] = dis.factor_vae_score(
                 represent, dataset, np.random.default_rng([seed, 1]), num_train=settings["num_train"],
                 num_eval=settings["num_eval"], num_variance_estimate=settings["num_variance_estimate"],
+                progress=within,
             )
         else:
             out[name] = dis.beta_vae_score(
                 represent, dataset, np.random.default_rng([seed, 2]), num_train=settings["num_train"],
-                num_eval=settings["num_eval"],
+                num_eval=settings["num_eval"], progress=within,
             )
+        schedule.tell(name, 1.0)
         out["metric_seconds"][name] = time.perf_counter() - t1
     out["seconds"] = time.perf_counter() - t0
     report("done", 1.0)
     return _jsonable(out)
+
+
+def _plan(
+    report: Callable[[str, float], None], todo: Sequence[str], n_encode: int, n_points: int, dim: int,
+    factor_sizes: Sequence[int], settings: dict[str, Any], t0: float,
+) -> _Schedule:
+    """The :class:`_Schedule` of one evaluation begun at ``t0`` (perf_counter s): every stage's size, with prior rates."""
+    schedule = _Schedule(report, t0)
+    schedule.plan("encoding", "images", n_encode, _PRIOR_IMAGES_PER_S)
+    k = max(1, len(factor_sizes))
+    for name in todo:
+        if name in ("mig", "sap"):
+            schedule.plan(name, name, n_points * dim * k, 1e6 if name == "mig" else 2.5e5)
+        elif name == "dci":
+            est = settings["dci_estimator"]
+            classes = sum(max(2, s) for s in factor_sizes) if est == "gbt" else k
+            schedule.plan(name, f"dci-{est}", n_points * classes * dim, 1.0 / _PRIOR_FIT_S.get(est, 3.5e-5))
+        elif name == "factor_vae_score":
+            units = settings["num_variance_estimate"] + (settings["num_train"] + settings["num_eval"]) * 64
+            schedule.plan(name, "images", units, _PRIOR_IMAGES_PER_S)
+        else:
+            schedule.plan(name, "images", 2 * (settings["num_train"] + settings["num_eval"]) * 64, _PRIOR_IMAGES_PER_S)
+    return schedule
 
 
 def format_table(result: dict[str, Any]) -> str:

@@ -97,6 +97,18 @@ def images_of(dataset: Any, factors: np.ndarray) -> np.ndarray:
     return dataset.get(dataset.index_of(np.asarray(factors, dtype=np.int64)))
 
 
+def _ticker(total: int, progress: Callable[[float], None] | None) -> Callable[[int], None]:
+    """A counter of examples encoded that reports ``progress(done / total)`` after each call."""
+    done = [0]
+
+    def tick(n: int) -> None:
+        done[0] += n
+        if progress is not None:
+            progress(min(1.0, done[0] / max(1, total)))
+
+    return tick
+
+
 def _codes(representation_fn: RepresentationFn, x: np.ndarray, n: int) -> np.ndarray:
     z = np.asarray(representation_fn(x), dtype=np.float64)
     if z.ndim != 2 or z.shape[0] != n:
@@ -110,7 +122,7 @@ def _represent(representation_fn: RepresentationFn, dataset: Any, factors: np.nd
 
 def _factor_vae_votes(
     representation_fn: RepresentationFn, dataset: Any, rng: np.random.Generator, n_votes: int, batch_size: int,
-    scale: np.ndarray, active: np.ndarray, votes_per_call: int,
+    scale: np.ndarray, active: np.ndarray, votes_per_call: int, tick: Callable[[int], None],
 ) -> np.ndarray:
     """(K, D) vote counts: (factor held fixed, latent of least normalised variance among active ones)."""
     sizes = _factor_sizes(dataset)
@@ -127,13 +139,14 @@ def _factor_vae_votes(
         local = np.var(z, axis=1, ddof=1)  # (m, D_active)
         np.add.at(votes, (fixed, active_idx[np.argmin(local, axis=1)]), 1)
         done += m
+        tick(m * batch_size)
     return votes
 
 
 def factor_vae_score(
     representation_fn: RepresentationFn, dataset: Any, random_state: Any, batch_size: int = 64,
     num_train: int = 10000, num_eval: int = 5000, num_variance_estimate: int = 10000, prune_std: float = 0.05,
-    votes_per_call: int = 16,
+    votes_per_call: int = 16, progress: Callable[[float], None] | None = None,
 ) -> float:
     """FactorVAE disentanglement score (Kim and Mnih, 2018) as disentanglement_lib computes it.
 
@@ -163,6 +176,9 @@ def factor_vae_score(
     votes_per_call : int
         Votes whose examples go through ``representation_fn`` together (speed only; the result is
         that of one call per vote for a per-example ``representation_fn``).
+    progress : callable or None
+        Called as ``progress(fraction)``, fraction in (0, 1] of the examples encoded so far, after
+        every call of ``representation_fn``.
 
     Returns
     -------
@@ -179,15 +195,17 @@ def factor_vae_score(
         raise ValueError("factor_vae_score needs batch_size >= 2, num_train >= 1, num_eval >= 1, num_variance_estimate >= 2")
     _factor_sizes(dataset)
     rng = as_generator(random_state)
+    tick = _ticker(num_variance_estimate + (num_train + num_eval) * batch_size, progress)
     chunks = []
     for start in range(0, num_variance_estimate, batch_size * votes_per_call):
         n = min(batch_size * votes_per_call, num_variance_estimate - start)
         chunks.append(_represent(representation_fn, dataset, sample_factors(dataset, n, rng)))
+        tick(n)
     scale = np.std(np.concatenate(chunks), axis=0, ddof=1)
     active = scale >= prune_std
     if not active.any():
         return 0.0
-    args = (batch_size, scale, active, max(1, votes_per_call))
+    args = (batch_size, scale, active, max(1, votes_per_call), tick)
     train_votes = _factor_vae_votes(representation_fn, dataset, rng, num_train, *args)
     classifier = np.argmax(train_votes, axis=0)  # (D,) factor for each latent
     eval_votes = _factor_vae_votes(representation_fn, dataset, rng, num_eval, *args)
@@ -197,7 +215,7 @@ def factor_vae_score(
 
 def _beta_vae_points(
     representation_fn: RepresentationFn, dataset: Any, rng: np.random.Generator, n_points: int, batch_size: int,
-    votes_per_call: int,
+    votes_per_call: int, tick: Callable[[int], None],
 ) -> tuple[np.ndarray, np.ndarray]:
     """(n, D) mean |z1 - z2| features of pairs sharing one factor, and (n,) that factor's index."""
     sizes = _factor_sizes(dataset)
@@ -214,12 +232,14 @@ def _beta_vae_points(
         feats.append(np.mean(np.abs(z[0] - z[1]), axis=1))
         labels.append(fixed)
         done += m
+        tick(2 * m * batch_size)
     return np.concatenate(feats), np.concatenate(labels)
 
 
 def beta_vae_score(
     representation_fn: RepresentationFn, dataset: Any, random_state: Any, batch_size: int = 64,
     num_train: int = 10000, num_eval: int = 5000, votes_per_call: int = 16,
+    progress: Callable[[float], None] | None = None,
 ) -> float:
     """beta-VAE disentanglement score (Higgins et al., 2017) as disentanglement_lib computes it.
 
@@ -231,7 +251,7 @@ def beta_vae_score(
 
     Parameters
     ----------
-    representation_fn, dataset, random_state, batch_size, votes_per_call
+    representation_fn, dataset, random_state, batch_size, votes_per_call, progress
         As in :func:`factor_vae_score`.
     num_train, num_eval : int
         Points that fit the classifier and points that score it.
@@ -253,7 +273,7 @@ def beta_vae_score(
         raise ValueError("beta_vae_score needs batch_size >= 1, num_train >= 2 and num_eval >= 1")
     _factor_sizes(dataset)
     rng = as_generator(random_state)
-    args = (batch_size, max(1, votes_per_call))
+    args = (batch_size, max(1, votes_per_call), _ticker(2 * (num_train + num_eval) * batch_size, progress))
     x_train, y_train = _beta_vae_points(representation_fn, dataset, rng, num_train, *args)
     x_eval, y_eval = _beta_vae_points(representation_fn, dataset, rng, num_eval, *args)
     if len(np.unique(y_train)) < 2:  # one factor, or every training point drew the same one
