@@ -268,5 +268,64 @@ def test_the_flow_tab_stacks_its_boxes_when_two_columns_do_not_fit(window, size,
     w.central_tabs.setCurrentWidget(w.flow.view)
     QApplication.processEvents()
     assert w.flow.view.columns == columns
-    room = w.flow.view.parentWidget()
+    room = _viewport(w.flow.view)
     assert w.flow.view.width() <= room.width() + 1  # nothing hidden to the right
+
+
+def test_the_flow_tab_still_fits_with_a_trained_models_captions_and_sliders(window) -> None:
+    """At 1920x1080 the captions a trained flow writes (bits/dim of every frame) and six direction sliders
+    do not push the tab wider than its room: long captions are elided, whole in their tooltips."""
+    w, _ = window(size=(1920, 1080))
+    v = w.flow.view
+    w.central_tabs.setCurrentWidget(v)
+    v.set_directions([f"PC{i + 1} ({4.3 - 0.4 * i:.1f}% of variance)" for i in range(6)])
+    caption = "T = 0.7  |  " + "  ".join(["1.697"] * 8) + " bits/dim"
+    v.samples.set_title(caption)
+    v.recon.set_title("f^-1(f(x)): max |error| 1.8e-07 and a caption far longer than its picture")
+    QApplication.processEvents()
+    QApplication.processEvents()
+    room = _viewport(v)
+    assert v.width() <= room.width() + 1 and v.height() <= room.height() + 1  # no scroll bar either way
+    assert v.samples.title.toolTip() == caption
+
+
+def _viewport(page):
+    """The viewport of the scroll area ``page`` is in."""
+    from PySide6.QtWidgets import QScrollArea
+
+    area = page.parentWidget()
+    while not isinstance(area, QScrollArea):
+        area = area.parentWidget()
+    return area.viewport()
+
+
+@pytest.mark.parametrize("size", [(1366, 768), (1920, 1080)])
+def test_no_tab_or_dock_scrolls_when_its_minimum_fits(window, size) -> None:
+    """A page scrolls only where its minimum size does not fit: word-wrapped text (the Flow and Pixels tabs'
+    notes, Explore's header) does not make a page taller than its room, and no tab scrolls sideways."""
+    from PySide6.QtWidgets import QDockWidget, QScrollArea
+
+    from studio.widgets.scrolling import page_of
+
+    w, _ = window(size=size)
+    tabs = w.central_tabs
+    tall, seen = [], []
+    for area in w.findChildren(QScrollArea):
+        page = page_of(area)
+        for i in range(tabs.count()):
+            if tabs.page(i) is page:
+                tabs.setCurrentIndex(i)
+        if isinstance(area.parentWidget(), QDockWidget):
+            area.parentWidget().raise_()  # a dock tabbed behind another comes to the front
+        QApplication.processEvents()
+        QApplication.processEvents()  # a page that re-arranges when shown settles in the next pass
+        if page is None or not area.isVisibleTo(w):
+            continue  # a dock tabbed behind another
+        seen.append(type(page).__name__)
+        room, need = area.viewport().size(), page.minimumSizeHint()
+        if page.height() > max(room.height(), need.height()) + 1 or page.width() > max(room.width(), need.width()) + 1:
+            tall.append((type(page).__name__, page.size().toTuple(), room.toTuple()))
+        if type(page).__name__ not in ("CoveragePanel", "DisentanglementPanel"):  # wide tables scroll sideways
+            assert need.width() <= room.width() + 1, (type(page).__name__, need.toTuple(), room.toTuple())
+    assert not tall, tall
+    assert {"FlowView", "PixelsView", "MorphView", "ExplorePanel", "DataModelPanel", "BrowserPanel"} <= set(seen)

@@ -16,6 +16,7 @@ from PySide6.QtGui import QImage, QPainter, QPixmap, QValidator
 from PySide6.QtWidgets import (
     QDoubleSpinBox, QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QProgressBar, QPushButton, QVBoxLayout, QWidget,
 )
+from superqt import QElidingLabel
 
 from engines.shared.imaging import to_uint8
 from studio.widgets.images import to_display
@@ -34,8 +35,11 @@ class ImageView(QWidget):
 
     def __init__(self, title: str = "", parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.title = QLabel(title)
+        # A long caption (the bits/dim of a strip) is elided, its whole text in the tooltip, rather than
+        # widening the tab; a wrapped label would make scroll areas size it by its preferred height.
+        self.title = QElidingLabel(title)
         self.title.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.title.setToolTip(title)
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.setBackground(BACKGROUND)
         self.graphics.ci.setContentsMargins(2, 2, 2, 2)
@@ -53,8 +57,9 @@ class ImageView(QWidget):
         self._image: np.ndarray | None = None
 
     def set_title(self, text: str) -> None:
-        """Set the caption above the image."""
+        """Set the caption above the image (elided where it does not fit; whole in the tooltip)."""
         self.title.setText(text)
+        self.title.setToolTip(text)
 
     def set_image(self, image: np.ndarray) -> None:
         """Show one image: (C, H, W) or (H, W) float in [0, 1] (fixed levels, never auto-levelled)."""

@@ -10,23 +10,62 @@ from __future__ import annotations
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QPaintEvent
 from PySide6.QtWidgets import (
-    QComboBox, QFrame, QScrollArea, QStyle, QStyleOptionComboBox, QStylePainter, QTabWidget, QWidget,
+    QComboBox, QFrame, QScrollArea, QStyle, QStyleOptionComboBox, QStylePainter, QTabWidget, QVBoxLayout, QWidget,
 )
 
 
+class _Room(QWidget):
+    """What a scroll area holds: one page, given the viewport's size unless the page's minimum is larger.
+
+    A page with word-wrapped text has a height-for-width, and a resizable ``QScrollArea`` then sizes it
+    by its *preferred* height for the width: a tab taller than the window with a needless scroll bar,
+    and rows that move when a caption's text changes. This room answers no height-for-width, so the
+    page is as tall as the viewport, or its minimum size hint where that is taller.
+    """
+
+    def __init__(self, page: QWidget) -> None:
+        super().__init__()
+        self.page = page
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(page)
+
+    def heightForWidth(self, _width: int) -> int:  # noqa: N802 - Qt override
+        return -1
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        return self.page.sizeHint()
+
+
 def _wrap(area: QScrollArea, widget: QWidget) -> QScrollArea:
-    """``widget`` inside ``area``, grown to fill it, without a frame."""
-    area.setWidget(widget)
+    """``widget`` inside ``area`` (in a :class:`_Room`), grown to fill it, without a frame."""
+    area.setWidget(_Room(widget))
     area.setWidgetResizable(True)
     area.setFrameShape(QFrame.Shape.NoFrame)
     return area
+
+
+def room_of(widget: QWidget) -> QWidget | None:
+    """The widget whose size is the room ``widget`` is shown in: its scroll area's viewport, else its parent."""
+    parent = widget.parentWidget()
+    while parent is not None:
+        if isinstance(parent, QScrollArea):
+            return parent.viewport()
+        parent = parent.parentWidget()
+    return widget.parentWidget()
+
+
+def page_of(area: QScrollArea) -> QWidget | None:
+    """The page ``area`` scrolls (what :func:`scrollable` or :class:`ScrollingTabs` was given)."""
+    room = area.widget()
+    return room.page if isinstance(room, _Room) else room
 
 
 def scrollable(widget: QWidget, min_width: int = 120, min_height: int = 60) -> QScrollArea:
     """``widget`` in a frameless, resizable scroll area whose minimum is ``min_width`` x ``min_height`` px.
 
     The scroll area grows ``widget`` to fill it and shows scroll bars only where ``widget`` would be
-    squeezed below its own minimum size. ``widget`` is reachable again as ``area.widget()``.
+    squeezed below its own minimum size. ``widget`` is reachable again as ``page_of(area)``.
     """
     area = _wrap(QScrollArea(), widget)
     area.setMinimumSize(min_width, min_height)
@@ -40,7 +79,7 @@ class _Area(QScrollArea):
     """A scroll area whose size hint is its contents' (so a tab or dock opens at its natural size)."""
 
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
-        inner = self.widget()
+        inner = page_of(self)
         return inner.sizeHint() if inner is not None else super().sizeHint()
 
 
@@ -57,7 +96,7 @@ class ScrollingTabs(QTabWidget):
     def page(self, index: int) -> QWidget | None:
         """The page (not its scroll area) at ``index``; None out of range."""
         area = super().widget(index)
-        return area.widget() if isinstance(area, QScrollArea) else area
+        return page_of(area) if isinstance(area, QScrollArea) else area
 
     def widget(self, index: int) -> QWidget | None:  # noqa: D102 - Qt override, the page itself
         return self.page(index)

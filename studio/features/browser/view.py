@@ -12,7 +12,7 @@ import numpy as np
 from PySide6.QtCore import QPoint, QSize, Qt, Signal
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import (
-    QHBoxLayout, QLabel, QListView, QListWidget, QListWidgetItem, QMenu, QPushButton, QVBoxLayout, QWidget,
+    QGridLayout, QHBoxLayout, QLabel, QListView, QListWidget, QListWidgetItem, QMenu, QPushButton, QVBoxLayout, QWidget,
 )
 
 from studio.widgets.basic import to_pixmap
@@ -76,11 +76,11 @@ class BrowserPanel(QWidget):
         self.yours_list.setMaximumHeight(2 * (THUMB + 22) + 8)
         self.open_button = QPushButton("Open images...")
         self.buttons = {key: QPushButton(text) for key, text in ACTIONS.items()}
-        grid = QHBoxLayout()
+        grid = QGridLayout()  # two by two: the four fit a laptop's side dock
         grid.setSpacing(2)
-        for b in self.buttons.values():
+        for i, b in enumerate(self.buttons.values()):
             b.setEnabled(False)
-            grid.addWidget(b)
+            grid.addWidget(b, i // 2, i % 2)
         self.status = QLabel("")
         self.status.setWordWrap(True)
         self.status.setStyleSheet("color: #ffcc66")

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (
 from studio.features.flows.state import NOTCHES, SIGMAS, STRIP
 from studio.widgets.basic import ImageView
 from studio.widgets.images import grid
+from studio.widgets.scrolling import room_of
 
 
 class FlowView(QWidget):
@@ -134,8 +135,8 @@ class FlowView(QWidget):
         self._boxes = (invert, directions, sampling, interp)
         self.columns = 0
         self._watching = False  # the event filter on the tab's viewport is installed (at the first show)
+        self._room = 0  # the width the tab offers, last seen
         self.arrange(2)
-        self._two_column_width = self.grid.minimumSize().width()
 
         self.invert_button.clicked.connect(lambda: self.invert_requested.emit(self.index_spin.value()))
         self.find_button.clicked.connect(lambda: self.directions_requested.emit(
@@ -168,11 +169,17 @@ class FlowView(QWidget):
     def showEvent(self, event) -> None:  # noqa: ANN001, N802 - Qt override
         """Follow the width the tab offers (the scroll area's viewport, when there is one)."""
         super().showEvent(event)
-        room = self.parentWidget()
+        room = room_of(self)
         if room is not None and not self._watching:
             room.installEventFilter(self)
             self._watching = True
         self._fit(room.width() if room is not None else self.width())
+
+    def event(self, event) -> bool:  # noqa: ANN001 - Qt override
+        """A box's contents changed (a caption, a slider added): its minimum width may have too."""
+        if event.type() == QEvent.Type.LayoutRequest and self._room:
+            self._fit(self._room)
+        return super().event(event)
 
     def eventFilter(self, watched, event) -> bool:  # noqa: ANN001, N802 - Qt override
         """The room resized: two columns when they fit, else one (scrolling down, not sideways)."""
@@ -180,8 +187,16 @@ class FlowView(QWidget):
             self._fit(watched.width())
         return False
 
+    def two_column_width(self) -> int:
+        """The narrowest room (px) in which the boxes fit two by two, from their minimum widths now."""
+        widths = [box.minimumSizeHint().width() for box in self._boxes]
+        margins = self.grid.contentsMargins()
+        return (max(widths[0], widths[2]) + max(widths[1], widths[3]) + max(0, self.grid.horizontalSpacing())
+                + margins.left() + margins.right())
+
     def _fit(self, width: int) -> None:
-        self.arrange(2 if width >= self._two_column_width else 1)
+        self._room = width
+        self.arrange(2 if width >= self.two_column_width() else 1)
 
     def set_enabled(self, reason: str, n_test: int, class_names: tuple[str, ...]) -> None:
         """Enable the tab for a flow on images (``reason`` "") or say why it is off."""

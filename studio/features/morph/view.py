@@ -200,11 +200,10 @@ class MorphView(QWidget):
         self.col_button = QPushButton("Add B as a column")
         self.clear_button = QPushButton("Clear grid")
         self.grid_export = QPushButton("Export grid PNG...")
-        gb = QGridLayout()
-        gb.addWidget(self.row_button, 0, 0)
-        gb.addWidget(self.col_button, 0, 1)
-        gb.addWidget(self.clear_button, 1, 0)
-        gb.addWidget(self.grid_export, 1, 1)
+        gb = QGridLayout()  # one under another, so the tab fits a laptop beside the docks
+        self.grid_buttons = gb
+        for i, b in enumerate((self.row_button, self.col_button, self.clear_button, self.grid_export)):
+            gb.addWidget(b, i, 0)
         right = QVBoxLayout()
         right.addWidget(self.grid_caption)
         right.addWidget(self.grid_label, 1)
