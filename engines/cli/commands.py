@@ -56,11 +56,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scale", type=int, default=0, help="integer upscaling (default: to about 512 px)")
     p.set_defaults(func=cmd_sample)
 
-    from engines.cli.metrics import add_coverage_command
-    from engines.cli.metrics import add_metrics_command
+    from engines.cli.metrics import add_coverage_command, add_evaluate_command, add_metrics_command
 
     add_coverage_command(sub)
     add_metrics_command(sub)
+    add_evaluate_command(sub)
     from engines.cli.export import add_export_commands
     add_export_commands(sub)
 

@@ -68,14 +68,18 @@ class SmallCNN(nn.Module):
         self.fc1 = nn.Linear(32 * 4 * 4, 128)
         self.fc2 = nn.Linear(128, n_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) in [0, 1] -> (B, 128) hidden-layer activations (after ReLU): the studio's image features."""
         if x.shape[-1] > MAX_SIDE or x.shape[-2] > MAX_SIDE:
             x = F.adaptive_avg_pool2d(x, (min(x.shape[-2], MAX_SIDE), min(x.shape[-1], MAX_SIDE)))
         x = x - 0.5
         x = F.max_pool2d(F.relu(self.conv1(x)), 2)
         x = F.max_pool2d(F.relu(self.conv2(x)), 2)
         x = F.adaptive_avg_pool2d(x, 4).flatten(1)
-        return self.fc2(F.relu(self.fc1(x)))
+        return F.relu(self.fc1(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.embed(x))
 
 
 def _check_labelled(dataset: Dataset) -> int:
