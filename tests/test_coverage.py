@@ -160,6 +160,8 @@ def test_class_coverage_one_class_and_unconfident():
     assert r.class_kl == pytest.approx(math.log(1 / 0.2), abs=1e-5)
     unsure = class_coverage(images_of([0, 1, 2, 3] * 5), one_hot_classifier(4, 0.5), data_hist)
     assert unsure.confident_share == 0.0 and unsure.classes_covered == 0
+    assert unsure.classes_covered_any == 4  # PacGAN counts every sample: 4 of 4 where the confident count says 0
+    assert r.classes_covered_any == 1
     assert class_coverage(images_of([0, 1, 2, 3] * 5), one_hot_classifier(4, 0.5), data_hist,
                           confident=0.0).classes_covered == 4
 

@@ -44,7 +44,7 @@ def class_event(step: int, covered: int) -> protocol.CoverageMeasured:
     generated = [1.0 / covered if i < covered else 0.0 for i in range(10)]
     result = ClassCoverage(metric="classes", n=500, classes_total=10, classes_covered=covered, class_kl=0.5,
                            confident_share=0.8, generated_hist=tuple(generated), data_hist=(0.1,) * 10,
-                           classifier_accuracy=0.95)
+                           classifier_accuracy=0.95, classes_covered_any=covered)
     return protocol.CoverageMeasured(step=step, metric="classes", result=result)
 
 
@@ -85,7 +85,8 @@ def test_class_events_draw_both_histograms_with_class_names(qtbot) -> None:
     assert np.allclose(real["height"], 0.1)
     ticks = panel.hist_plot.getPlotItem().getAxis("bottom")._tickLevels[0]
     assert [t[1] for t in ticks] == list(DIGITS_INFO.class_names)
-    assert "4 / 10 classes" in panel.summary.text() and "classifier accuracy 95%" in panel.summary.text()
+    assert "4 / 10 classes (PacGAN), 4 confident" in panel.summary.text()
+    assert "classifier accuracy 95%" in panel.summary.text()
 
 
 def test_curves_grow_with_each_event_and_clear(qtbot) -> None:

@@ -42,7 +42,8 @@ def format_coverage(result: MixtureCoverage | ClassCoverage) -> str:
     else:
         what = "classes" if result.metric == "classes" else "k-means clusters"
         lines = [
-            f"{what} covered: {result.classes_covered} / {result.classes_total}",
+            f"{what} covered (PacGAN: any sample): {result.classes_covered_any} / {result.classes_total}",
+            f"{what} covered (confident samples only): {result.classes_covered} / {result.classes_total}",
             f"class KL(generated || data): {result.class_kl:.4f} nats",
             f"confident samples: {100 * result.confident_share:.1f}%",
         ]

@@ -159,6 +159,7 @@ def _histogram_coverage(metric: str, assign: np.ndarray, confident: np.ndarray, 
     return ClassCoverage(
         metric=metric, n=int(len(assign)), classes_total=int(k),
         classes_covered=int((np.bincount(assign[confident], minlength=k) > 0).sum()),
+        classes_covered_any=int((counts > 0).sum()),
         class_kl=kl_divergence(p, q), confident_share=float(confident.mean()),
         generated_hist=tuple(float(v) for v in p), data_hist=tuple(float(v) for v in q),
     )

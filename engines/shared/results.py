@@ -74,7 +74,8 @@ class ClassCoverage:
     classes_total : int
         K classes or clusters.
     classes_covered : int
-        Classes, in [0, K], predicted for at least one confident sample (top probability >= the threshold).
+        Classes, in [0, K], predicted for at least one confident sample (top probability >= the
+        threshold): the studio's stricter count, labelled "confident" wherever it is shown.
     class_kl : float
         KL(generated || data) in nats (>= 0) between the samples' and the data's class histograms.
     confident_share : float
@@ -83,6 +84,9 @@ class ClassCoverage:
         The two histograms (K each, summing to 1).
     classifier_accuracy : float or None
         Held-out accuracy in [0, 1] of the classifier ("classes" only).
+    classes_covered_any : int
+        Classes, in [0, K], that are the top class (nearest cluster) of at least one sample, however
+        unsure: the count of the published protocol (Lin et al., 2018, PacGAN; Srivastava et al., 2017).
     """
 
     metric: str
@@ -94,6 +98,7 @@ class ClassCoverage:
     generated_hist: tuple[float, ...] = ()
     data_hist: tuple[float, ...] = ()
     classifier_accuracy: float | None = None
+    classes_covered_any: int = 0
 
     def to_json(self) -> dict:
         """The fields as a JSON-able dict."""

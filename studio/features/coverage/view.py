@@ -210,7 +210,10 @@ class CoveragePanel(QWidget):
         self.quality.append(float("nan") if share is None else float(share))
         self.kl.append(float("nan") if kl is None else float(kl))
         self._draw_curves()
-        parts = [f"step {event.step:,}: {got} / {total} {unit}"]
+        if isinstance(r, ClassCoverage):  # the published (PacGAN) count first, the confident one beside it
+            parts = [f"step {event.step:,}: {r.classes_covered_any} / {total} {unit} (PacGAN), {got} confident"]
+        else:
+            parts = [f"step {event.step:,}: {got} / {total} {unit}"]
         if share is not None:
             parts.append(f"{100 * float(share):.0f}% {quality_name}")
         if kl is not None:
