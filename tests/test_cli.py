@@ -50,6 +50,20 @@ def test_points_data_trains_with_mlp(tmp_path) -> None:
     assert json.loads((out / "run.json").read_text())["config"]["arch"] == "mlp"
 
 
+def test_a_run_stopped_by_max_seconds_before_its_first_log_writes_every_term(tmp_path) -> None:
+    """--max-seconds may stop before the first --log-every step: the last step is still logged, every
+    loss term a column of metrics.csv (a GAN's d_loss, g_loss, ... once failed the CSV writer)."""
+    import csv
+
+    out = tmp_path / "gan"
+    assert latent_studio.main([
+        "train", "--data", "ring", "--model", "gan", "--steps", "1000", "--log-every", "1000", "--max-seconds", "0.001",
+        "--threads", "1", "--out", str(out),
+    ]) == 0
+    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    assert len(rows) == 1 and rows[0]["step"] == "1" and rows[0]["d_loss"] and rows[0]["g_loss"]
+
+
 def test_bad_input_is_a_clear_error_not_a_traceback(tmp_path) -> None:
     bad = tmp_path / "bad-images-idx3-ubyte"
     bad.write_bytes(b"\x00\x00\x08\x03" + b"\x00\x00\x00\x05" + b"\x00\x00\x00\x1c" * 2 + b"\x00" * 10)

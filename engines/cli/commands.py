@@ -212,17 +212,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     with tqdm(range(1, steps + 1), unit="step", file=sys.stderr, mininterval=0.5) as bar:
         for step in bar:
             losses = engine.training_step(next(stream), step)
-            if step % args.log_every == 0 or step == steps:
-                for k in losses:
-                    if k not in names:
-                        names.append(k)
+            out_of_time = args.max_seconds is not None and time.perf_counter() - t0 >= args.max_seconds
+            if step % args.log_every == 0 or step == steps or out_of_time:  # the last step is always logged
+                names.extend(k for k in losses if k not in names)
                 rows.append({"step": step, **losses})
                 shown = {k: f"{v:.4g}" for k, v in losses.items() if "/" not in k}
                 bar.set_postfix(shown, refresh=False)
             done = step
-            if args.max_seconds is not None and time.perf_counter() - t0 >= args.max_seconds:
-                if not rows or rows[-1]["step"] != step:
-                    rows.append({"step": step, **losses})
+            if out_of_time:
                 break
     steps = done
     if device.type == "cuda":
