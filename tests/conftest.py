@@ -10,6 +10,19 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _studio_home(tmp_path_factory):
+    """The suite's own ``LATENT_STUDIO_HOME``: tests never write into the user's ``~/.latent-studio`` (runs,
+    registered run folders, the classifier cache). A test that needs a fresh one sets its own."""
+    before = os.environ.get("LATENT_STUDIO_HOME")
+    os.environ["LATENT_STUDIO_HOME"] = str(tmp_path_factory.mktemp("studio-home"))
+    yield
+    if before is None:
+        os.environ.pop("LATENT_STUDIO_HOME", None)
+    else:
+        os.environ["LATENT_STUDIO_HOME"] = before
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """One torch thread for the module's tests: the test machines have two cores shared with other work."""

@@ -234,7 +234,7 @@ def test_files_dropped_on_the_window_go_to_the_browser(make, tmp_path) -> None:
 def test_metric_schedules_go_to_the_worker(make) -> None:
     """coverage/disentanglement schedule_changed -> one SetMetricSchedule of both; a new model gets it again."""
     w, client = make(state="idle", ready_event=None)
-    assert len(w.tabifiedDockWidgets(w.docks["Losses"])) == 3
+    assert len(w.tabifiedDockWidgets(w.docks["Losses"])) == 4  # Coverage, Disentanglement, Runs, Messages
     gan = ready(RING, has_encoder=False, dim=2)
     client.ready.emit(gan)
     w.coverage_panel.spin.setValue(0)

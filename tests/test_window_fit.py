@@ -90,7 +90,7 @@ def test_no_stray_tab_bar_is_left_over_the_docks(window) -> None:
         QApplication.processEvents()
         bars = visible_bars()
         groups = sorted(tuple(b.tabText(i) for i in range(b.count())) for b in bars)
-        assert groups == [("Data && Model", "Data set"), ("Losses", "Coverage", "Disentanglement", "Messages")]
+        assert groups == [("Data && Model", "Data set"), ("Losses", "Coverage", "Disentanglement", "Runs", "Messages")]
         w.dock_layout.reset()
         QApplication.processEvents()
 

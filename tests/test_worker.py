@@ -117,7 +117,9 @@ def test_train_three_steps(fresh, home):
         assert m.images_per_sec == pytest.approx(32 * m.steps_per_sec, rel=1e-9)
     saved = of(events, P.CheckpointSaved)
     assert len(saved) == 1 and saved[0].autosave and saved[0].step == 3
-    assert Path(saved[0].path) == home / "autosave" / "model.safetensors" and Path(saved[0].path).is_file()
+    path = Path(saved[0].path)  # a folder of its own under runs/, named by time, model and data
+    assert path.name == "model.safetensors" and path.parent.parent == home / "runs" and path.is_file()
+    assert "-vae-" in path.parent.name
     # the sample grid decoded from the fixed z after the last step (it may follow Stopped)
     grids = [e for e in events if isinstance(e, P.Samples) and e.step == 3]
     if not grids:

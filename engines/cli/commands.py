@@ -255,6 +255,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         msg += "; " + HeldOutLikelihood.from_json(held_out).summary()
     print(msg + f"; wrote {args.out}/", file=sys.stderr)
+    from engines.shared.runs import register_run
+
+    register_run(args.out)  # listed in the window's Runs dock
     return 0
 
 

@@ -137,7 +137,8 @@ def add_evaluate_command(sub: argparse._SubParsersAction) -> None:
         "classifier the studio trains on the data (PCA of pixels for data without labels): Frechet distance "
         "('FD (classifier features)', not Inception's FID), the classifier score, improved precision and "
         "recall (k=3), density and coverage (k=5) and classes covered; held-out real images scored the same "
-        "way give the floor.",
+        "way give the floor. The numbers also go to RUN/quality.json when --run is a folder (the Runs dock "
+        "shows them).",
     )
     p.add_argument("--run", required=True, type=Path, help="run folder (or .safetensors checkpoint)")
     p.add_argument("--n", type=int, default=PROTOCOL_N, help="samples and reference images (default %(default)s)")
@@ -169,11 +170,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
         result = quality_for_run(args.run, args.n, args.seed, progress, device=str(device))
     print(format_quality(result))
-    if args.json is not None:
+    text = json.dumps(result, indent=2, allow_nan=False) + "\n"
+    targets = [args.json] if args.json is not None else []
+    if args.run.is_dir():
+        targets.append(args.run / "quality.json")  # the Runs dock shows the run's latest scores
+    for path in targets:
         try:
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps(result, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
         except OSError as exc:
-            raise LatentStudioError(f"{args.json}: cannot write the results ({exc.strerror or exc})") from exc
-        print(f"wrote {args.json}", file=sys.stderr)
+            raise LatentStudioError(f"{path}: cannot write the results ({exc.strerror or exc})") from exc
+        print(f"wrote {path}", file=sys.stderr)
     return 0

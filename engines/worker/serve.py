@@ -45,10 +45,22 @@ from engines.worker.live_metrics import LiveMetrics
 from engines.worker.pixels import pixel_surprise, run_draw
 from engines.worker.scoring import run_directions, score
 from engines.shared.registry import create_engine, model_names
+from engines.shared.runs import new_run_name, runs_dir
 from engines.worker.trainer import Session, Trainer
 
 #: Seconds the worker waits for a training session to end before it reconfigures or exits.
 STOP_TIMEOUT = 60.0
+
+
+def _run_name_of(checkpoint: Path, engine: str, data_spec: str) -> str:
+    """The run an opened checkpoint trains on in: its own folder when it is one of ``runs/``, else a new one."""
+    try:
+        folder = checkpoint.resolve().parent
+        if folder.parent == runs_dir().resolve():
+            return folder.name
+    except OSError:
+        pass
+    return new_run_name(engine, data_spec)
 
 
 class Worker:
@@ -369,7 +381,8 @@ class Worker:
         self._end_training()  # only now: a Configure that fails leaves the current run alone
         engine.to(self.device)
         session = Session(engine=engine, snapshot=Snapshot(engine, 0), dataset=dataset, data_spec=cmd.data,
-                          image_size=cmd.image_size, seed=cmd.seed, batch_size=int(cmd.batch_size))
+                          image_size=cmd.image_size, seed=cmd.seed, batch_size=int(cmd.batch_size),
+                          run_name=new_run_name(cmd.model, cmd.data))
         self._progress(3, 3, "Ready")
         self._host_session(session, None, dataset.summary())
 
@@ -402,7 +415,8 @@ class Worker:
                           data_spec=spec if isinstance(spec, str) else "", image_size=image_size,
                           seed=int(extra.get("seed", getattr(engine.config, "seed", 0))),
                           batch_size=int(extra.get("batch_size", 64)), step=step,
-                          extra={k: v for k, v in extra.items() if k not in ("seed", "batch_size")})
+                          extra={k: v for k, v in extra.items() if k not in ("seed", "batch_size")},
+                          run_name=_run_name_of(Path(cmd.path), engine.name, spec if isinstance(spec, str) else ""))
         self._progress(3, 3, "Ready")
         self._host_session(session, str(cmd.path), summary)
 

@@ -40,13 +40,18 @@ HELD_OUT_EVERY = 5.0
 HELD_OUT_COST_FACTOR = 20.0
 
 
-def autosave_path() -> Path:
-    """Where the worker autosaves: ``$LATENT_STUDIO_HOME/autosave/model.safetensors``.
+def autosave_path(session: Session | None = None) -> Path:
+    """Where the worker autosaves ``session``'s model: ``$LATENT_STUDIO_HOME/runs/<run name>/model.safetensors``,
+    a folder per model built or opened (the Runs dock lists them); ``$LATENT_STUDIO_HOME/autosave/`` for a
+    session without a run name.
 
     ``LATENT_STUDIO_HOME`` defaults to ``~/.latent-studio``.
     """
-    home = os.environ.get("LATENT_STUDIO_HOME") or os.path.join(os.path.expanduser("~"), ".latent-studio")
-    return Path(home) / "autosave" / "model.safetensors"
+    from engines.shared.runs import home_dir, runs_dir
+
+    if session is not None and session.run_name:
+        return runs_dir() / session.run_name / "model.safetensors"
+    return home_dir() / "autosave" / "model.safetensors"
 
 
 @dataclass
@@ -68,6 +73,8 @@ class Session:
         Optimisation steps done so far (the next step's index).
     batches : iterator or None
         Endless iterator of (B, C, H, W) training batches on the device, made at the first Train.
+    run_name : str
+        The folder under ``$LATENT_STUDIO_HOME/runs`` its autosaves go to ("" for the legacy ``autosave/``).
     """
 
     engine: Any
@@ -80,6 +87,7 @@ class Session:
     step: int = 0
     batches: Iterator[Any] | None = None
     extra: dict = field(default_factory=dict)
+    run_name: str = ""
 
     def manifest_extra(self) -> dict:
         """The ``extra`` of a checkpoint manifest: what a reload needs beyond the engine config."""
@@ -400,6 +408,6 @@ class Trainer:
 
     def _autosave(self) -> None:
         try:
-            self._send(self._save(autosave_path(), True))
+            self._send(self._save(autosave_path(self.session), True))
         except Exception as exc:  # noqa: BLE001 - a failed autosave must not stop training
             self._send(error_event(exc, "autosave"))

@@ -118,6 +118,10 @@ class Services(QObject):
         """Write a file off the GUI thread with ``writer(picture, path)``; reported by ``exported``/``export_failed``."""
         return write_in_background(self._executor, picture, path, writer, self._written.emit)
 
+    def report_file(self, path: str, error: str = "") -> None:
+        """:meth:`file_written`, callable from any thread (a queued signal brings it to the GUI thread)."""
+        self._written.emit(path, error)
+
     def file_written(self, path: str, error: str) -> None:
         """Report a written file (``error`` empty) or a failed one."""
         if error:

@@ -51,6 +51,10 @@ def build_menus(w: MainWindow) -> dict[str, QAction]:
     _action(w, file_menu, "Export interpolation MP4...", lambda: w.interpolation.ask_export("mp4"))
     _action(w, file_menu, "Export training time-lapse...", lambda: w.timelapse.ask_export(w))
     file_menu.addSeparator()
+    _action(w, file_menu, "Add run folder...", lambda: ask_run_folder(w))
+    _action(w, file_menu, "Export run comparison CSV...", lambda: ask_runs_export(w, "csv"))
+    _action(w, file_menu, "Export run comparison PNG...", lambda: ask_runs_export(w, "png"))
+    file_menu.addSeparator()
     _action(w, file_menu, "Quit", w.close, QKeySequence("Ctrl+Q"))
 
     train_menu = bar.addMenu("&Train")
@@ -127,6 +131,30 @@ def ask_png(w: MainWindow, what: str, export) -> None:  # noqa: ANN001 - a featu
     if path:
         try:
             export(path)
+        except ValueError as exc:
+            w.statusBar().showMessage(str(exc), 5000)
+
+
+def ask_run_folder(w: MainWindow) -> None:
+    """File > Add run folder: list a run trained elsewhere (``latent-studio train --out``) in the Runs dock."""
+    path = QFileDialog.getExistingDirectory(w, "Add run folder (holding model.safetensors)")
+    if path:
+        if not (Path(path) / "model.safetensors").is_file():
+            w.statusBar().showMessage(f"{path}: no model.safetensors here, so it is not a run", 5000)
+            return
+        w.runs.add_folder(path)
+        w.docks["Runs"].raise_()
+
+
+def ask_runs_export(w: MainWindow, kind: str) -> None:
+    """Export the Runs dock's comparison as CSV (the table) or PNG (curves, samples and table)."""
+    if kind == "png":
+        ask_png(w, "run comparison", w.runs.export_png)
+        return
+    path, _ = QFileDialog.getSaveFileName(w, "Export run comparison", "runs.csv", "CSV files (*.csv)")
+    if path:
+        try:
+            w.runs.export_csv(path)
         except ValueError as exc:
             w.statusBar().showMessage(str(exc), 5000)
 

@@ -66,6 +66,11 @@ TOOLTIPS: dict[tuple[str, ...], str] = {
     ("browser", "view", "buttons", "morph-a"): "Use the chosen image as the morph's image A (content)",
     ("browser", "view", "buttons", "morph-b"): "Use the chosen image as the morph's image B (style)",
     ("banner", "button"): "Start a fresh worker and restore the last checkpoint",
+    ("runs", "view", "refresh_button"): "Read the runs folder again (the window's runs and registered folders)",
+    ("runs", "view", "add_button"): "List a run folder trained elsewhere (latent-studio train --out DIR)",
+    ("runs", "view", "term_combo"): "The loss term drawn for every compared run (terms all of them logged)",
+    ("runs", "view", "csv_button"): "Save the metric table of the compared runs as CSV",
+    ("runs", "view", "png_button"): "Save a picture of the comparison: curves, samples and table",
 }
 
 

@@ -16,6 +16,7 @@ from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QVBoxLayout, QWidget
 
 from engines.shared import protocol
+from engines.shared.runs import write_metrics_csv
 from studio.client import WorkerClient
 from studio.features.browser.controller import BrowserController
 from studio.features.coverage.controller import CoverageController
@@ -27,13 +28,14 @@ from studio.features.losses.controller import LossesController
 from studio.features.morph.controller import MorphController
 from studio.features.flows.controller import FlowController
 from studio.features.pixels.controller import PixelsController
+from studio.features.runs.controller import RunsController
 from studio.features.samples.controller import SamplesController
 from studio.features.timelapse.controller import TimeLapse
 from studio.features.train.controller import TrainController
 from studio.features.traversal.controller import TraversalController
 from studio.services import Services
 from studio.shell.layout import DockLayout
-from studio.shell.menus import build_menus
+from studio.shell.menus import ask_run_folder, ask_runs_export, build_menus
 from studio.shell.tooltips import apply_tooltips
 from studio.state import LossHistory
 from studio.widgets.basic import Banner, FpsCounter, MessageLog
@@ -82,6 +84,7 @@ class MainWindow(QMainWindow):
         self.trainer = TrainController(s)
         self.losses = LossesController(s, self.history, fps=self.fps)
         self.coverage = CoverageController(s, self.history)
+        self.runs = RunsController(s)
         self.disentanglement = DisentanglementController(s)
         self.samples = SamplesController(s, fps=self.fps)
         self.explore = ExploreController(s)
@@ -135,6 +138,7 @@ class MainWindow(QMainWindow):
             ("Explore", self.explore_panel, right), ("Losses", self.loss_panel, bottom),
             ("Messages", self.messages, bottom), ("Coverage", self.coverage_panel, bottom),
             ("Disentanglement", self.disentangle_panel, bottom), ("Data set", self.browser.view, left),
+            ("Runs", self.runs.view, bottom),
         ):
             dock = QDockWidget(title.replace("&", "&&"), self)
             dock.setObjectName(title)
@@ -146,7 +150,7 @@ class MainWindow(QMainWindow):
             self.docks[title] = dock
         self.tabifyDockWidget(self.docks["Data & Model"], self.docks["Data set"])
         self.docks["Data & Model"].raise_()
-        for title in ("Coverage", "Disentanglement", "Messages"):
+        for title in ("Coverage", "Disentanglement", "Runs", "Messages"):
             self.tabifyDockWidget(self.docks["Losses"], self.docks[title])
         self.docks["Losses"].raise_()
         self.resizeDocks([self.docks["Data & Model"], self.docks["Explore"]], [290, 330], Qt.Orientation.Horizontal)
@@ -198,6 +202,9 @@ class MainWindow(QMainWindow):
         self.browser.drop_received.connect(lambda: self.docks["Data set"].raise_())
         self.browser.accept_drops_on(self)
         self.coverage_panel.schedule_changed.connect(self.send_metric_schedule)
+        self.runs.view.add_folder_requested.connect(lambda: ask_run_folder(self))
+        self.runs.view.export_requested.connect(lambda kind: ask_runs_export(self, kind))
+        self.runs.refresh()
         self.disentangle_panel.schedule_changed.connect(self.send_metric_schedule)
         self.banner.button.clicked.connect(self.restart_worker)
         self.fps.fps_updated.connect(lambda f: self.status_labels["fps"].setText(f"{f:.0f} fps"))
@@ -296,6 +303,13 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"{kind} {event.path} (step {event.step:,})", 4000)
         if not event.autosave:
             self.messages.log(f"{kind} {event.path} at step {event.step:,}")
+        else:  # the run's curves beside its weights, for the Runs dock (written off the GUI thread)
+            h = self.history
+            steps = [int(v) for v in h.steps]
+            terms = {name: [float(v) for v in h.series(name)[1]] for name in h.names}
+            folder = Path(event.path).parent
+            self.services.submit(write_metrics_csv, folder / "metrics.csv", steps, terms)
+            self.runs.refresh_soon()
 
     def _on_progress(self, event: protocol.Progress) -> None:
         total = f"/{event.total}" if event.total else ""
