@@ -13,7 +13,6 @@ this thread between two steps via :meth:`Trainer.call_soon`.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections import deque

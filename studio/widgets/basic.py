@@ -22,6 +22,8 @@ from engines.shared.imaging import to_uint8
 from studio.widgets.images import to_display
 
 BACKGROUND = "#1e1f22"
+#: Curve colours in order of first appearance (Tableau 10, brightened for a dark background).
+PALETTE = ["#4fc3f7", "#ffb74d", "#e57373", "#81c784", "#ba68c8", "#a1887f", "#f06292", "#bdbdbd", "#dce775", "#4dd0e1"]
 
 
 class ImageView(QWidget):

@@ -15,13 +15,11 @@ from PySide6.QtWidgets import (
 from engines.shared import protocol
 from studio.features.losses.state import HIDDEN_BY_DEFAULT, LossTerms, measured_term, on_right_axis, shown_by_default
 from studio.state import LossHistory, nice_ceiling, stable_range
-from studio.widgets.basic import BACKGROUND, FpsCounter
+from studio.widgets.basic import BACKGROUND, PALETTE, FpsCounter
 
 #: Seconds between loss-plot redraws while a slider is being dragged.
 HELD_REDRAW_S = 1.0
 
-#: Curve colours in order of first appearance (Tableau 10, brightened for a dark background).
-PALETTE = ["#4fc3f7", "#ffb74d", "#e57373", "#81c784", "#ba68c8", "#a1887f", "#f06292", "#bdbdbd", "#dce775", "#4dd0e1"]
 
 
 __all__ = ["HIDDEN_BY_DEFAULT", "PALETTE", "LossPlotPanel", "LossTerms", "on_right_axis", "shown_by_default"]

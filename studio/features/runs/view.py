@@ -18,9 +18,8 @@ from PySide6.QtWidgets import (
 )
 
 from engines.shared.runs import RunRecord
-from studio.features.losses.view import PALETTE
 from studio.features.runs.state import Comparison, run_summary, when
-from studio.widgets.basic import BACKGROUND, ImageView
+from studio.widgets.basic import BACKGROUND, PALETTE, ImageView
 
 #: Sample pictures shown side by side at most.
 MAX_SAMPLES = 6
