@@ -230,6 +230,23 @@ def test_classifier_learns_a_tiny_image_set(stripe_data):
     assert p64.shape == (200, 2)
 
 
+def test_tracker_quality_scores_samples_in_the_classifier_features(stripe_data, tmp_path, monkeypatch):
+    """The live sample quality: real stripes score near the floor, one class of stripes loses recall and coverage."""
+    monkeypatch.setenv("LATENT_STUDIO_HOME", str(tmp_path))
+    monkeypatch.setattr(clf, "DEFAULT_STEPS", 60)
+    tracker = CoverageTracker(stripe_data, seed=0)
+    x, y = stripes(200, seed=9)
+    real = tracker.quality(x)
+    one = tracker.quality(x[y == 0])
+    assert set(real) >= {"fd", "precision", "recall", "density", "coverage", "classifier_score", "n", "n_reference"}
+    assert real["n"] == 200 and real["n_reference"] == len(stripe_data.train_indices)
+    assert real["precision"] > 0.7 and real["recall"] > 0.7
+    assert one["coverage"] < real["coverage"] and one["fd"] > real["fd"]
+    assert one["classifier_score"] < real["classifier_score"]
+    assert tracker.features(x[:5]).shape == (5, 128)
+    assert tracker.quality(x[:3]) == {}
+
+
 def test_classifier_needs_labels():
     x, _ = stripes(40, seed=0)
     with pytest.raises(DataError):

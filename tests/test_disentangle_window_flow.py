@@ -103,7 +103,7 @@ def test_each_disentangling_vae_from_the_window(window, home, qtbot, tmp_path, o
     assert panel.mi_image.image is not None and panel.mi_image.image.shape == (LATENT, len(FACTORS))
     # ... and the final MIG is the headless one (`latent-studio metrics`, live settings) of the same weights:
     # the checkpoint autosaved when training stopped, at the step measured last
-    (autosaved,) = (home / "runs").glob("*/model.safetensors")
+    autosaved = max((home / "runs").glob(f"*-{model}-*/model.safetensors"), key=lambda p: p.stat().st_mtime)
     want = evaluate_run(autosaved, n_points=N_POINTS, seed=0, metrics=["mig"], device="cpu")
     assert want["step"] == last.step and want["engine"] == model
     assert last.scores.mig == pytest.approx(want["mig"], abs=1e-6)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 
 import numpy as np
 import pytest
@@ -87,6 +88,14 @@ def test_class_events_draw_both_histograms_with_class_names(qtbot) -> None:
     assert [t[1] for t in ticks] == list(DIGITS_INFO.class_names)
     assert "4 / 10 classes (PacGAN), 4 confident" in panel.summary.text()
     assert "classifier accuracy 95%" in panel.summary.text()
+    assert panel.quality_line.text() == ""  # no sample quality with that measurement
+    q = {"fd": 57.5, "precision": 0.64, "recall": 0.76, "density": 0.5, "coverage": 0.63, "classifier_score": 5.9,
+         "n": 1000.0, "n_reference": 1000.0}
+    panel.add_coverage(dataclasses.replace(class_event(300, 5), quality=q))
+    assert panel.quality_line.text() == ("FD 57.5 (classifier features) \u00b7 classifier score 5.90 \u00b7 precision 0.64"
+                                         " \u00b7 recall 0.76 \u00b7 density 0.50 \u00b7 coverage 0.63 \u00b7 1,000 samples vs 1,000 real")
+    x, y = panel.curve_data()["precision"]
+    assert np.isnan(y[0]) and y[1] == pytest.approx(0.64)
 
 
 def test_curves_grow_with_each_event_and_clear(qtbot) -> None:

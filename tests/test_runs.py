@@ -92,7 +92,7 @@ def test_new_run_names_are_folder_safe() -> None:
 
 
 def test_comparison_marks_runs_on_other_data_and_the_best_values(tmp_path) -> None:
-    a = read_run(make_run(tmp_path / "a", quality={"fd": 50.0, "precision": 0.7}, held_out={"nll_nats": 95.0}))
+    a = read_run(make_run(tmp_path / "a", quality={"fd": 50.0, "precision": 0.7}, held_out={"nll_nats": 95.0, "kind": "exact"}))
     b = read_run(make_run(tmp_path / "b", quality={"fd": 40.0, "precision": 0.6}, held_out={"nll_nats": 99.0},
                           losses={"loss": [1.0, 0.9, 0.8], "d_loss": [1.0, 1.0, 1.0]}))
     c = read_run(make_run(tmp_path / "c", spec="shapes", quality={"fd": 1.0}))
@@ -103,6 +103,7 @@ def test_comparison_marks_runs_on_other_data_and_the_best_values(tmp_path) -> No
     assert best["fd"] == 1 and best["precision"] == 0 and best["held_out_nll_nats"] == 0  # c, best FD, is not compared
     rows = cmp.rows()
     assert rows[0][:5] == ["run", "model", "data", "steps", "compared"] and rows[3][4] == "no: other data"
+    assert rows[0][5:7] == ["held-out NLL (nats)", "NLL kind"] and rows[1][5:7] == ["95", "exact"]
     parsed = list(csv.reader(cmp.to_csv().splitlines()))
     assert parsed == rows
 

@@ -376,6 +376,9 @@ class CoverageTracker:
     ) -> None:
         info = dataset.info
         self.info = info
+        self._dataset = dataset
+        self._seed = seed
+        self._reference: np.ndarray | None = None  # real training examples' features, for quality()
         self.confident = confident
         self.classifier_accuracy: float | None = None
         self._model: Any = None
@@ -421,6 +424,51 @@ class CoverageTracker:
             return replace(out, classifier_accuracy=self.classifier_accuracy)
         assert self._clusters is not None
         return cluster_coverage(samples, self._clusters)
+
+    #: Real training examples whose features are the reference of :meth:`quality`.
+    QUALITY_REFERENCE_N = 1000
+
+    def features(self, x: np.ndarray) -> np.ndarray:
+        """The features sample quality is measured in: the classifier's hidden layer ("classes"), the
+        k-means' PCA of pixels ("clusters") or the coordinates ("mixture"); (N, F) float64."""
+        if self.metric == "classes":
+            import torch
+
+            device = next(self._model.parameters()).device
+            out = []
+            with torch.no_grad():
+                for i in range(0, len(x), 500):
+                    xb = torch.as_tensor(np.ascontiguousarray(x[i : i + 500]), dtype=torch.float32, device=device)
+                    out.append(self._model.embed(xb).double().cpu().numpy())
+            return np.concatenate(out)
+        flat = np.asarray(x, np.float64).reshape(len(x), -1)
+        return flat if self.metric == "mixture" else self._clusters.pca.transform(flat)
+
+    def quality(self, samples: np.ndarray) -> dict[str, float]:
+        """Sample quality of ``samples`` against :data:`QUALITY_REFERENCE_N` real training examples in
+        :meth:`features` (:mod:`engines.metrics.sample_quality`): ``fd``, ``precision``, ``recall`` (k = 3),
+        ``density``, ``coverage`` (k = 5) and, with a classifier, ``classifier_score``; {} for fewer than
+        six samples. The reference is drawn (by the tracker's seed) and embedded at the first call."""
+        from engines.metrics import sample_quality as sq
+
+        if len(samples) < 6:
+            return {}
+        if self._reference is None:
+            idx = np.asarray(self._dataset.train_indices)
+            n = min(self.QUALITY_REFERENCE_N, len(idx))
+            pick = np.sort(np.random.default_rng([self._seed, 7]).choice(idx, size=n, replace=False))
+            self._reference = self.features(self._dataset.get(pick))
+        feats = self.features(samples)
+        precision, recall = sq.precision_recall(self._reference, feats, 3)
+        density, coverage = sq.density_coverage(self._reference, feats, 5)
+        out = {"fd": sq.frechet_distance(self._reference, feats), "precision": precision, "recall": recall,
+               "density": density, "coverage": coverage, "n": float(len(samples)),
+               "n_reference": float(len(self._reference))}
+        if self.metric == "classes":
+            from engines.metrics.classifier import predict_proba
+
+            out["classifier_score"] = sq.classifier_score(predict_proba(self._model, samples))
+        return out
 
     def measure(self, engine: Any, n: int | None = None, generator: Any = None) -> tuple[Coverage, float]:
         """Sample ``n`` examples from ``engine`` (in eval mode, without gradients) and evaluate them.

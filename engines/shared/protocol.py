@@ -504,6 +504,10 @@ class CoverageMeasured(Event):
     grid_lines : ndarray or None
         (L, P, 2) float32: a regular grid of z pushed to x by a flow's inverse (L lines of P points), for
         2-D data; None otherwise.
+    quality : dict of str to float
+        Sample quality of the same samples against real training examples
+        (:meth:`engines.metrics.coverage.CoverageTracker.quality`): ``fd``, ``precision``, ``recall``,
+        ``density``, ``coverage``, ``classifier_score`` (labelled images), ``n``, ``n_reference``; {} if none.
     """
 
     step: int = 0
@@ -515,6 +519,7 @@ class CoverageMeasured(Event):
     critic: np.ndarray | None = _arr()
     extent: list = field(default_factory=list)
     grid_lines: np.ndarray | None = _arr()
+    quality: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -215,7 +215,8 @@ def measure_coverage(tracker: Any, model: Any, dataset: Any, step: int, seed: in
         :data:`SAMPLES_SHOWN` points (N, 2) float32 for 2-D data; ``critic`` / ``extent``: see
         :func:`critic_map` (2-D unconditional GANs), or the log-density of :func:`density_map` (units
         "log-density", any model with a likelihood on 2-D points); ``grid_lines``: :func:`warped_grid`
-        for a model with an exact inverse (flows) on 2-D points.
+        for a model with an exact inverse (flows) on 2-D points; ``quality``: :meth:`CoverageTracker.quality`
+        of the same samples.
     """
     n = tracker.default_n if n is None else int(n)
     t0 = time.perf_counter()
@@ -223,6 +224,7 @@ def measure_coverage(tracker: Any, model: Any, dataset: Any, step: int, seed: in
     with torch.inference_mode():
         x = to_numpy(model.sample(n, generator=gen))
     result = tracker.evaluate(x)
+    quality = tracker.quality(x)
     ms = (time.perf_counter() - t0) * 1000.0
     samples = critic = grid = None
     units, extent = "", []
@@ -237,7 +239,7 @@ def measure_coverage(tracker: Any, model: Any, dataset: Any, step: int, seed: in
             if model.capabilities.encoder == "exact":
                 grid = warped_grid(model)
     return P.CoverageMeasured(step=int(step), metric=tracker.metric, result=result, ms=ms, critic_units=units,
-                              samples=samples, critic=critic, extent=extent, grid_lines=grid)
+                              samples=samples, critic=critic, extent=extent, grid_lines=grid, quality=quality)
 
 
 def representation(model: Any, batch_size: int = ENCODE_BATCH) -> Callable[[np.ndarray], np.ndarray]:

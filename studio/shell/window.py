@@ -333,6 +333,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
         """Shut the worker down (at most a few seconds) and finish pending exports."""
         self.loss_panel.timer.stop()
+        self.runs.close()
         self.dock_layout.save()
         self.client.shutdown(timeout=3.0)
         self.services.close(wait=True)

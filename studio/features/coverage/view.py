@@ -28,7 +28,23 @@ from studio.widgets.basic import BACKGROUND, CRITIC_MAP, DENSITY_MAP, Banner, cr
 
 #: Colours: generated samples / bars, real bars, captured share, quality share, KL.
 GENERATED, REAL, CAPTURED, QUALITY, KL = "#4fc3f7", "#9e9e9e", "#81c784", "#ffb74d", "#e57373"
+#: Colours of the precision and recall curves (Kynkaanniemi et al. 2019).
+PRECISION, RECALL = "#ba68c8", "#4dd0e1"
 
+
+
+def quality_text(q: dict, features: str) -> str:
+    """The quality line: "FD 57.5 (classifier features) · precision 0.64 · recall 0.76 · ..." ("" for none)."""
+    if not q:
+        return ""
+    parts = [f"FD {q['fd']:.1f} ({features})"] if "fd" in q else []
+    for key, label in (("classifier_score", "classifier score"), ("precision", "precision"), ("recall", "recall"),
+                       ("density", "density"), ("coverage", "coverage")):
+        if key in q:
+            parts.append(f"{label} {q[key]:.2f}")
+    if "n" in q and "n_reference" in q:
+        parts.append(f"{int(q['n']):,} samples vs {int(q['n_reference']):,} real")
+    return " \u00b7 ".join(parts)
 
 
 class CoveragePanel(QWidget):
@@ -57,6 +73,8 @@ class CoveragePanel(QWidget):
         self.captured: list[float] = []  # share of modes (classes) captured, in [0, 1]
         self.quality: list[float] = []  # high-quality (confident) share, in [0, 1]
         self.kl: list[float] = []  # reverse KL (class KL) in nats; NaN where not given
+        self.precision: list[float] = []  # improved precision and recall of the same samples; NaN where none
+        self.recall: list[float] = []
         self.last_event: protocol.CoverageMeasured | None = None
         self._kl_range: tuple[float, float] | None = None
         self._x_range: tuple[float, float] | None = None
@@ -71,6 +89,8 @@ class CoveragePanel(QWidget):
         self.spin.valueChanged.connect(self.clock.set_interval)
         self.summary = QLabel("No coverage measured yet")
         self.summary.setStyleSheet("color: #c8c8c8")
+        self.quality_line = QLabel("")  # sample quality of the same samples
+        self.quality_line.setStyleSheet("color: #a8a8a8")
         controls = QHBoxLayout()
         controls.addWidget(self.summary, 1)
         controls.addWidget(QLabel("Measure every"))
@@ -136,6 +156,10 @@ class CoveragePanel(QWidget):
                                         symbolBrush=CAPTURED, symbolPen=None)
         self.curve_quality = item.plot(pen=pg.mkPen(QUALITY, width=2), name="high quality", connect="finite", symbol="o", symbolSize=4,
                                        symbolBrush=QUALITY, symbolPen=None)
+        self.curve_precision = item.plot(pen=pg.mkPen(PRECISION, width=1, style=Qt.PenStyle.DotLine), name="precision",
+                                         connect="finite")
+        self.curve_recall = item.plot(pen=pg.mkPen(RECALL, width=1, style=Qt.PenStyle.DotLine), name="recall",
+                                      connect="finite")
         self.curve_kl = pg.PlotDataItem(pen=pg.mkPen(KL, width=1, style=Qt.PenStyle.DashLine), connect="finite")
         self.right.addItem(self.curve_kl)
         legend.addItem(self.curve_kl, "KL")
@@ -149,6 +173,7 @@ class CoveragePanel(QWidget):
         layout.setContentsMargins(4, 4, 4, 4)
         layout.setSpacing(4)
         layout.addLayout(controls)
+        layout.addWidget(self.quality_line)
         layout.addWidget(self.clock)
         layout.addWidget(self.banner)
         layout.addWidget(splitter, 1)
@@ -173,6 +198,8 @@ class CoveragePanel(QWidget):
         """Forget every measurement and warning (a new model was built)."""
         self.detector.reset()
         self.steps, self.captured, self.quality, self.kl = [], [], [], []
+        self.precision, self.recall = [], []
+        self.quality_line.setText("")
         self.last_event = None
         self._kl_range = self._x_range = self._hist_range = None
         self._n_classes = -1
@@ -181,7 +208,7 @@ class CoveragePanel(QWidget):
         self.warp.setData([], [])
         self.bars_generated.setOpts(x=[], height=[])
         self.bars_real.setOpts(x=[], height=[])
-        for curve in (self.curve_captured, self.curve_quality, self.curve_kl):
+        for curve in (self.curve_captured, self.curve_quality, self.curve_kl, self.curve_precision, self.curve_recall):
             curve.setData([], [])
         self.banner.hide()
         self.summary.setText("No coverage measured yet")
@@ -209,6 +236,10 @@ class CoveragePanel(QWidget):
         self.captured.append(r.captured_share)
         self.quality.append(float("nan") if share is None else float(share))
         self.kl.append(float("nan") if kl is None else float(kl))
+        q = event.quality or {}
+        self.precision.append(float(q.get("precision", float("nan"))))
+        self.recall.append(float(q.get("recall", float("nan"))))
+        self.quality_line.setText(quality_text(q, self.metric_features(r)))
         self._draw_curves()
         if isinstance(r, ClassCoverage):  # the published (PacGAN) count first, the confident one beside it
             parts = [f"step {event.step:,}: {r.classes_covered_any} / {total} {unit} (PacGAN), {got} confident"]
@@ -276,6 +307,8 @@ class CoveragePanel(QWidget):
         x = np.asarray(self.steps, np.float64)
         self.curve_captured.setData(x, np.asarray(self.captured, np.float64))
         self.curve_quality.setData(x, np.asarray(self.quality, np.float64))
+        self.curve_precision.setData(x, np.asarray(self.precision, np.float64))
+        self.curve_recall.setData(x, np.asarray(self.recall, np.float64))
         kl = np.asarray(self.kl, np.float64)
         self.curve_kl.setData(x, kl)
         vb = self.curves_plot.getPlotItem().vb
@@ -290,13 +323,23 @@ class CoveragePanel(QWidget):
                 self._kl_range = new
                 self.right.setYRange(*new, padding=0)
 
+    @staticmethod
+    def metric_features(result: object) -> str:
+        """The feature space the quality line's numbers are in, said in the window."""
+        if isinstance(result, MixtureCoverage):
+            return "coordinates"
+        if isinstance(result, ClassCoverage) and result.metric == "classes":
+            return "classifier features"
+        return "PCA of pixels: no labels"
+
     # -- reading ---------------------------------------------------------------------------------
     def schedule(self) -> float:
         """Seconds between coverage measurements (0 = off)."""
         return float(self.spin.value())
 
     def curve_data(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """The (x, y) arrays the three curves draw: "captured", "quality", "kl"."""
-        curves = {"captured": self.curve_captured, "quality": self.curve_quality, "kl": self.curve_kl}
+        """The (x, y) arrays the curves draw: "captured", "quality", "kl", "precision", "recall"."""
+        curves = {"captured": self.curve_captured, "quality": self.curve_quality, "kl": self.curve_kl,
+                  "precision": self.curve_precision, "recall": self.curve_recall}
         return {k: (c.xData if c.xData is not None else np.zeros(0), c.yData if c.yData is not None else np.zeros(0))
                 for k, c in curves.items()}

@@ -52,6 +52,7 @@ class RunsController(QObject):
     """
 
     loaded = Signal(object, object)
+    _wanted = Signal()  # a refresh asked for from the file thread
 
     def __init__(self, services: Services, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -65,6 +66,7 @@ class RunsController(QObject):
         self._soon.setInterval(1500)
         self._soon.timeout.connect(self.refresh)
         self.loaded.connect(self._on_loaded)
+        self._wanted.connect(self.refresh_soon)
         self.view.refresh_requested.connect(self.refresh)
         self.view.selection_changed.connect(self._compare)
 
@@ -83,7 +85,10 @@ class RunsController(QObject):
                 records, samples = [], {"error": str(exc)}
             self.loaded.emit(records, samples)
 
-        self.services.submit(load_runs).add_done_callback(done)
+        try:
+            self.services.submit(load_runs).add_done_callback(done)
+        except RuntimeError:  # the window is closing: its file thread has stopped
+            self._pending = False
 
     def refresh_soon(self) -> None:
         """Refresh in a moment (an autosave just wrote a run), coalescing bursts."""
@@ -91,7 +96,15 @@ class RunsController(QObject):
 
     def add_folder(self, path: str | Path) -> None:
         """Register a run folder outside the studio's home (``runs.json``) and list it."""
-        self.services.submit(register_run, Path(path)).add_done_callback(lambda _f: self.refresh_soon())
+        try:
+            self.services.submit(register_run, Path(path)).add_done_callback(lambda _f: self._wanted.emit())
+        except RuntimeError:  # closing
+            pass
+
+    def close(self) -> None:
+        """No more refreshes (the window is closing)."""
+        self._soon.stop()
+        self._pending = True
 
     def _on_loaded(self, records: list, samples: dict) -> None:
         self._pending = False

@@ -16,6 +16,8 @@ METRIC_COLUMNS = (
     ("precision", "precision"), ("recall", "recall"), ("density", "density"), ("coverage", "coverage"),
     ("classes_covered", "classes covered (PacGAN)"),
 )
+#: The column saying how each run's held-out NLL was measured ("exact", "elbo").
+KIND_KEY = "held_out_nll_kind"
 #: Metrics where lower is better (the table marks the best of each column among comparable runs).
 LOWER_IS_BETTER = {"held_out_nll_nats", "held_out_iwae_nats", "held_out_bits_per_dim", "fd", "loss", "recon"}
 
@@ -73,6 +75,8 @@ class Comparison:
         """(key, label) of the table's metric columns: the known metrics any run has, then shared terms."""
         have = {k for r in self.records for k in r.final}
         cols = [(k, label) for k, label in METRIC_COLUMNS if k in have]
+        if "held_out_nll_nats" in have:  # what the NLL is: exact, an ELBO, ...
+            cols.insert(cols.index(("held_out_nll_nats", "held-out NLL (nats)")) + 1, (KIND_KEY, "NLL kind"))
         cols += [(t, f"final {t}") for t in self.shared_terms() if t not in dict(cols)]
         return cols
 
@@ -84,6 +88,9 @@ class Comparison:
             cells = [rec.name, rec.engine, rec.data_spec + (f" @ {rec.image_size}px" if rec.image_size else ""),
                      str(rec.step), "yes" if ok else "no: other data"]
             for key, _ in cols:
+                if key == KIND_KEY:
+                    cells.append(rec.kinds.get("held_out_nll_nats", ""))
+                    continue
                 v = rec.final.get(key)
                 cells.append("" if v is None or not math.isfinite(v) else f"{v:.6g}")
             out.append(cells)
