@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default="digits", help="data spec (default %(default)s)")
     p.add_argument("--model", default="beta-vae", help="model (default %(default)s)")
     p.add_argument("--steps", type=int, default=300, help="training steps before the screenshot (default %(default)s)")
-    p.add_argument("--panel", default="Losses", choices=["Losses", "Coverage", "Disentanglement", "Messages"],
+    p.add_argument("--panel", default="Losses", choices=["Losses", "Coverage", "Disentanglement", "Runs", "Messages"],
                    help="bottom panel shown in front (default %(default)s)")
     p.add_argument("--size", default="1400x900", help="window size WxH in pixels (default %(default)s)")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds before giving up (default %(default)s)")

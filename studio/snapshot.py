@@ -121,9 +121,9 @@ def run_snapshot(
     timeout : float
         Seconds before giving up.
     panel : str
-        The bottom dock shown in front: "Losses", "Coverage", "Disentanglement" or "Messages". For
-        Coverage and Disentanglement the picture waits (up to 60 s) for that metric's measurement
-        of the final weights.
+        The bottom dock shown in front: "Losses", "Coverage", "Disentanglement", "Runs" or "Messages".
+        For Coverage and Disentanglement the picture waits (up to 60 s) for that metric's measurement
+        of the final weights; Runs compares the largest group of evaluated runs on one data set.
     tab : str or None
         "Traversal" shows the Traversal tab: a grid of the final weights around the prior mean,
         rows in the sliders' order and labelled by factor where the data has factors. "Morph" shows the Data set browser (with an image file drawn for the picture and loaded as a
@@ -162,6 +162,9 @@ def _show_panel(app: object, window: MainWindow, panel: str, final_step: int) ->
     window.docks[panel].raise_()
     if panel == "Disentanglement":  # room for the curves and the latent x factor heat map
         window.resizeDocks([window.docks[panel]], [window.height() // 3], Qt.Orientation.Vertical)
+    if panel == "Runs":
+        _compare_runs(window)
+        return
     signal = {"Coverage": window.client.coverage, "Disentanglement": window.client.disentanglement}.get(panel)
     if signal is None:
         return
@@ -170,6 +173,23 @@ def _show_panel(app: object, window: MainWindow, panel: str, final_step: int) ->
     QTimer.singleShot(60_000, loop.quit)
     loop.exec()
     QTimer.singleShot(300, loop.quit)  # let the panel repaint
+    loop.exec()
+
+
+def _compare_runs(window: MainWindow) -> None:
+    """The Runs dock, half the window high, comparing the largest group of evaluated runs on one data set
+    (the runs ``latent-studio evaluate`` scored; every run of the largest group if none was)."""
+    from engines.shared.runs import comparable_groups
+
+    window.resizeDocks([window.docks["Runs"]], [window.height() // 2], Qt.Orientation.Vertical)
+    view = window.runs.view
+    _wait_until(lambda: view.list.rowCount() > 0, timeout=30.0)
+    groups = list(comparable_groups(view.records).values())
+    scored = [[r for r in g if "fd" in r.final] for g in groups]
+    pick = max(scored, key=len) if any(scored) else max(groups, key=len, default=[])
+    view.select_paths([r.path for r in pick])
+    loop = QEventLoop()
+    QTimer.singleShot(500, loop.quit)  # let the plot and the pictures paint
     loop.exec()
 
 

@@ -172,7 +172,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(format_quality(result))
     text = json.dumps(result, indent=2, allow_nan=False) + "\n"
     targets = [args.json] if args.json is not None else []
-    if args.run.is_dir():
+    if args.run.is_dir() and (args.json is None or args.json.resolve() != (args.run / "quality.json").resolve()):
         targets.append(args.run / "quality.json")  # the Runs dock shows the run's latest scores
     for path in targets:
         try:
