@@ -99,6 +99,7 @@ def test_comparison_marks_runs_on_other_data_and_the_best_values(tmp_path) -> No
     cmp = Comparison([a, b, c])
     assert cmp.comparable == [True, True, False] and [r.name for r in cmp.shown] == ["a", "b"]
     assert cmp.shared_terms() == ["loss"]  # kl and d_loss are not in both
+    assert cmp.terms() == [("loss", 2), ("kl", 1), ("d_loss", 1)]  # drawn for the runs that have them
     best = cmp.best()
     assert best["fd"] == 1 and best["precision"] == 0 and best["held_out_nll_nats"] == 0  # c, best FD, is not compared
     rows = cmp.rows()
@@ -142,7 +143,8 @@ def test_the_runs_dock_compares_picked_runs_and_exports_them(studio_home, tmp_pa
                        studio_home / "runs" / "vae-shapes"])
     cmp = w.runs.comparison
     assert [r.name for r in cmp.records] == ["vae-digits", "gan-digits", "vae-shapes"]
-    assert view.term_combo.currentText() == "loss" and view.term_combo.count() == 1
+    assert view.term_combo.currentData() == "loss" and view.term_combo.count() == 3
+    assert view.term_combo.itemText(1) == "kl (1 of 2 runs)" and view.term_combo.itemText(2) == "d_loss (1 of 2 runs)"
     curves = [item for item in view.plot.listDataItems()]
     assert len(curves) == 2  # the shapes run is listed, not drawn
     np.testing.assert_allclose(curves[1].getData()[1], [2.0, 1.8, 1.7])

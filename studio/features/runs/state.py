@@ -64,12 +64,24 @@ class Comparison:
 
     def shared_terms(self) -> list[str]:
         """Loss terms every comparable run logged (per-dimension terms such as ``kl/z3`` left out), the
-        first run's order; a term only some runs have is left out rather than drawn half-empty."""
+        first run's order: the ones the table shows as final values."""
         shown = self.shown
         if not shown:
             return []
         first = [t for t in shown[0].curves if "/" not in t]
         return [t for t in first if all(t in r.curves for r in shown[1:])]
+
+    def terms(self) -> list[tuple[str, int]]:
+        """Every loss term any comparable run logged, with how many runs logged it: the most shared
+        first (a VAE's ``loss`` and a GAN's ``d_loss`` are different curves, each drawn for the runs
+        that have it)."""
+        counts: dict[str, int] = {}
+        for rec in self.shown:
+            for t in rec.curves:
+                if "/" not in t:
+                    counts[t] = counts.get(t, 0) + 1
+        order = list(counts)
+        return sorted(counts.items(), key=lambda tc: (-tc[1], order.index(tc[0])))
 
     def columns(self) -> list[tuple[str, str]]:
         """(key, label) of the table's metric columns: the known metrics any run has, then shared terms."""

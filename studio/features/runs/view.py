@@ -92,7 +92,7 @@ class RunsPanel(QWidget):
         self.term_combo = QComboBox()
         self.term_combo.setMinimumContentsLength(10)
         self.term_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.term_combo.currentTextChanged.connect(lambda _t: self._draw_curves())
+        self.term_combo.currentIndexChanged.connect(lambda _i: self._draw_curves())
         self.plot = pg.PlotWidget(background=BACKGROUND)
         self.plot.setMinimumSize(200, 120)
         self.plot.setLabel("bottom", "step")
@@ -207,15 +207,16 @@ class RunsPanel(QWidget):
                           + (f"; {others} on other data, not comparable (listed, not drawn)" if others else ""))
         for b in (self.csv_button, self.png_button):
             b.setEnabled(n > 0)
-        current = self.term_combo.currentText()
-        terms = comparison.shared_terms()
+        current = self.term_combo.currentData()
+        counts = comparison.terms()
+        shown = len(comparison.shown)
         self.term_combo.blockSignals(True)
         self.term_combo.clear()
-        self.term_combo.addItems(terms)
-        if current in terms:
-            self.term_combo.setCurrentText(current)
-        elif "loss" in terms:
-            self.term_combo.setCurrentText("loss")
+        for term, k in counts:  # the most shared first; a term only some runs logged says how many
+            self.term_combo.addItem(term if k == shown else f"{term} ({k} of {shown} runs)", term)
+        names = [t for t, _ in counts]
+        if current in names:
+            self.term_combo.setCurrentIndex(names.index(current))
         self.term_combo.blockSignals(False)
         self._draw_curves()
         self._show_samples(samples)
@@ -224,7 +225,7 @@ class RunsPanel(QWidget):
     def _draw_curves(self) -> None:
         self.plot.clear()
         self.legend.clear()
-        term = self.term_combo.currentText()
+        term = self.term_combo.currentData() or ""
         self.plot.setLabel("left", term)
         for i, rec in enumerate(self.comparison.shown):
             if term not in rec.curves:
