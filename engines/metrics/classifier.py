@@ -210,6 +210,21 @@ def predict_proba(model: nn.Module, images: np.ndarray | torch.Tensor, batch_siz
     return np.concatenate(out) if out else np.zeros((0, k))
 
 
+def embed(model: SmallCNN, images: np.ndarray | torch.Tensor, batch_size: int = 500) -> np.ndarray:
+    """The studio's image features: (N, C, H, W) in [0, 1] -> (N, 128) float64 hidden-layer activations
+    (:meth:`SmallCNN.embed`), in batches on the model's device, in eval mode, without gradients."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(images), batch_size):
+            x = torch.as_tensor(np.ascontiguousarray(images[i : i + batch_size]), dtype=torch.float32).to(device)
+            out.append(model.embed(x).double().cpu().numpy())
+    model.train(was_training)
+    return np.concatenate(out) if out else np.zeros((0, model.fc1.out_features))
+
+
 def cache_dir() -> Path:
     """``$LATENT_STUDIO_HOME/cache/classifiers`` (``LATENT_STUDIO_HOME`` defaults to ``~/.latent-studio``)."""
     home = os.environ.get("LATENT_STUDIO_HOME") or os.path.join(os.path.expanduser("~"), ".latent-studio")

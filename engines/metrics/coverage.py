@@ -432,15 +432,9 @@ class CoverageTracker:
         """The features sample quality is measured in: the classifier's hidden layer ("classes"), the
         k-means' PCA of pixels ("clusters") or the coordinates ("mixture"); (N, F) float64."""
         if self.metric == "classes":
-            import torch
+            from engines.metrics.classifier import embed
 
-            device = next(self._model.parameters()).device
-            out = []
-            with torch.no_grad():
-                for i in range(0, len(x), 500):
-                    xb = torch.as_tensor(np.ascontiguousarray(x[i : i + 500]), dtype=torch.float32, device=device)
-                    out.append(self._model.embed(xb).double().cpu().numpy())
-            return np.concatenate(out)
+            return embed(self._model, x)
         flat = np.asarray(x, np.float64).reshape(len(x), -1)
         return flat if self.metric == "mixture" else self._clusters.pca.transform(flat)
 

@@ -81,8 +81,6 @@ def feature_space(dataset: Any, device: str = "cpu", seed: int = 0, progress: Pr
     DataError
         The data set holds neither images nor points.
     """
-    import torch
-
     info = dataset.info
     if info.kind == "points":
         return FeatureSpace("points", "the points' own coordinates", lambda x: np.asarray(x, np.float64).reshape(len(x), -1),
@@ -90,25 +88,16 @@ def feature_space(dataset: Any, device: str = "cpu", seed: int = 0, progress: Pr
     if info.kind != "image":
         raise DataError(f"{info.spec}: sample-quality scores need images or points, not {info.kind}")
     if info.class_names and len(info.class_names) >= 2:
-        from engines.metrics.classifier import load_or_train_classifier, predict_proba
+        from engines.metrics.classifier import embed, load_or_train_classifier, predict_proba
 
         def trained(step: int, steps: int) -> None:
             if progress:
                 progress(f"training the {info.spec} classifier (once, then cached)", step / steps)
 
         model, accuracy = load_or_train_classifier(dataset, seed=seed, device=device, progress=trained)
-
-        def embed(x: np.ndarray) -> np.ndarray:
-            out = []
-            with torch.no_grad():
-                for i in range(0, len(x), 500):
-                    xb = torch.as_tensor(np.ascontiguousarray(x[i : i + 500]), dtype=torch.float32, device=device)
-                    out.append(model.embed(xb).double().cpu().numpy())
-            return np.concatenate(out) if out else np.zeros((0, model.fc1.out_features))
-
         width = model.fc1.out_features
         return FeatureSpace("classifier", f"classifier features ({width}-d hidden layer of the studio's classifier, "
-                            f"held-out accuracy {100 * accuracy:.1f}%)", embed,
+                            f"held-out accuracy {100 * accuracy:.1f}%)", lambda x: embed(model, x),
                             lambda x: predict_proba(model, x), tuple(info.class_names))
     from sklearn.decomposition import PCA
 
