@@ -505,6 +505,29 @@ class CoverageTracker:
         return out, (time.perf_counter() - t0) * 1000.0
 
 
+def load_run(run: str | Path, device: str) -> tuple[Any, dict, Dataset]:
+    """A saved run's engine (without optimiser state), manifest and data set, reloaded from its manifest's spec.
+
+    Raises
+    ------
+    CheckpointError
+        The checkpoint cannot be loaded.
+    DataError
+        The data set cannot be loaded, or no longer has the shape the model was trained on.
+    """
+    from engines.data import load_dataset
+    from engines.lib.checkpoint import load_checkpoint
+
+    engine, manifest = load_checkpoint(run, device=device, with_optimizer=False)
+    spec = manifest.get("data_spec") or engine.data.spec
+    dataset = load_dataset(spec, manifest.get("image_size"))
+    if tuple(dataset.info.shape) != tuple(engine.data.shape):
+        raise DataError(
+            f"{spec}: examples now have shape {dataset.info.shape}, the model in {run} was trained on {engine.data.shape}"
+        )
+    return engine, manifest, dataset
+
+
 def coverage_for_run(
     run: str | Path, n: int = PROTOCOL_N, seed: int = 0, progress: Progress | None = None, device: Any = None
 ) -> RunCoverage:
@@ -537,8 +560,6 @@ def coverage_for_run(
     """
     import torch
 
-    from engines.lib.checkpoint import load_checkpoint
-    from engines.data import load_dataset
     from engines.lib.training import pick_device
 
     if n < 1:
@@ -546,13 +567,8 @@ def coverage_for_run(
     dev = pick_device(device)
     if progress:
         progress("loading the checkpoint", 0.0)
-    engine, manifest = load_checkpoint(run, device=str(dev), with_optimizer=False)
+    engine, manifest, dataset = load_run(run, str(dev))
     spec = manifest.get("data_spec") or engine.data.spec
-    dataset = load_dataset(spec, manifest.get("image_size"))
-    if tuple(dataset.info.shape) != tuple(engine.data.shape):
-        raise DataError(
-            f"{spec}: examples now have shape {dataset.info.shape}, the model in {run} was trained on {engine.data.shape}"
-        )
     tracker = CoverageTracker(dataset, device=dev, seed=seed, progress=progress)
     if progress:
         progress("sampling", 0.5)

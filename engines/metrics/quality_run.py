@@ -212,9 +212,8 @@ def quality_for_run(
     ConfigError
         n < 10.
     """
-    from engines.data import load_dataset
-    from engines.lib.checkpoint import load_checkpoint
     from engines.lib.training import pick_device
+    from engines.metrics.coverage import load_run
 
     if n < 10:
         raise ConfigError(f"sample quality needs n >= 10 images, got {n}")
@@ -222,12 +221,8 @@ def quality_for_run(
     report = progress or (lambda message, fraction: None)
     dev = str(pick_device(device))
     report("loading the checkpoint", 0.0)
-    engine, manifest = load_checkpoint(run, device=dev, with_optimizer=False)
+    engine, manifest, dataset = load_run(run, dev)
     spec = manifest.get("data_spec") or engine.data.spec
-    dataset = load_dataset(spec, manifest.get("image_size"))
-    if tuple(dataset.info.shape) != tuple(engine.data.shape):
-        raise DataError(f"{spec}: examples now have shape {dataset.info.shape}, the model in {run} was trained on "
-                        f"{engine.data.shape}")
     space = feature_space(dataset, dev, seed, lambda m, f: report(m, 0.2 * f))
     rng = np.random.default_rng(seed)
     train, test = np.asarray(dataset.train_indices), np.asarray(dataset.test_indices)

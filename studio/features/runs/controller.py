@@ -126,14 +126,8 @@ class RunsController(QObject):
         ValueError
             No run is picked.
         """
-        if not self.comparison.records:
-            raise ValueError("Pick runs in the Runs dock first")
-        text, target = self.comparison.to_csv(), str(path)
-
-        def write() -> None:
-            Path(target).write_text(text, encoding="utf-8")
-
-        self._report(self.services.submit(write), target)
+        text = self._checked().to_csv()
+        self._export(path, lambda target: Path(target).write_text(text, encoding="utf-8"))
 
     def export_png(self, path: str | Path) -> None:
         """Write a PNG of the comparison (curves, samples and table) as it is on screen.
@@ -143,19 +137,26 @@ class RunsController(QObject):
         ValueError
             No run is picked.
         """
-        if not self.comparison.records:
-            raise ValueError("Pick runs in the Runs dock first")
-        image, target = self.view.splitter.grab().toImage(), str(path)  # QImage: safe to save on another thread
+        self._checked()
+        image = self.view.splitter.grab().toImage()  # a QImage: safe to save on another thread
 
-        def write() -> None:
+        def write(target: str) -> None:
             if not image.save(target, "PNG"):
                 raise OSError(f"{target}: the PNG could not be written")
 
-        self._report(self.services.submit(write), target)
+        self._export(path, write)
 
-    def _report(self, future: Any, path: str) -> None:
+    def _checked(self) -> Comparison:
+        if not self.comparison.records:
+            raise ValueError("Pick runs in the Runs dock first")
+        return self.comparison
+
+    def _export(self, path: str | Path, write: Any) -> None:
+        """``write(path)`` on the file thread, reported in the status bar when it ends."""
+        target = str(path)
+
         def done(f: Any) -> None:
             exc = f.exception()
-            self.services.report_file(path, "" if exc is None else f"{path}: {exc}")
+            self.services.report_file(target, "" if exc is None else f"{target}: {exc}")
 
-        future.add_done_callback(done)
+        self.services.submit(write, target).add_done_callback(done)
