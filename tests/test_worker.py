@@ -455,10 +455,51 @@ def test_a_flow_scores_images_and_finds_directions_in_its_exact_z(worker):
     err = collect(link, lambda e: isinstance(e, P.Error))[-1]
     assert err.command == "FindDirections" and "two different classes" in err.message
 
-    configure(link)  # a VAE: a bound, on grey levels, so no bits/dim; and no exact z to find directions in
+    configure(link)  # a VAE: a bound, on grey levels, so no bits/dim; directions in its posterior means
     link.send(P.Score(request_id=65, indices=[0]))
     s = collect(link, lambda e: isinstance(e, (P.Scored, P.Error)))[-1]
     assert isinstance(s, P.Scored) and s.kind == "elbo" and np.isnan(s.bits_per_dim).all() and s.nats[0] < 0
-    link.send(P.FindDirections(request_id=66))
-    err = collect(link, lambda e: isinstance(e, P.Error))[-1]
-    assert err.command == "FindDirections" and "exact z" in err.message
+    link.send(P.FindDirections(request_id=66, k=2, n_examples=40))
+    found = collect(link, lambda e: isinstance(e, (P.DirectionsFound, P.Error)))[-1]
+    assert isinstance(found, P.DirectionsFound) and found.directions.shape == (2, 4), found
+    assert found.source == "posterior means of 40 held-out images" and found.n == 40
+
+
+def test_maps_nearest_neighbours_and_ganspace_directions_from_the_worker(worker):
+    link = worker[0]
+    configure(link)  # the 4-dim VAE on digits
+    link.send(P.MapLatents(request_id=71, method="pca", n=60))
+    m = collect(link, lambda e: isinstance(e, (P.LatentMapped, P.Error)), timeout=60)[-1]
+    assert isinstance(m, P.LatentMapped), m
+    assert m.xy.shape == (60, 2) and m.z.shape == (60, LATENT) and m.images.shape == (60, 1, SIZE, SIZE)
+    assert m.images.dtype == np.uint8 and (m.indices >= 0).all() and (m.labels >= 0).all()
+    assert m.class_names[:3] == ["0", "1", "2"] and "posterior means of 60" in m.source
+    centred = m.z - m.z.mean(0)  # a PCA map is the projection on the top two components
+    np.testing.assert_allclose(np.abs(m.xy).sum(), np.abs(centred @ np.linalg.svd(centred)[2][:2].T).sum(), rtol=1e-3)
+
+    link.send(P.MapLatents(request_id=72, method="tsne", n=4000))  # the held-out split is smaller: all of it
+    link.send(P.Cancel(request_id=72))
+    end = collect(link, lambda e: getattr(e, "request_id", None) == 72 and isinstance(e, (P.Progress, P.Error,
+                  P.LatentMapped)) and (not isinstance(e, P.Progress) or e.message == "cancelled"), timeout=60)[-1]
+    assert isinstance(end, P.Progress) and end.message == "cancelled", end
+
+    link.send(P.FindNearest(request_id=73, z=m.z[0], k=4))
+    near = collect(link, lambda e: isinstance(e, (P.NearestFound, P.Error)), timeout=60)[-1]
+    assert isinstance(near, P.NearestFound), near
+    assert near.pixel_images.shape == (4, 1, SIZE, SIZE) and (np.diff(near.pixel_distances) >= 0).all()
+    d = np.linalg.norm((near.pixel_images - near.image).reshape(4, -1), axis=1)
+    np.testing.assert_allclose(d, near.pixel_distances, rtol=1e-4)
+    assert near.latent_images.shape == (4, 1, SIZE, SIZE) and near.n > 100
+
+    link.send(P.Configure(data="digits", model="gan", image_size=SIZE, latent_dim=LATENT, seed=0, batch_size=16))
+    assert isinstance(collect(link, lambda e: isinstance(e, (P.Ready, P.Error)), timeout=60)[-1], P.Ready)
+    link.send(P.FindDirections(request_id=74, method="pca", k=2, n_examples=300))
+    found = collect(link, lambda e: isinstance(e, (P.DirectionsFound, P.Error)), timeout=60)[-1]
+    assert isinstance(found, P.DirectionsFound) and found.directions.shape == (2, LATENT), found
+    assert "first layer" in found.source and found.n == 300
+    link.send(P.FindDirections(request_id=75, method="attribute", factor="class"))
+    err = collect(link, lambda e: isinstance(e, P.Error), timeout=60)[-1]
+    assert err.command == "FindDirections" and "no encoder" in err.message
+    link.send(P.FindNearest(request_id=76, z=np.zeros(LATENT, np.float32)))
+    near = collect(link, lambda e: isinstance(e, (P.NearestFound, P.Error)), timeout=60)[-1]
+    assert isinstance(near, P.NearestFound) and near.latent_images is None and len(near.pixel_indices) == 8

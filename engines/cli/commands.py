@@ -63,6 +63,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     add_evaluate_command(sub)
     from engines.cli.export import add_export_commands
     add_export_commands(sub)
+    from engines.cli.directions import add_directions_command
+    add_directions_command(sub)
 
 
 def _write_samples(engine: Any, path: Path, n: int, seed: int, scale: int = 0) -> Path:

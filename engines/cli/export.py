@@ -56,6 +56,9 @@ def add_export_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=9, help="values per dimension (default %(default)s)")
     p.add_argument("--low", type=float, default=-3.0, help="first value (default %(default)s)")
     p.add_argument("--high", type=float, default=3.0, help="last value (default %(default)s)")
+    p.add_argument("--direction", action="append", metavar="FILE:K",
+                   help="sweep direction K (from 1) of a direction set (latent-studio directions --json FILE) "
+                        "instead of dimensions, in its own units; repeatable, one row each; FILE alone: all of them")
     p.set_defaults(func=cmd_traverse)
 
     p = sub.add_parser("render", help="re-render an export from its JSON sidecar (checks the checkpoint hash)")
@@ -177,7 +180,7 @@ def _check_out(args: argparse.Namespace) -> None:
     ExportError
         Another suffix, named as the user typed it (not as the sidecar beside it).
     """
-    from engines.lib.export import SUFFIXES
+    from engines.shared.media import SUFFIXES
 
     if args.out.suffix.lower() not in SUFFIXES:
         raise ExportError(f"--out {args.out}: an export is one of {', '.join(SUFFIXES)}, not {args.out.suffix or 'no suffix'}")
@@ -217,7 +220,41 @@ def cmd_traverse(args: argparse.Namespace) -> int:
     engine, manifest, ck = _load(args)
     z = None if args.start is None else resolve_spec(engine, manifest, args.start, args.project_steps)
     latents = {"z": z, "index": None, "dims": args.dims, "steps": args.steps, "low": args.low, "high": args.high}
+    if args.direction:
+        if args.dims:
+            raise ExportError("--direction and --dims both name the rows: give one of them")
+        vectors, names = directions_from(args.direction, engine.latent.dim)
+        latents.update(directions=vectors, names=names)
     return _run_export(engine, "traversal", args, ck, latents)
+
+
+def directions_from(specs: list[str], dim: int) -> tuple[list[list[float]], list[str]]:
+    """The scaled direction vectors and names ``FILE:K`` specs pick (K from 1; ``FILE`` alone: every one).
+
+    Raises
+    ------
+    ExportError
+        A file that is not a direction set, K out of range, or directions of another width than ``dim``.
+    """
+    from engines.shared.directions import DirectionSet
+    from engines.shared.errors import ConfigError
+
+    vectors, names = [], []
+    for spec in specs:
+        path, _, k = spec.rpartition(":") if ":" in spec and spec.rpartition(":")[2].isdigit() else (spec, "", "")
+        try:
+            found = DirectionSet.read(path)
+        except ConfigError as e:
+            raise ExportError(str(e)) from None
+        if found.dim != dim:
+            raise ExportError(f"{path}: directions of width {found.dim}; the model's z has {dim}")
+        picks = range(len(found)) if not k else [int(k) - 1]
+        for i in picks:
+            if not 0 <= i < len(found):
+                raise ExportError(f"{path}: direction {i + 1} asked for; the set holds 1 to {len(found)}")
+            vectors.append([float(x) for x in found.vectors[i] * found.scales[i]])
+            names.append(found.names[i])
+    return vectors, names
 
 
 def cmd_render(args: argparse.Namespace) -> int:

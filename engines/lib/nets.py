@@ -299,3 +299,30 @@ def conv_decoder(
 def count_parameters(module: nn.Module) -> int:
     """Number of trainable scalars in ``module``."""
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def first_layer(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The activations ``x`` produces after the first linear layer and its activation in ``module``.
+
+    Walks nested ``nn.Sequential`` containers in order, applying each leaf module, and stops after
+    the first non-linear leaf that follows an ``nn.Linear``: for :func:`conv_decoder` and :func:`mlp`,
+    ``act(W z + b)``, the first generator layer GANSpace (Harkonen et al. 2020) finds its components in.
+    Returns (N, F), flattened.
+    """
+    seen_linear = False
+    stack = [module]
+    leaves: list[nn.Module] = []
+    while stack:
+        m = stack.pop(0)
+        if isinstance(m, nn.Sequential):
+            stack = list(m.children()) + stack
+        else:
+            leaves.append(m)
+    h = x
+    for m in leaves:
+        h = m(h)
+        if isinstance(m, nn.Linear):
+            seen_linear = True
+        elif seen_linear:
+            break
+    return h.reshape(len(h), -1)

@@ -158,6 +158,12 @@ class Engine(nn.Module):
         self.capabilities.require("likelihood", self.name or type(self).__name__)
         raise NotImplementedError(f"{type(self).__name__} declares a likelihood but does not implement log_prob")
 
+    def latent_features(self, z: torch.Tensor) -> torch.Tensor | None:
+        """Activations (N, F) that z (N, latent.dim) produces in the first layer of the decoder, for finding
+        directions in a model without an encoder (GANSpace, Harkonen et al. 2020); None by default (the
+        latents of encoded images are used instead)."""
+        return None
+
     def optimizer_states(self) -> dict[str, torch.optim.Optimizer]:
         """The engine's optimisers by name, for checkpoints. Subclasses return theirs."""
         return {}

@@ -32,7 +32,8 @@ from engines.shared.codec import (  # noqa: F401 - re-exported: the codec lived 
 )
 from engines.shared.datainfo import DataInfo
 from engines.shared.protocol_families import (  # noqa: F401 - re-exported
-    MAX_DIRECTIONS, MAX_PIXEL_IMAGES, DirectionsFound, DrawPixels, FindDirections, PixelFrame, PixelSurprise,
+    MAX_DIRECTION_POOL, MAX_DIRECTIONS, MAX_MAP_POINTS, MAX_PIXEL_IMAGES, DirectionsFound, DrawPixels,
+    FindDirections, FindNearest, LatentMapped, MapLatents, NearestFound, PixelFrame, PixelSurprise,
     PixelSurprised, Score, Scored,
 )
 from engines.shared.results import ClassCoverage, DisentanglementScores, MixtureCoverage

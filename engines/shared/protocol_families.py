@@ -4,8 +4,9 @@
   thread; PixelSurprise is answered by PixelSurprised from the host thread.
 - Any model with a likelihood: Score is answered by Scored (each image's log-likelihood in nats and
   bits/dim) from the host thread.
-- Image-shaped z (flows): FindDirections is answered by DirectionsFound (principal components of the
-  encoded held-out set, or a class's mean difference) from the job thread.
+- Any model with a latent: FindDirections is answered by DirectionsFound (principal, independent, attribute,
+  group and local directions), MapLatents by LatentMapped (a 2-D map of the latents) and FindNearest by
+  NearestFound (a generated image's nearest training examples), all from the job thread.
 
 numpy and the standard library only.
 """
@@ -23,6 +24,10 @@ from engines.shared.codec import Command, Event
 MAX_PIXEL_IMAGES = 64
 #: Most directions one FindDirections may ask for.
 MAX_DIRECTIONS = 16
+#: Most latents one FindDirections gathers.
+MAX_DIRECTION_POOL = 20000
+#: Most points one MapLatents may map.
+MAX_MAP_POINTS = 5000
 
 
 def _arr(default: Any = None) -> Any:
@@ -141,20 +146,34 @@ class Scored(Event):
 
 @dataclass(frozen=True)
 class FindDirections(Command):
-    """Directions in z to edit an encoded image along; answered by :class:`DirectionsFound` (a job).
+    """Directions in z to move the current point along; answered by :class:`DirectionsFound` (a job).
+
+    The latents they are found in: posterior means (or a flow's exact z) of held-out images for a model
+    with an encoder; for one without, prior draws pushed through the generator's first layer (PCA and
+    ICA there, regressed back to z: GANSpace, Harkonen et al. 2020). Only continuous dimensions move.
 
     Attributes
     ----------
-    method : {"pca", "class"}
-        "pca": the top ``k`` principal components of the encodings of ``n_examples`` held-out images
-        (GANSpace-style, Harkonen et al. 2020, in a flow's exact z); "class": the difference of the
-        mean encodings of class ``to_class`` and class ``from_class`` (held-out images with labels).
+    method : {"pca", "ica", "class", "attribute", "groups", "local"}
+        "pca" / "ica": the top ``k`` principal / independent components; "class": the difference of the
+        mean latents of class ``to_class`` and ``from_class``; "attribute": factor ``factor`` (a
+        ground-truth factor's name, or "class" with ``to_class`` against the rest) by ``estimator``;
+        "groups": held-out examples ``group_b`` against ``group_a``; "local": principal directions of
+        the latents nearest ``point``.
     k : int
-        Directions for "pca" (1..:data:`MAX_DIRECTIONS`).
+        Directions for "pca", "ica" and "local" (1..:data:`MAX_DIRECTIONS`).
     n_examples : int
-        Held-out images encoded (at most all of them).
+        Held-out images encoded, or prior draws (at most all of them / :data:`MAX_DIRECTION_POOL`).
     from_class, to_class : int
-        Class indices for "class".
+        Class indices for "class" (and ``to_class`` for "attribute" with factor "class").
+    factor : str
+    estimator : {"mean", "linear"}
+        Mean difference, or a linear model's normal (logistic regression for groups, ridge for a factor).
+    group_a, group_b : list of int or None
+        Positions in the held-out split for "groups".
+    point : ndarray or None
+        (D,) float32, the current point, for "local".
+    seed : int
     """
 
     request_id: int = 0
@@ -163,18 +182,112 @@ class FindDirections(Command):
     n_examples: int = 500
     from_class: int = 0
     to_class: int = 1
+    factor: str = ""
+    estimator: str = "mean"
+    group_a: list | None = None
+    group_b: list | None = None
+    point: np.ndarray | None = _arr()
+    seed: int = 0
 
 
 @dataclass(frozen=True)
 class DirectionsFound(Event):
     """Answer to :class:`FindDirections`: ``directions`` (k, D) float32 of unit length, ``scales`` (k,) the
-    standard deviation of the encodings along each (a class difference: its length), so a slider can move
-    in those units, ``names`` one label each (e.g. "PC1 (12% of variance)", "3 - 1"), and ``n`` the
-    images encoded."""
+    standard deviation of the latents along each (a mean difference: its length), so a slider can move
+    in those units, ``explained`` (k,) each one's share of the variance (NaN where it does not apply),
+    ``names`` one label each (e.g. "PC1 (12% of variance)", "3 - 1"), ``n`` the latents used,
+    ``method`` the request's and ``source`` what the latents were, in words."""
 
     request_id: int = 0
     step: int = 0
     directions: np.ndarray | None = _arr()
     scales: np.ndarray | None = _arr()
+    explained: np.ndarray | None = _arr()
     names: list = field(default_factory=list)
+    n: int = 0
+    method: str = "pca"
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class MapLatents(Command):
+    """A 2-D map of the latent space; answered by :class:`LatentMapped` (a job, with Progress and Cancel).
+
+    Attributes
+    ----------
+    method : {"pca", "tsne"}
+    n : int
+        Held-out images encoded (or prior draws for a model without an encoder), 3..:data:`MAX_MAP_POINTS`.
+    perplexity : float
+        t-SNE's (5..100).
+    seed : int
+    """
+
+    request_id: int = 0
+    method: str = "pca"
+    n: int = 1000
+    perplexity: float = 30.0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class LatentMapped(Event):
+    """Answer to :class:`MapLatents`.
+
+    ``xy`` (N, 2) float32 map positions; ``z`` (N, D) float32 the latents; ``images`` (N, C, H, W) uint8
+    thumbnails (the held-out images, or the draws decoded; None for points); ``indices`` (N,) int64
+    held-out positions (-1 for prior draws); ``labels`` (N,) int64 classes (-1 without); ``factors``
+    (N, K) float32 ground-truth factor values (None without) named ``factor_names``; ``class_names``;
+    ``source`` the latents in words; ``method``.
+    """
+
+    request_id: int = 0
+    step: int = 0
+    method: str = "pca"
+    xy: np.ndarray | None = _arr()
+    z: np.ndarray | None = _arr()
+    images: np.ndarray | None = _arr()
+    indices: np.ndarray | None = _arr()
+    labels: np.ndarray | None = _arr()
+    factors: np.ndarray | None = _arr()
+    factor_names: list = field(default_factory=list)
+    class_names: list = field(default_factory=list)
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class FindNearest(Command):
+    """The training examples nearest a generated image; answered by :class:`NearestFound` (a job).
+
+    The image is ``z`` decoded. Pixel space: Euclidean distance between images; latent space (models
+    with an encoder): between ``z`` and the training examples' posterior means (or exact z).
+
+    Attributes
+    ----------
+    z : ndarray
+        (D,) float32.
+    k : int
+        Neighbours in each space (1..32).
+    """
+
+    request_id: int = 0
+    z: np.ndarray | None = _arr()
+    k: int = 8
+
+
+@dataclass(frozen=True)
+class NearestFound(Event):
+    """Answer to :class:`FindNearest`: ``image`` (1, C, H, W) the decoded query; per space ("pixel", "latent")
+    ``*_images`` (k, C, H, W) float32, ``*_indices`` (k,) int64 training positions and ``*_distances``
+    (k,) float32 (Euclidean; latent None where the model has no encoder); ``n`` training examples searched."""
+
+    request_id: int = 0
+    step: int = 0
+    image: np.ndarray | None = _arr()
+    pixel_images: np.ndarray | None = _arr()
+    pixel_indices: np.ndarray | None = _arr()
+    pixel_distances: np.ndarray | None = _arr()
+    latent_images: np.ndarray | None = _arr()
+    latent_indices: np.ndarray | None = _arr()
+    latent_distances: np.ndarray | None = _arr()
     n: int = 0

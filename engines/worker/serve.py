@@ -43,7 +43,8 @@ from engines.worker.host import GRID_SIZE, Host, Hosted, Snapshot, error_event
 from engines.worker.jobs import Jobs, PrivateCopies, run_export, run_projection
 from engines.worker.live_metrics import LiveMetrics
 from engines.worker.pixels import pixel_surprise, run_draw
-from engines.worker.scoring import run_directions, score
+from engines.worker.directions import run_directions, run_map, run_nearest
+from engines.worker.scoring import score
 from engines.shared.registry import create_engine, model_names
 from engines.shared.runs import new_run_name, runs_dir
 from engines.worker.trainer import Session, Trainer
@@ -106,7 +107,8 @@ class Worker:
     - DrawPixels: PixelFrame events from the job thread (about ``frames`` of them, ``delay_ms`` apart),
       the last with ``final`` True, and a Progress (task "pixels") at the end; Cancel stops it.
     - PixelSurprise, Score: PixelSurprised, Scored from the host thread.
-    - FindDirections: Progress (task "directions"), then DirectionsFound, from the job thread.
+    - FindDirections, MapLatents, FindNearest: Progress (tasks "directions", "map", "nearest"), then
+      DirectionsFound, LatentMapped, NearestFound, from the job thread.
     - Cancel: the job of that request id ends with Progress(message "cancelled") instead of its
       answer (no partial file is left); no reply when there is no such job.
 
@@ -147,7 +149,9 @@ class Worker:
             P.Encode: self._encode,
             P.Sample: host, P.GetExamples: host, P.Traverse: host, P.Interpolate: host,
             P.DrawPixels: self._draw_pixels, P.PixelSurprise: host, P.Score: host,
-            P.FindDirections: self._find_directions,
+            P.FindDirections: lambda c: self._job(c, "directions", run_directions),
+            P.MapLatents: lambda c: self._job(c, "map", run_map),
+            P.FindNearest: lambda c: self._job(c, "nearest", run_nearest),
         }
         self.host.handlers.update({P.PixelSurprise: pixel_surprise, P.Score: score})
 
@@ -221,12 +225,12 @@ class Worker:
         self.jobs.submit(command.request_id, "DrawPixels", "pixels",
                          lambda job: run_draw(job, command, hosted, self._copies))
 
-    def _find_directions(self, command: P.FindDirections) -> None:
-        """Directions in a flow's z on the job thread (encoding held-out images, with Progress)."""
+    def _job(self, command: P.Command, task: str, body) -> None:  # noqa: ANN001 - (job, command, hosted, copies) -> Event
+        """Run ``body`` for ``command`` on the job thread, on the current snapshot (with Progress of ``task``)."""
         session = self._session()
         hosted = Hosted(session.snapshot, session.dataset, None)
-        self.jobs.submit(command.request_id, "FindDirections", "directions",
-                         lambda job: run_directions(job, command, hosted, self._copies))
+        self.jobs.submit(command.request_id, type(command).__name__, task,
+                         lambda job: body(job, command, hosted, self._copies))
 
     def _decode(self, command: P.Decode) -> None:
         self.live.interactive()  # a slider is moving: hold the next measurement back

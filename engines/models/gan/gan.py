@@ -55,7 +55,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 from engines.models.base import Engine, EngineConfig
 from engines.shared.datainfo import DataInfo
 from engines.shared.errors import ConfigError
-from engines.lib.nets import activation, conv_decoder, conv_encoder, mlp
+from engines.lib.nets import activation, conv_decoder, conv_encoder, first_layer, mlp
 from engines.shared.spec import HyperParam, LatentSpec
 
 LOSSES = ("gan", "wgan", "wgan-gp", "hinge")
@@ -571,6 +571,11 @@ class GAN(Engine):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """G(z): (N, C, H, W) in [0, 1] or (N, 2) points in data units, for z (N, latent.dim)."""
         return self.generator(z.to(device=self.device, dtype=torch.float32))
+
+    @torch.no_grad()
+    def latent_features(self, z: torch.Tensor) -> torch.Tensor:
+        """The generator's first-layer activations (N, F) for z (N, latent.dim): where GANSpace's PCA runs."""
+        return first_layer(self.generator, z.to(device=self.device, dtype=torch.float32))
 
     @torch.no_grad()
     def critic_score(self, x: torch.Tensor) -> torch.Tensor:
