@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="bottom panel shown in front (default %(default)s)")
     p.add_argument("--size", default="1400x900", help="window size WxH in pixels (default %(default)s)")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds before giving up (default %(default)s)")
-    p.add_argument("--tab", default="Samples", choices=["Samples", "Traversal", "Morph", "Pixels", "Flow"],
+    p.add_argument("--tab", default="Samples", choices=["Samples", "Traversal", "Morph", "Pixels", "Flow", "Directions", "Map"],
                    help="central tab shown (default %(default)s)")
     p.set_defaults(func=_snapshot)
     add_commands(sub)

@@ -14,6 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import QEventLoop, QObject, Qt, QTimer, qInstallMessageHandler
 
 from engines.shared import protocol
@@ -280,6 +281,46 @@ def _stage_flow(window: MainWindow) -> bool:
     return done
 
 
+def _stage_directions(window: MainWindow) -> bool:
+    """The Directions tab: principal directions with PC1 moved, local directions, and a - b + c of held-out examples."""
+    d = window.directions
+    window.central_tabs.setCurrentWidget(d.view)
+    window.explore.encode_example(EXAMPLE_INDEX)
+    if not _wait_until(lambda: d.point is not None):
+        return False
+    d.view.k_spin.setValue(5)
+    d.view.find_button.click()
+    if not _wait_until(lambda: len(d.view.sliders) == 5):
+        return False
+    d.view.sliders[0].setValue(15)
+    d.view.local_button.click()
+    d.use_example("a", EXAMPLE_INDEX)
+    d.use_example("b", EXAMPLE_INDEX + 1)
+    d.use_example("c", EXAMPLE_INDEX + 2)
+    ok = _wait_until(lambda: d.view.local_view.image() is not None and d.view.result_view.image() is not None)
+    _wait_until(lambda: False, 0.5)
+    return ok
+
+
+def _stage_map(window: MainWindow) -> bool:
+    """The Map tab: 1,000 held-out images by t-SNE, one clicked into Explore, a path drawn to Interpolate."""
+    m = window.latent_map
+    window.central_tabs.setCurrentWidget(m.view)
+    m.view.method_combo.setCurrentIndex(m.view.method_combo.findData("tsne"))
+    m.compute("tsne", 1000, 30.0)
+    if not _wait_until(lambda: m.map is not None, 120):
+        return False
+    m.click(*m.map.xy[EXAMPLE_INDEX], radius=1e-6)
+    m.hover(*m.map.xy[EXAMPLE_INDEX + 5], radius=1e-6)
+    a, b, c = m.map.xy[[1, 40, 90]]
+    m.stroke("path", np.array([a, (a + b) / 2 + [0.5, 0.5], b, c]))
+    window.central_tabs.setCurrentWidget(m.view)
+    m.find_nearest()
+    ok = _wait_until(lambda: m.view.pixel_view.image() is not None)
+    _wait_until(lambda: False, 0.5)
+    return ok
+
+
 def _run(out: str, data: str, model: str, steps: int, size: tuple[int, int], timeout: float, panel: str,
          tab: str | None = None) -> int:
     app = create_application()
@@ -319,6 +360,10 @@ def _run(out: str, data: str, model: str, steps: int, size: tuple[int, int], tim
             script.failure = "the Pixels tab did not draw its completions and surprise map within 60 s"
         if tab == "Flow" and not _stage_flow(window):
             script.failure = "the Flow tab did not fill in within 60 s"
+        if tab == "Directions" and not _stage_directions(window):
+            script.failure = "the Directions tab did not fill in within 60 s"
+        if tab == "Map" and not _stage_map(window):
+            script.failure = "the Map tab did not fill in within 120 s"
         window.explore_panel.apply_order()
         window.statusBar().clearMessage()  # transient messages (the autosave's temporary path) are noise here
         app.processEvents()

@@ -159,6 +159,30 @@ def ask_runs_export(w: MainWindow, kind: str) -> None:
             w.statusBar().showMessage(str(exc), 5000)
 
 
+def ask_directions_file(w: MainWindow, what: str) -> None:
+    """The Directions tab's files: "save" / "load" a direction set (JSON), or export a traversal along it ("png", "gif")."""
+    d = w.directions
+    start = str(d.default_path())
+    try:
+        if what == "save":
+            path, _ = QFileDialog.getSaveFileName(w, "Save directions", start, "Direction sets (*.json)")
+            if path:
+                d.save(path)
+        elif what == "load":
+            path, _ = QFileDialog.getOpenFileName(w, "Load directions", start, "Direction sets (*.json);;All files (*)")
+            if path:
+                d.load(path)
+        else:
+            name = str(Path(start).with_name(f"directions-traversal.{what}"))
+            path, _ = QFileDialog.getSaveFileName(w, "Export a traversal along the directions", name,
+                                                  "PNG images (*.png)" if what == "png" else "GIF animations (*.gif)")
+            if path:
+                d.export(path)
+    except ValueError as exc:  # ConfigError is a ValueError: a bad file, named
+        w.statusBar().showMessage(str(exc), 8000)
+        w.messages.log(str(exc), "warning")
+
+
 def ask_save_checkpoint(w: MainWindow) -> None:
     """File > Save checkpoint."""
     path, _ = QFileDialog.getSaveFileName(w, "Save checkpoint", "model.safetensors", "Checkpoints (*.safetensors)")

@@ -14,6 +14,18 @@ from typing import Any
 MainWindow = Any
 
 TOOLTIPS: dict[tuple[str, ...], str] = {
+    ("directions_view", "find_button"): "Find the chosen directions in the worker (progress and Cancel below)",
+    ("directions_view", "reset_button"): "Every direction slider back to 0: the point as it was",
+    ("directions_view", "load_button"): "Load a direction set (JSON, from Save or latent-studio directions)",
+    ("directions_view", "export_gif_button"): "A GIF sweeping every direction at once from the moved point, with its sidecar",
+    ("directions_view", "local_button"): "Principal directions of the latents nearest the point (a neighbourhood's PCA)",
+    ("directions_view", "go_button"): "Move the Explore point to a - b + c",
+    ("directions_view", "local_k"): "Local directions to find, one grid row each",
+    ("map_view", "compute_button"): "Encode the held-out images (or draw from the prior) and lay them out in 2-D",
+    ("map_view", "mode_buttons", "click"): "A click decodes the point under it into Explore (between points: their "
+                                           "latents averaged by distance)",
+    ("map_view", "mode_buttons", "lasso-a"): "Drag around points: group A of a two-groups direction (Directions tab)",
+    ("map_view", "mode_buttons", "lasso-b"): "Drag around points: group B of a two-groups direction (Directions tab)",
     ("data_panel", "batch_spin"): "Examples per training step",
     ("data_panel", "seed_spin"): "Seed for the weights, the batch order and the fixed-z samples: the same seed, the same run",
     ("train_panel", "buttons", "start"): "Train the built model (Space); for \"Train for\" steps, or until Stop",

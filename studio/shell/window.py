@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
+import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QCloseEvent
@@ -21,9 +22,11 @@ from studio.client import WorkerClient
 from studio.features.browser.controller import BrowserController
 from studio.features.coverage.controller import CoverageController
 from studio.features.data_model.controller import DataModelController
+from studio.features.directions.controller import DirectionsController
 from studio.features.disentanglement.controller import DisentanglementController
 from studio.features.explore.controller import ExploreController
 from studio.features.interpolate.controller import InterpolateController
+from studio.features.latent_map.controller import MapController
 from studio.features.losses.controller import LossesController
 from studio.features.morph.controller import MorphController
 from studio.features.flows.controller import FlowController
@@ -35,7 +38,7 @@ from studio.features.train.controller import TrainController
 from studio.features.traversal.controller import TraversalController
 from studio.services import Services
 from studio.shell.layout import DockLayout
-from studio.shell.menus import ask_run_folder, ask_runs_export, build_menus
+from studio.shell.menus import ask_directions_file, ask_run_folder, ask_runs_export, build_menus
 from studio.shell.tooltips import apply_tooltips
 from studio.state import LossHistory
 from studio.widgets.basic import Banner, FpsCounter, MessageLog
@@ -94,6 +97,8 @@ class MainWindow(QMainWindow):
         self.pixels = PixelsController(s)
         self.flow = FlowController(s)
         self.browser = BrowserController(s)
+        self.directions = DirectionsController(s)
+        self.latent_map = MapController(s)
         self.timelapse = TimeLapse(s)
         # the views, by the names the rest of the studio knows them
         self.data_panel, self.train_panel, self.loss_panel = self.data_model.view, self.trainer.view, self.losses.view
@@ -101,6 +106,7 @@ class MainWindow(QMainWindow):
         self.samples_view, self.decoded_view = self.samples.samples_view, self.samples.decoded_view
         self.explore_panel, self.traversal_view = self.explore.view, self.traversal.view
         self.interpolate_view = self.interpolation.view
+        self.directions_view, self.map_view = self.directions.view, self.latent_map.view
 
         self._build_central()
         self.docks: dict[str, QDockWidget] = {}
@@ -118,7 +124,8 @@ class MainWindow(QMainWindow):
         self.central_tabs.setDocumentMode(True)
         for widget, title in ((self.samples.view, "Samples && decode"), (self.traversal_view, "Traversal"),
                               (self.interpolate_view, "Interpolate"), (self.morph.view, "Morph"),
-                              (self.pixels.view, "Pixels"), (self.flow.view, "Flow")):
+                              (self.pixels.view, "Pixels"), (self.flow.view, "Flow"),
+                              (self.directions.view, "Directions"), (self.latent_map.view, "Map")):
             self.central_tabs.addTab(widget, title)
         central = QWidget()
         layout = QVBoxLayout(central)
@@ -189,6 +196,18 @@ class MainWindow(QMainWindow):
         self.explore.point_changed.connect(self.traversal.set_point)
         self.explore.point_changed.connect(self.interpolation.set_point)
         self.explore.point_changed.connect(self.morph.set_point)
+        self.explore.point_changed.connect(self.directions.set_point)
+        self.explore.point_changed.connect(self.latent_map.set_point)
+        # directions and the map move the Explore point; a drawn path becomes keyframes, a lasso a group
+        self.directions.point_requested.connect(self.go_to_point)
+        self.latent_map.point_requested.connect(self.go_to_point)
+        self.latent_map.path_drawn.connect(self._use_path)
+        self.latent_map.group_selected.connect(self.directions.set_group)
+        self.interpolate_view.keyframes_changed.connect(
+            lambda: self.latent_map.set_path(self.interpolate_view.keyframes()))
+        self.directions.view.save_requested.connect(lambda: ask_directions_file(self, "save"))
+        self.directions.view.load_requested.connect(lambda: ask_directions_file(self, "load"))
+        self.directions.view.export_requested.connect(lambda kind: ask_directions_file(self, kind))
         self.explore.rows_changed.connect(self.traversal.set_rows)
         self.explore.input_shown.connect(self.samples.show_input)
         # new weights: decode the slider point again, refresh the traversal
@@ -209,16 +228,31 @@ class MainWindow(QMainWindow):
         self.banner.button.clicked.connect(self.restart_worker)
         self.fps.fps_updated.connect(lambda f: self.status_labels["fps"].setText(f"{f:.0f} fps"))
 
+    def go_to_point(self, z) -> None:  # noqa: ANN001 - (D,) float32
+        """Move the Explore point to ``z`` (its sliders and image follow, and every feature that tracks it)."""
+        if len(np.asarray(z).reshape(-1)) == self.explore_panel.dim:
+            self.explore_panel.set_z(np.asarray(z, np.float32).reshape(-1))
+
+    def _use_path(self, keyframes) -> None:  # noqa: ANN001 - (K, D) float32
+        """A path drawn on the map: the Interpolate tab's keyframes, rendered."""
+        self.interpolate_view.clear_keyframes()
+        for i, z in enumerate(np.asarray(keyframes, np.float32)):
+            self.interpolation.add_keyframe(z, f"map path {i + 1}")
+        self.central_tabs.setCurrentWidget(self.interpolate_view)
+        self.interpolation.request_interpolation()
+
     def _use_example(self, action: str, index: int) -> None:
         targets = {"sliders": self.explore.encode_example, "keyframe": self.interpolation.add_example,
                    "morph-a": lambda i: self.morph.set_from_example("A", i),
-                   "morph-b": lambda i: self.morph.set_from_example("B", i)}
+                   "morph-b": lambda i: self.morph.set_from_example("B", i),
+                   **{f"arith-{s}": (lambda i, s=s: self.directions.use_example(s, i)) for s in "abc"}}
         self.browser.track(targets[action](index), f"held-out #{index}")
 
     def _use_image(self, action: str, image, name: str) -> None:  # noqa: ANN001 - (C, H, W) float32
         targets = {"sliders": self.explore.encode_image, "keyframe": self.interpolation.add_image,
                    "morph-a": lambda x: self.morph.set_from_image("A", x, name),
-                   "morph-b": lambda x: self.morph.set_from_image("B", x, name)}
+                   "morph-b": lambda x: self.morph.set_from_image("B", x, name),
+                   **{f"arith-{s}": (lambda x, s=s: self.directions.use_image(s, x, name)) for s in "abc"}}
         self.browser.track(targets[action](image), name)
 
     # -- commands --------------------------------------------------------------------------------

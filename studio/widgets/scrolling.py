@@ -7,10 +7,10 @@ scrolls (never overlaps) when there is not.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSize, Qt
+from PySide6.QtCore import QEvent, QSize, Qt
 from PySide6.QtGui import QPaintEvent
 from PySide6.QtWidgets import (
-    QComboBox, QFrame, QScrollArea, QStyle, QStyleOptionComboBox, QStylePainter, QTabWidget, QVBoxLayout, QWidget,
+    QComboBox, QFrame, QGridLayout, QScrollArea, QStyle, QStyleOptionComboBox, QStylePainter, QTabWidget, QVBoxLayout, QWidget,
 )
 
 
@@ -138,3 +138,73 @@ class MiddleElidedCombo(QComboBox):
         option.currentText = self.fontMetrics().elidedText(option.currentText, Qt.TextElideMode.ElideMiddle,
                                                            max(0, field.width() - 4))
         painter.drawControl(QStyle.ControlElement.CE_ComboBoxLabel, option)
+
+
+class TwoColumns(QWidget):
+    """Boxes two by two where the room is wide enough for their minimum widths, else one under another.
+
+    Follows the room it is shown in (:func:`room_of`: its scroll area's viewport), and a box whose
+    contents change (a caption, a slider added) refits, so a tab never scrolls sideways when one
+    column would fit.
+
+    Parameters
+    ----------
+    boxes : list of QWidget
+        In reading order: row by row in two columns, else top to bottom.
+    """
+
+    def __init__(self, boxes: list[QWidget], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.boxes = list(boxes)
+        self.grid = QGridLayout(self)
+        self.grid.setContentsMargins(0, 0, 0, 0)
+        self.columns = 0
+        self._room = 0
+        self._watching: QWidget | None = None
+        self.arrange(2)
+
+    def arrange(self, columns: int) -> None:
+        """Lay the boxes out in ``columns`` (1 or 2) columns."""
+        if columns == self.columns:
+            return
+        self.columns = columns
+        for box in self.boxes:
+            self.grid.removeWidget(box)
+        for r in range(len(self.boxes)):
+            self.grid.setRowStretch(r, 0)
+        for i, box in enumerate(self.boxes):
+            row, col = (i // 2, i % 2) if columns == 2 else (i, 0)
+            self.grid.addWidget(box, row, col)
+            self.grid.setRowStretch(row, 1)
+        for c in range(2):
+            self.grid.setColumnStretch(c, 1 if c < columns else 0)
+
+    def two_column_width(self) -> int:
+        """The narrowest room (px) in which the boxes fit two by two, from their minimum widths now."""
+        widths = [box.minimumSizeHint().width() for box in self.boxes]
+        left = max(widths[0::2], default=0)
+        right = max(widths[1::2], default=0)
+        return left + right + max(0, self.grid.horizontalSpacing()) + 24  # the page's own margins
+
+    def showEvent(self, event) -> None:  # noqa: ANN001, N802 - Qt override
+        super().showEvent(event)
+        room = room_of(self)
+        if room is not None and room is not self._watching:
+            room.installEventFilter(self)
+            self._watching = room
+        self.fit(room.width() if room is not None else self.width())
+
+    def event(self, event) -> bool:  # noqa: ANN001 - Qt override
+        if event.type() == QEvent.Type.LayoutRequest and self._room:
+            self.fit(self._room)
+        return super().event(event)
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: ANN001, N802 - Qt override
+        if event.type() == QEvent.Type.Resize:
+            self.fit(watched.width())
+        return False
+
+    def fit(self, width: int) -> None:
+        """Two columns in a room ``width`` px wide if they fit, else one."""
+        self._room = int(width)
+        self.arrange(2 if width >= self.two_column_width() else 1)

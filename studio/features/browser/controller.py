@@ -177,7 +177,7 @@ class BrowserController(QObject):
 
     # -- actions ---------------------------------------------------------------------------------
     def act(self, action: str, source: str, key: int) -> int:
-        """Run a thumbnail action ("sliders", "keyframe", "morph-a", "morph-b") on a held-out index or a user image.
+        """Run a thumbnail action (a key of :data:`~studio.features.browser.view.ACTIONS`) on a held-out index or a user image.
 
         Emits :attr:`example_chosen` or :attr:`image_chosen`; the feature the shell connected sends
         its Encode and hands the request id to :meth:`track` before the emit returns. Returns that

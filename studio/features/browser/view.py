@@ -2,7 +2,7 @@
 
 Each thumbnail can become a point of the latent space: "Set sliders" (encode, then the Explore
 sliders move), "Add as keyframe" (the Interpolate tab), "Morph: set A" and "Morph: set B" (the
-Morph tab), from the buttons under the lists or a thumbnail's context menu. The worker round trips
+Morph tab), "a - b + c: set a / b / c" (the Directions tab's arithmetic), from the buttons under the lists or a thumbnail's context menu. The worker round trips
 live in :mod:`studio.features.browser.controller`; this widget only shows and collects (numpy and Qt, no torch).
 """
 
@@ -12,13 +12,15 @@ import numpy as np
 from PySide6.QtCore import QPoint, QSize, Qt, Signal
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import (
-    QGridLayout, QHBoxLayout, QLabel, QListView, QListWidget, QListWidgetItem, QMenu, QPushButton, QVBoxLayout, QWidget,
+    QGridLayout, QHBoxLayout, QLabel, QListView, QListWidget, QListWidgetItem, QMenu, QPushButton, QSizePolicy,
+    QToolButton, QVBoxLayout, QWidget,
 )
 
 from studio.widgets.basic import to_pixmap
 
 #: The actions on a thumbnail: key -> button and menu text.
-ACTIONS = {"sliders": "Set sliders", "keyframe": "Add as keyframe", "morph-a": "Morph: set A", "morph-b": "Morph: set B"}
+ACTIONS = {"sliders": "Set sliders", "keyframe": "Add as keyframe", "morph-a": "Morph: set A", "morph-b": "Morph: set B",
+           "arith-a": "a - b + c: set a", "arith-b": "a - b + c: set b", "arith-c": "a - b + c: set c"}
 #: Thumbnail side in the lists, px.
 THUMB = 44
 
@@ -75,12 +77,24 @@ class BrowserPanel(QWidget):
         self.yours_list = _icon_list()
         self.yours_list.setMaximumHeight(2 * (THUMB + 22) + 8)
         self.open_button = QPushButton("Open images...")
-        self.buttons = {key: QPushButton(text) for key, text in ACTIONS.items()}
+        self.buttons = {key: (QToolButton() if key.startswith("arith-") else QPushButton(text))
+                        for key, text in ACTIONS.items()}  # the arithmetic's three are small, in one row
         grid = QGridLayout()  # two by two: the four fit a laptop's side dock
         grid.setSpacing(2)
         for i, b in enumerate(self.buttons.values()):
             b.setEnabled(False)
-            grid.addWidget(b, i // 2, i % 2)
+            if i < 4:
+                grid.addWidget(b, i // 2, i % 2)
+        arith = QHBoxLayout()  # the Directions tab's a - b + c: three short buttons in one row
+        arith.setSpacing(2)
+        arith.addWidget(QLabel("a - b + c, set:"))
+        for slot in "abc":
+            b = self.buttons[f"arith-{slot}"]
+            b.setText(slot)
+            b.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+            b.setToolTip(f"Use this image as {slot} of the Directions tab's latent arithmetic a - b + c")
+            arith.addWidget(b)
+        grid.addLayout(arith, 2, 0, 1, 2)
         self.status = QLabel("")
         self.status.setWordWrap(True)
         self.status.setStyleSheet("color: #ffcc66")

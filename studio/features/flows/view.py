@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QEvent, Qt, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox, QDoubleSpinBox, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QSlider, QSpinBox,
     QVBoxLayout, QWidget,
@@ -12,7 +12,7 @@ from PySide6.QtWidgets import (
 from studio.features.flows.state import NOTCHES, SIGMAS, STRIP
 from studio.widgets.basic import ImageView
 from studio.widgets.images import grid
-from studio.widgets.scrolling import room_of
+from studio.widgets.scrolling import TwoColumns
 
 
 class FlowView(QWidget):
@@ -131,12 +131,10 @@ class FlowView(QWidget):
         box.addLayout(row)
         box.addWidget(self.path, 1)
 
-        self.grid = QGridLayout(self)
-        self._boxes = (invert, directions, sampling, interp)
-        self.columns = 0
-        self._watching = False  # the event filter on the tab's viewport is installed (at the first show)
-        self._room = 0  # the width the tab offers, last seen
-        self.arrange(2)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.note)
+        self.boxes = TwoColumns([invert, directions, sampling, interp])  # two by two, or one column on a laptop
+        layout.addWidget(self.boxes, 1)
 
         self.invert_button.clicked.connect(lambda: self.invert_requested.emit(self.index_spin.value()))
         self.find_button.clicked.connect(lambda: self.directions_requested.emit(
@@ -151,52 +149,10 @@ class FlowView(QWidget):
         self.set_enabled("Build a model first", 0, ())
 
     # -- state -----------------------------------------------------------------------------------
-    def arrange(self, columns: int) -> None:
-        """The four boxes two by two, or (``columns`` 1, a narrow window) one under another."""
-        if columns == self.columns:
-            return
-        self.columns = columns
-        for w in (self.note, *self._boxes):
-            self.grid.removeWidget(w)
-        for r in range(5):
-            self.grid.setRowStretch(r, 0)
-        self.grid.addWidget(self.note, 0, 0, 1, columns)
-        for i, box in enumerate(self._boxes):
-            row, col = (1 + i // 2, i % 2) if columns == 2 else (1 + i, 0)
-            self.grid.addWidget(box, row, col)
-            self.grid.setRowStretch(row, 1)
-
-    def showEvent(self, event) -> None:  # noqa: ANN001, N802 - Qt override
-        """Follow the width the tab offers (the scroll area's viewport, when there is one)."""
-        super().showEvent(event)
-        room = room_of(self)
-        if room is not None and not self._watching:
-            room.installEventFilter(self)
-            self._watching = True
-        self._fit(room.width() if room is not None else self.width())
-
-    def event(self, event) -> bool:  # noqa: ANN001 - Qt override
-        """A box's contents changed (a caption, a slider added): its minimum width may have too."""
-        if event.type() == QEvent.Type.LayoutRequest and self._room:
-            self._fit(self._room)
-        return super().event(event)
-
-    def eventFilter(self, watched, event) -> bool:  # noqa: ANN001, N802 - Qt override
-        """The room resized: two columns when they fit, else one (scrolling down, not sideways)."""
-        if event.type() == QEvent.Type.Resize:
-            self._fit(watched.width())
-        return False
-
-    def two_column_width(self) -> int:
-        """The narrowest room (px) in which the boxes fit two by two, from their minimum widths now."""
-        widths = [box.minimumSizeHint().width() for box in self._boxes]
-        margins = self.grid.contentsMargins()
-        return (max(widths[0], widths[2]) + max(widths[1], widths[3]) + max(0, self.grid.horizontalSpacing())
-                + margins.left() + margins.right())
-
-    def _fit(self, width: int) -> None:
-        self._room = width
-        self.arrange(2 if width >= self.two_column_width() else 1)
+    @property
+    def columns(self) -> int:
+        """How many columns the four boxes are in now (2, or 1 in a narrow window)."""
+        return self.boxes.columns
 
     def set_enabled(self, reason: str, n_test: int, class_names: tuple[str, ...]) -> None:
         """Enable the tab for a flow on images (``reason`` "") or say why it is off."""
