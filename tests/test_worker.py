@@ -497,6 +497,10 @@ def test_maps_nearest_neighbours_and_ganspace_directions_from_the_worker(worker)
     found = collect(link, lambda e: isinstance(e, (P.DirectionsFound, P.Error)), timeout=60)[-1]
     assert isinstance(found, P.DirectionsFound) and found.directions.shape == (2, LATENT), found
     assert "first layer" in found.source and found.n == 300
+    link.send(P.MapLatents(request_id=77, n=50))  # prior draws, coloured by what the classifier sees in them
+    m = collect(link, lambda e: isinstance(e, (P.LatentMapped, P.Error)), timeout=120)[-1]
+    assert isinstance(m, P.LatentMapped) and (m.indices == -1).all() and (m.labels >= 0).all(), m
+    assert "draws from the prior" in m.source and "classifier" in m.source
     link.send(P.FindDirections(request_id=75, method="attribute", factor="class"))
     err = collect(link, lambda e: isinstance(e, P.Error), timeout=60)[-1]
     assert err.command == "FindDirections" and "no encoder" in err.message

@@ -258,6 +258,19 @@ def _thumbnails(x: np.ndarray) -> np.ndarray:
     return np.clip(np.round(np.asarray(x, np.float32) * 255), 0, 255).astype(np.uint8)
 
 
+def _classified(job: Job, dataset, images: np.ndarray, device) -> np.ndarray | None:  # noqa: ANN001
+    """(N,) int64 each image's top class by the studio's classifier of ``dataset`` (cached; trained on first use)."""
+    from engines.metrics.classifier import load_or_train_classifier, predict_proba
+
+    def progress(done: int, total: int) -> None:
+        job.progress(done, total, "training the classifier (once per data set)")
+
+    if job.cancel.is_set():
+        return None
+    classifier, _ = load_or_train_classifier(dataset, device=device, progress=progress)
+    return np.argmax(predict_proba(classifier, images), axis=1).astype(np.int64)
+
+
 def run_map(job: Job, cmd: P.MapLatents, hosted: Hosted, copies: PrivateCopies) -> P.LatentMapped | None:
     """Answer a MapLatents on the job thread: gather, then PCA or t-SNE with progress; None when cancelled.
 
@@ -295,6 +308,11 @@ def run_map(job: Job, cmd: P.MapLatents, hosted: Hosted, copies: PrivateCopies) 
         cat = model.latent.categorical
         if "class" in cat:  # a conditional GAN: colour by the class drawn
             labels = np.argmax(z[:, cat["class"]], axis=1)
+        elif images.ndim == 4 and dataset is not None and dataset.info.class_names:
+            labels = _classified(job, dataset, images, model.device)  # colour draws by what they look like
+            if labels is None:
+                return None
+            lat.source += ", coloured by the studio's classifier"
 
     def progress(fraction: float, what: str) -> None:
         job.progress(int(1000 * fraction), 1000, what)
