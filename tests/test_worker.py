@@ -497,11 +497,18 @@ def test_maps_nearest_neighbours_and_ganspace_directions_from_the_worker(worker)
     found = collect(link, lambda e: isinstance(e, (P.DirectionsFound, P.Error)), timeout=60)[-1]
     assert isinstance(found, P.DirectionsFound) and found.directions.shape == (2, LATENT), found
     assert "first layer" in found.source and found.n == 300
+    link.send(P.Train(steps=200))  # an untrained generator draws one blur: one class for every z
+    collect(link, lambda e: isinstance(e, P.Stopped), timeout=120)
     link.send(P.MapLatents(request_id=77, n=50))  # prior draws, coloured by what the classifier sees in them
     m = collect(link, lambda e: isinstance(e, (P.LatentMapped, P.Error)), timeout=120)[-1]
     assert isinstance(m, P.LatentMapped) and (m.indices == -1).all() and (m.labels >= 0).all(), m
     assert "draws from the prior" in m.source and "classifier" in m.source
-    link.send(P.FindDirections(request_id=75, method="attribute", factor="class"))
+    a, b = np.argsort(np.bincount(m.labels, minlength=10))[::-1][:2]  # the classes the draws show most
+    link.send(P.FindDirections(request_id=75, method="class", from_class=int(a), to_class=int(b), n_examples=400))
+    found = collect(link, lambda e: isinstance(e, (P.DirectionsFound, P.Error)), timeout=60)[-1]
+    assert isinstance(found, P.DirectionsFound) and found.names == [f"{a} -> {b}"], found  # draws, as classified
+    assert "classed by the studio's classifier" in found.source
+    link.send(P.FindDirections(request_id=78, method="attribute", factor="x"))
     err = collect(link, lambda e: isinstance(e, P.Error), timeout=60)[-1]
     assert err.command == "FindDirections" and "no encoder" in err.message
     link.send(P.FindNearest(request_id=76, z=np.zeros(LATENT, np.float32)))

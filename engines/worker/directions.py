@@ -171,10 +171,15 @@ def find(job: Job, cmd: P.FindDirections, model, dataset) -> tuple[DirectionSet,
     n = _int(cmd.n_examples, "FindDirections: n_examples", 3, P.MAX_DIRECTION_POOL)
     seed = _int(cmd.seed, "FindDirections: seed", 0, 2**63 - 1)
     cont, dim = _continuous(model), model.latent.dim
-    needs_encoder = cmd.method in ("class", "attribute", "groups")
-    if needs_encoder and not model.capabilities.has_encoder:
-        raise ConfigError(f"{model.name}: {cmd.method} directions come from encoded images, and this model has no "
-                          f"encoder; use principal or independent components (GANSpace)")
+    by_class = cmd.method == "class" or (cmd.method == "attribute" and cmd.factor in ("class", ""))
+    classify = False  # a model without an encoder: class directions from its draws, as the classifier sees them
+    if cmd.method in ("class", "attribute", "groups") and not model.capabilities.has_encoder:
+        labelled = dataset is not None and bool(dataset.info.class_names) and dataset.info.kind == "image"
+        if not (by_class and labelled):
+            raise ConfigError(f"{model.name}: {cmd.method} directions of factors or groups come from encoded images, "
+                              f"and this model has no encoder; use principal or independent components (GANSpace)"
+                              + (", or class directions" if labelled else ""))
+        classify = True
     positions = None
     if cmd.method == "groups":
         a = _positions(cmd.group_a, dataset, "group A")
@@ -189,6 +194,13 @@ def find(job: Job, cmd: P.FindDirections, model, dataset) -> tuple[DirectionSet,
                  centre=point if (point is not None and not model.capabilities.has_encoder) else None)
     if lat is None:
         return None
+    labels = None
+    if classify:
+        images = _decode_all(job, model, lat.z.astype(np.float32))
+        labels = None if images is None else _classified(job, dataset, images, model.device)
+        if labels is None:
+            return None
+        lat.source += ", classed by the studio's classifier"
     job.progress(1, 1, "directions")
     z = lat.z[:, cont]
     if cmd.method == "pca":
@@ -202,7 +214,7 @@ def find(job: Job, cmd: P.FindDirections, model, dataset) -> tuple[DirectionSet,
         found = D.attribute_direction(z, target, cmd.estimator, f"group A -> group B ({len(a)} / {len(b)} images)",
                                       lat.source)
     else:
-        found = _attribute(cmd, z, dataset, lat)
+        found = _attribute(cmd, z, dataset, lat, labels)
     found.source = found.source or lat.source
     return _embed(found, cont, dim), len(lat.z)
 
@@ -219,15 +231,21 @@ def _positions(group: list | None, dataset, what: str) -> np.ndarray:
     return pos
 
 
-def _attribute(cmd: P.FindDirections, z: np.ndarray, dataset, lat: Latents) -> DirectionSet:
+def _attribute(cmd: P.FindDirections, z: np.ndarray, dataset, lat: Latents,
+               labels: np.ndarray | None = None) -> DirectionSet:
     names = dataset.info.class_names or ()
     if cmd.method == "class" or cmd.factor in ("class", ""):
-        labels = _labels_for(dataset, lat.indices, "class directions")
+        if labels is None:
+            labels = _labels_for(dataset, lat.indices, "class directions")
         to = _int(cmd.to_class, "FindDirections: to_class", 0, max(0, len(names) - 1))
         if cmd.method == "class":
             fr = _int(cmd.from_class, "FindDirections: from_class", 0, max(0, len(names) - 1))
             if fr == to:
                 raise ConfigError("FindDirections: pick two different classes")
+            what = "held-out image" if lat.indices is not None else "draw"
+            for c in (fr, to):
+                if not (labels == c).any():
+                    raise DataError(f"FindDirections: no {what} of class {names[c]} among the {len(labels)} used")
             keep = np.isin(labels, [fr, to])
             return D.attribute_direction(z[keep], labels[keep] == to, cmd.estimator,
                                          f"{names[fr]} -> {names[to]}", lat.source)
@@ -256,6 +274,18 @@ def run_directions(job: Job, cmd: P.FindDirections, hosted: Hosted, copies: Priv
 
 def _thumbnails(x: np.ndarray) -> np.ndarray:
     return np.clip(np.round(np.asarray(x, np.float32) * 255), 0, 255).astype(np.uint8)
+
+
+def _decode_all(job: Job, model, z: np.ndarray) -> np.ndarray | None:  # noqa: ANN001
+    """(N, ...) float32 the model's decodes of z (N, D), batch by batch; None when cancelled."""
+    parts = []
+    for start in range(0, len(z), BATCH):
+        if job.cancel.is_set():
+            return None
+        job.progress(start, len(z), "decoding the draws")
+        with torch.inference_mode():
+            parts.append(to_numpy(model.decode(torch.from_numpy(z[start: start + BATCH]).to(model.device))))
+    return np.concatenate(parts)
 
 
 def _classified(job: Job, dataset, images: np.ndarray, device) -> np.ndarray | None:  # noqa: ANN001
@@ -297,14 +327,10 @@ def run_map(job: Job, cmd: P.MapLatents, hosted: Hosted, copies: PrivateCopies) 
         labels = dataset.labels(idx)
         factors = dataset.factor_values(idx)
     else:
-        parts = []
-        for start in range(0, len(z), BATCH):
-            if job.cancel.is_set():
-                return None
-            job.progress(start, len(z), "decoding the draws")
-            with torch.inference_mode():
-                parts.append(to_numpy(model.decode(torch.from_numpy(z[start: start + BATCH]).to(model.device))))
-        images, labels, factors = np.concatenate(parts), None, None
+        images = _decode_all(job, model, z)
+        if images is None:
+            return None
+        labels, factors = None, None
         cat = model.latent.categorical
         if "class" in cat:  # a conditional GAN: colour by the class drawn
             labels = np.argmax(z[:, cat["class"]], axis=1)

@@ -211,15 +211,15 @@ class DirectionsView(QWidget):
         for w in (self.find_button, self.local_button, self.method_combo, self.follow):
             w.setEnabled(on)
         model = self.method_combo.model()
-        for i in range(self.method_combo.count()):  # attribute, class and groups come from encoded images
-            needs = self.method_combo.itemData(i) in ("attribute", "class", "groups")
-            model.item(i).setEnabled(on and (has_encoder or not needs))
-            if needs:
-                model.item(i).setToolTip("" if has_encoder else "needs an encoder: this model has none")
+        for i in range(self.method_combo.count()):  # groups and factors come from encoded images; classes
+            key = self.method_combo.itemData(i)      # also from draws, as the studio's classifier sees them
+            usable = has_encoder or key in ("pca", "ica") or (key in ("attribute", "class") and bool(class_names))
+            model.item(i).setEnabled(on and usable)
+            model.item(i).setToolTip("" if usable else "needs an encoder (or, for classes, labelled images)")
         if not model.item(self.method_combo.currentIndex()).isEnabled():
             self.method_combo.setCurrentIndex(0)
         self.factor_combo.clear()
-        for f in factor_names:
+        for f in factor_names if has_encoder else ():
             self.factor_combo.addItem(f, f)
         if class_names:
             self.factor_combo.addItem("class (to: below)", "class")
