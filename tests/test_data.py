@@ -491,3 +491,25 @@ def test_npz_malformed(tmp_path: Path) -> None:
         with zipfile.ZipFile(tmp_path / name, "w") as zf:
             zf.writestr("x.npy", bytes(member) + bytes(64))
         fails(f"npz:{tmp_path / name}", name, "x")
+
+
+def test_postscript_named_png_never_reaches_ghostscript(tmp_path: Path, monkeypatch) -> None:
+    """Pillow picks a decoder by content: EPS content in a .png would go to Ghostscript (a `{ } loop` hangs,
+    a printing body runs). User images open as raster formats only, so it is refused at once, by name."""
+    from PIL import EpsImagePlugin
+
+    from engines.shared.image_files import load_image_file
+
+    called = []
+    monkeypatch.setattr(EpsImagePlugin, "Ghostscript", lambda *a, **k: called.append(a) or (_ for _ in ()).throw(
+        AssertionError("Ghostscript was called")))
+    evil = tmp_path / "evil.png"
+    evil.write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 16 16\n{ } loop\nshowpage\n")
+    start = time.perf_counter()
+    with pytest.raises(DataError, match="evil.png: not an image of a format we read"):
+        load_image_file(str(evil), 1, 16)
+    folder = tmp_path / "folder"
+    save(folder / "ok.png", np.zeros((8, 8), np.uint8))
+    (folder / "evil.png").write_bytes(evil.read_bytes())
+    fails(f"folder:{folder}", "evil.png", "not an image")
+    assert not called and time.perf_counter() - start < 5

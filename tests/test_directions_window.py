@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 import pytest
+from PIL import Image
 from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QApplication
@@ -153,6 +154,21 @@ def test_directions_and_the_map_in_the_window(qtbot, tmp_path, one_torch_thread)
                               check_params_cb=lambda e: isinstance(e, protocol.DirectionsFound)):
             dv.find_button.click()
         qtbot.waitUntil(lambda: len(dv.names) == 1 and dv.names[0].startswith("group A -> group B"), timeout=5_000)
+        # ... or groups picked in the browser: held-out examples and an image the user dropped
+        dv.clear_groups_button.click()
+        assert d.group_sizes() == {"a": 0, "b": 0}
+        for i in (0, 1, 2):
+            w.browser.act("group-a", "held-out", i)
+        Image.fromarray(np.full((20, 20), 200, np.uint8)).save(tmp_path / "mine.png")
+        with qtbot.waitSignal(w.browser.images_loaded, timeout=10_000):
+            w.browser.open_files([str(tmp_path / "mine.png")])
+        w.browser.act("group-b", "yours", next(iter(w.browser.user)))
+        w.browser.act("group-b", "held-out", 3)
+        assert d.group_sizes() == {"a": 3, "b": 2} and "group B: 2 images" in dv.groups_label.text()
+        with qtbot.waitSignal(client.event_received, timeout=60_000,
+                              check_params_cb=lambda e: isinstance(e, protocol.DirectionsFound)):
+            dv.find_button.click()
+        qtbot.waitUntil(lambda: dv.names == ["group A -> group B (3 / 2 images)"], timeout=5_000)
 
         # the memorisation check: the Explore image's nearest training images in pixels and in z
         with qtbot.waitSignal(client.event_received, timeout=60_000,

@@ -20,6 +20,10 @@ MIN_SIZE, MAX_SIZE = 8, 64
 #: Largest side of an image in a user's file (pixels); anything larger is refused as absurd.
 MAX_SIDE = 4096
 
+#: The only formats a user's image is opened as. Pillow otherwise picks a decoder by the file's content, and
+#: for PostScript (EPS) content that is Ghostscript: a file named ``.png`` could run a program (issue 12).
+RASTER_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP", "PPM")
+
 _BICUBIC = Image.Resampling.BICUBIC
 _GREY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
 
@@ -36,11 +40,12 @@ def _probe(path: str) -> tuple[int, int, bool]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
+            with Image.open(path, formats=RASTER_FORMATS) as im:
                 w, h = im.size
                 colour = im.mode not in _GREY_MODES
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise DataError(f"{path}: not an image Pillow can read (or absurdly large)") from None
+        raise DataError(f"{path}: not an image of a format we read ({', '.join(RASTER_FORMATS)}), "
+                        f"or absurdly large") from None
     except Exception as e:  # noqa: BLE001 - Pillow's decoders raise many types on hostile files
         raise DataError(f"{path}: cannot be read as an image ({e})") from None
     if not (0 < w <= MAX_SIDE and 0 < h <= MAX_SIDE):
@@ -53,7 +58,7 @@ def _load_image(path: str, channels: int, size: int) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Pillow's notes on odd palettes and EXIF; the pixels are what matter
-            with Image.open(path) as im:
+            with Image.open(path, formats=RASTER_FORMATS) as im:
                 im.load()
                 im = ImageOps.exif_transpose(im)
                 box = _crop_box(*im.size)

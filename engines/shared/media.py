@@ -460,7 +460,7 @@ def read_frame_count(path: str | Path) -> int:
     suffix = path.suffix.lower()
     try:
         if suffix in (".gif", ".png"):
-            with Image.open(path) as im:
+            with Image.open(path, formats=("GIF", "PNG")) as im:  # never a decoder picked by content
                 return int(getattr(im, "n_frames", 1))
         if suffix == ".mp4":
             import imageio_ffmpeg

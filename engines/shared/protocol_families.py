@@ -171,6 +171,8 @@ class FindDirections(Command):
         Mean difference, or a linear model's normal (logistic regression for groups, ridge for a factor).
     group_a, group_b : list of int or None
         Positions in the held-out split for "groups".
+    images_a, images_b : ndarray or None
+        (N, C, H, W) float32 in [0, 1]: images the user dropped, encoded into the groups too.
     point : ndarray or None
         (D,) float32, the current point, for "local".
     seed : int
@@ -186,6 +188,8 @@ class FindDirections(Command):
     estimator: str = "mean"
     group_a: list | None = None
     group_b: list | None = None
+    images_a: np.ndarray | None = _arr()
+    images_b: np.ndarray | None = _arr()
     point: np.ndarray | None = _arr()
     seed: int = 0
 

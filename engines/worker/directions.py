@@ -180,11 +180,9 @@ def find(job: Job, cmd: P.FindDirections, model, dataset) -> tuple[DirectionSet,
                               f"and this model has no encoder; use principal or independent components (GANSpace)"
                               + (", or class directions" if labelled else ""))
         classify = True
-    positions = None
     if cmd.method == "groups":
-        a = _positions(cmd.group_a, dataset, "group A")
-        b = _positions(cmd.group_b, dataset, "group B")
-        positions = np.concatenate([a, b])
+        return _groups(job, cmd, model, dataset, cont)
+    positions = None
     point = None
     if cmd.method == "local":
         point = np.asarray(cmd.point if cmd.point is not None else [], np.float64).reshape(-1)
@@ -209,14 +207,38 @@ def find(job: Job, cmd: P.FindDirections, model, dataset) -> tuple[DirectionSet,
         found = D.independent_directions(z, k, lat.features, seed, lat.source)
     elif cmd.method == "local":
         found = D.local_directions(z, point[cont], k, features=lat.features)
-    elif cmd.method == "groups":
-        target = np.arange(len(positions)) >= len(a)
-        found = D.attribute_direction(z, target, cmd.estimator, f"group A -> group B ({len(a)} / {len(b)} images)",
-                                      lat.source)
     else:
         found = _attribute(cmd, z, dataset, lat, labels)
     found.source = found.source or lat.source
     return _embed(found, cont, dim), len(lat.z)
+
+
+def _groups(job: Job, cmd: P.FindDirections, model, dataset, cont: list[int]) -> tuple[DirectionSet, int] | None:
+    """The direction from group A to group B: held-out positions and dropped images, encoded."""
+    codes = []
+    for what, positions, images in (("group A", cmd.group_a, cmd.images_a), ("group B", cmd.group_b, cmd.images_b)):
+        parts = []
+        if positions:
+            z = encode_positions(job, model, dataset, _positions(positions, dataset, what), what=f"encoding {what}")
+            if z is None:
+                return None
+            parts.append(z)
+        if images is not None and len(images):
+            x = np.asarray(images, np.float32)
+            shape = tuple(model.data.shape)
+            if x.ndim != len(shape) + 1 or tuple(x.shape[1:]) != shape or len(x) > P.MAX_REQUEST or not np.isfinite(x).all():
+                raise ConfigError(f"FindDirections: {what}'s images must be N x {'x'.join(map(str, shape))} finite values")
+            with torch.inference_mode():
+                parts.append(to_numpy(model.encode(torch.from_numpy(x).to(model.device))).astype(np.float64))
+        if not parts:
+            raise ConfigError(f"FindDirections: {what} is empty: lasso points on the Map, or add images to it")
+        codes.append(np.concatenate(parts))
+    za, zb = codes
+    z = np.concatenate([za, zb])
+    source = f"posterior means of {len(za)} + {len(zb)} images in two groups"
+    found = D.attribute_direction(z[:, cont], np.arange(len(z)) >= len(za), cmd.estimator,
+                                  f"group A -> group B ({len(za)} / {len(zb)} images)", source)
+    return _embed(found, cont, model.latent.dim), len(z)
 
 
 def _positions(group: list | None, dataset, what: str) -> np.ndarray:

@@ -245,14 +245,16 @@ class MainWindow(QMainWindow):
         targets = {"sliders": self.explore.encode_example, "keyframe": self.interpolation.add_example,
                    "morph-a": lambda i: self.morph.set_from_example("A", i),
                    "morph-b": lambda i: self.morph.set_from_example("B", i),
-                   **{f"arith-{s}": (lambda i, s=s: self.directions.use_example(s, i)) for s in "abc"}}
+                   **{f"arith-{s}": (lambda i, s=s: self.directions.use_example(s, i)) for s in "abc"},
+                   **{f"group-{s}": (lambda i, s=s: self.directions.add_to_group(s, i)) for s in "ab"}}
         self.browser.track(targets[action](index), f"held-out #{index}")
 
     def _use_image(self, action: str, image, name: str) -> None:  # noqa: ANN001 - (C, H, W) float32
         targets = {"sliders": self.explore.encode_image, "keyframe": self.interpolation.add_image,
                    "morph-a": lambda x: self.morph.set_from_image("A", x, name),
                    "morph-b": lambda x: self.morph.set_from_image("B", x, name),
-                   **{f"arith-{s}": (lambda x, s=s: self.directions.use_image(s, x, name)) for s in "abc"}}
+                   **{f"arith-{s}": (lambda x, s=s: self.directions.use_image(s, x, name)) for s in "abc"},
+                   **{f"group-{s}": (lambda x, s=s: self.directions.add_image_to_group(s, x, name)) for s in "ab"}}
         self.browser.track(targets[action](image), name)
 
     # -- commands --------------------------------------------------------------------------------

@@ -20,7 +20,8 @@ from studio.widgets.basic import to_pixmap
 
 #: The actions on a thumbnail: key -> button and menu text.
 ACTIONS = {"sliders": "Set sliders", "keyframe": "Add as keyframe", "morph-a": "Morph: set A", "morph-b": "Morph: set B",
-           "arith-a": "a - b + c: set a", "arith-b": "a - b + c: set b", "arith-c": "a - b + c: set c"}
+           "arith-a": "a - b + c: set a", "arith-b": "a - b + c: set b", "arith-c": "a - b + c: set c",
+           "group-a": "Directions: add to group A", "group-b": "Directions: add to group B"}
 #: Thumbnail side in the lists, px.
 THUMB = 44
 
@@ -77,7 +78,7 @@ class BrowserPanel(QWidget):
         self.yours_list = _icon_list()
         self.yours_list.setMaximumHeight(2 * (THUMB + 22) + 8)
         self.open_button = QPushButton("Open images...")
-        self.buttons = {key: (QToolButton() if key.startswith("arith-") else QPushButton(text))
+        self.buttons = {key: (QToolButton() if key.startswith(("arith-", "group-")) else QPushButton(text))
                         for key, text in ACTIONS.items()}  # the arithmetic's three are small, in one row
         grid = QGridLayout()  # two by two: the four fit a laptop's side dock
         grid.setSpacing(2)
@@ -87,12 +88,20 @@ class BrowserPanel(QWidget):
                 grid.addWidget(b, i // 2, i % 2)
         arith = QHBoxLayout()  # the Directions tab's a - b + c: three short buttons in one row
         arith.setSpacing(2)
-        arith.addWidget(QLabel("a - b + c, set:"))
+        self.row_label = QLabel("a-b+c:")
+        self.row_label.setToolTip("The Directions tab: the three points of a - b + c, and the two groups of a direction")
+        arith.addWidget(self.row_label)
         for slot in "abc":
             b = self.buttons[f"arith-{slot}"]
             b.setText(slot)
             b.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
             b.setToolTip(f"Use this image as {slot} of the Directions tab's latent arithmetic a - b + c")
+            arith.addWidget(b)
+        for slot in "ab":
+            b = self.buttons[f"group-{slot}"]
+            b.setText(f"group {slot.upper()}")
+            b.setToolTip(f"Add this image to group {slot.upper()} of the Directions tab's two-groups direction")
+            b.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
             arith.addWidget(b)
         grid.addLayout(arith, 2, 0, 1, 2)
         self.status = QLabel("")
@@ -125,7 +134,7 @@ class BrowserPanel(QWidget):
         """"image", "points" (no thumbnails: a note instead) or None (no model yet)."""
         images = kind == "image"
         for w in (self.held_title, self.held_list, self.prev_button, self.next_button, self.page_label,
-                  self.yours_title, self.yours_list, self.open_button, *self.buttons.values()):
+                  self.yours_title, self.yours_list, self.open_button, self.row_label, *self.buttons.values()):
             w.setVisible(images)
         if kind == "points":
             self.note.setText("This data set holds 2-D points (ring or grid): there are no images to browse. "

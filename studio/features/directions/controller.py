@@ -57,7 +57,8 @@ class DirectionsController(QObject):
         self.edit = DirectionEdit()
         self.arith = Arithmetic()
         self.local: DirectionSet | None = None
-        self.groups: dict[str, list[int]] = {"a": [], "b": []}
+        self.groups: dict[str, list[int]] = {"a": [], "b": []}  # held-out positions (lassoed, or picked)
+        self.group_images: dict[str, list[np.ndarray]] = {"a": [], "b": []}  # images the user dropped
         self.point: np.ndarray | None = None
         self.ready: protocol.Ready | None = None
         self.run_folder: Path | None = None
@@ -84,6 +85,7 @@ class DirectionsController(QObject):
         v.slot_from_point.connect(self.slot_from_point)
         v.slot_from_example.connect(self.use_example)
         v.arithmetic_requested.connect(self.go_to_result)
+        v.clear_groups_requested.connect(self.clear_groups)
         v.job.cancel_requested.connect(self.client.cancel)
 
     @property
@@ -104,6 +106,7 @@ class DirectionsController(QObject):
         self.arith.clear()
         self.local = None
         self.groups = {"a": [], "b": []}
+        self.group_images = {"a": [], "b": []}
         self._asked.clear()
 
     def _set_folder(self, path: str | None) -> None:
@@ -148,10 +151,15 @@ class DirectionsController(QObject):
         method = request["method"]
         extra: dict = {}
         if method == "groups":
-            if not self.groups["a"] or not self.groups["b"]:
-                self.services.notify("Lasso group A and group B on the Map tab first", "warning")
+            sizes = self.group_sizes()
+            if not sizes["a"] or not sizes["b"]:
+                self.services.notify("Lasso group A and group B on the Map tab (or add images to them from the "
+                                     "data set browser) first", "warning")
                 return 0
             extra = {"group_a": list(self.groups["a"]), "group_b": list(self.groups["b"])}
+            for g in "ab":
+                if self.group_images[g]:
+                    extra[f"images_{g}"] = np.stack(self.group_images[g]).astype(np.float32)
         rid = self._send("directions", protocol.FindDirections(
             method=method, k=int(request["k"]), n_examples=int(request["n"]), factor=str(request.get("factor", "")),
             from_class=int(request.get("from_class", 0)), to_class=int(request.get("to_class", 1)),
@@ -170,9 +178,34 @@ class DirectionsController(QObject):
     def set_group(self, which: str, positions: list[int]) -> None:
         """Group ``which`` ("a" or "b") of held-out positions, for "two groups" directions (from the Map's lasso)."""
         self.groups[which] = [int(p) for p in positions]
-        a, b = len(self.groups["a"]), len(self.groups["b"])
-        self.view.groups_label.setText(f"group A: {a} images, group B: {b} images (lassoed on the Map)")
-        if a and b:
+        self._groups_changed()
+
+    def add_to_group(self, which: str, index: int) -> int:
+        """Add held-out example ``index`` to group ``which`` (the browser's "group A / B" buttons); 0 (no request)."""
+        if int(index) not in self.groups[which]:
+            self.groups[which].append(int(index))
+        self._groups_changed()
+        return 0
+
+    def add_image_to_group(self, which: str, image: np.ndarray, name: str = "") -> int:
+        """Add an image (C, H, W) the user dropped to group ``which``; encoded with the group; 0 (no request)."""
+        self.group_images[which].append(np.asarray(image, np.float32))
+        self._groups_changed()
+        return 0
+
+    def group_sizes(self) -> dict[str, int]:
+        """Images in each group, held-out and dropped."""
+        return {g: len(self.groups[g]) + len(self.group_images[g]) for g in "ab"}
+
+    def clear_groups(self) -> None:
+        self.groups, self.group_images = {"a": [], "b": []}, {"a": [], "b": []}
+        self._groups_changed()
+
+    def _groups_changed(self) -> None:
+        sizes = self.group_sizes()
+        self.view.groups_label.setText(f"group A: {sizes['a']} images, group B: {sizes['b']} images "
+                                       f"(lassoed on the Map, or added from the data set browser)")
+        if sizes["a"] and sizes["b"]:
             self.view.method_combo.setCurrentIndex(self.view.method_combo.findData("groups"))
 
     def _on_directions(self, event: protocol.DirectionsFound) -> None:

@@ -33,6 +33,8 @@ class DirectionsView(QWidget):
         Fill arithmetic slot "a", "b" or "c" from the current point or a held-out example.
     arithmetic_requested()
         Move the Explore point to a - b + c.
+    clear_groups_requested()
+        Empty the two groups.
     """
 
     find_requested = Signal(dict)
@@ -45,6 +47,7 @@ class DirectionsView(QWidget):
     slot_from_point = Signal(str)
     slot_from_example = Signal(str, int)
     arithmetic_requested = Signal()
+    clear_groups_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -85,7 +88,10 @@ class DirectionsView(QWidget):
         self.job = JobProgress()
         self.source = QLabel("")
         self.source.setWordWrap(True)
-        self.groups_label = QLabel("groups: none lassoed yet (Map tab)")
+        self.groups_label = QLabel("groups: none yet (lasso them on the Map, or add images from the data set browser)")
+        self.groups_label.setWordWrap(True)
+        self.clear_groups_button = QPushButton("Clear groups")
+        self.clear_groups_button.setToolTip("Empty group A and group B")
         find = QGroupBox("Find")
         form = QGridLayout(find)
         form.addWidget(QLabel("method"), 0, 0)
@@ -102,7 +108,8 @@ class DirectionsView(QWidget):
         form.addWidget(self.class_label, 3, 0)
         form.addWidget(self.from_combo, 3, 1)
         form.addWidget(self.to_combo, 3, 2)
-        form.addWidget(self.groups_label, 4, 0, 1, 4)
+        form.addWidget(self.groups_label, 4, 0, 1, 3)
+        form.addWidget(self.clear_groups_button, 4, 3)
         form.addWidget(self.find_button, 5, 0, 1, 4)
         form.addWidget(self.job, 6, 0, 1, 4)
         form.addWidget(self.source, 7, 0, 1, 4)
@@ -197,6 +204,7 @@ class DirectionsView(QWidget):
         self.export_gif_button.clicked.connect(lambda: self.export_requested.emit("gif"))
         self.local_button.clicked.connect(self.local_requested)
         self.go_button.clicked.connect(self.arithmetic_requested)
+        self.clear_groups_button.clicked.connect(self.clear_groups_requested)
         self.set_enabled("Build or open a model with a latent to find directions in it", 0, (), (), False)
         self.set_directions([])
 
@@ -242,6 +250,7 @@ class DirectionsView(QWidget):
         for w in (self.class_label, self.from_combo, self.to_combo):
             w.setVisible(m == "class" or (m == "attribute" and self.factor_combo.currentData() == "class"))
         self.groups_label.setVisible(m == "groups")
+        self.clear_groups_button.setVisible(m == "groups")
 
     def request(self) -> dict:
         """The request the controls describe."""

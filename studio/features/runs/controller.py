@@ -24,7 +24,7 @@ def _read_samples(path: Path) -> np.ndarray | None:
     try:
         if path.stat().st_size > MAX_SAMPLES_BYTES:
             return None
-        with Image.open(path) as im:
+        with Image.open(path, formats=("PNG",)) as im:  # never a decoder picked by the file's content
             arr = np.asarray(im.convert("L" if im.mode in ("1", "L", "LA", "I;16") else "RGB"), np.float32) / 255.0
     except (OSError, ValueError, Image.DecompressionBombError):
         return None
