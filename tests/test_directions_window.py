@@ -144,6 +144,9 @@ def test_directions_and_the_map_in_the_window(qtbot, tmp_path, one_torch_thread)
 
         # lasso the left and the right halves: two groups for a direction between them
         w.central_tabs.setCurrentWidget(mv)
+        mv.box.autoRange(padding=0.05)  # the whole map in view again, after the tab was hidden
+        qtbot.wait(50)
+        (x0, x1), (y0, y1) = mv.box.viewRange()
         xm = float(np.median(m.map.xy[:, 0]))
         for mode, (lo, hi) in (("lasso-a", (x0, xm)), ("lasso-b", (xm, x1))):
             mv.set_mode(mode)
