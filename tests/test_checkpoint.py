@@ -209,6 +209,11 @@ def rewrite(path: Path, tensors: dict[str, torch.Tensor] | None = None, manifest
         ({"config": {"latent_dim": 4, "arch": "transformer"}}, ["cannot build"]),
         ({"hyper": {"beta": 1e9}}, ["beta"]),
         ({"optimizers": {}}, ["optimiser"]),
+        # tampered sizes are refused before anything is built (issue 12: latent_dim 5e7 built for 5 minutes)
+        ({"config": {"latent_dim": 50_000_000}}, ["latent_dim", "[0, 4096]"]),
+        ({"config": {"latent_dim": 4, "hidden": 10**9}}, ["hidden"]),
+        ({"config": {"latent_dim": True}}, ["latent_dim"]),
+        ("[" * 100_000 + "]" * 100_000, ["nested absurdly deep"]),
     ],
 )
 def test_wrong_manifest(saved, change, words):
@@ -219,6 +224,21 @@ def test_wrong_manifest(saved, change, words):
         change = manifest
     rewrite(path, manifest=change)
     expect_error(path, *words)
+
+
+@pytest.mark.parametrize("data, words", [
+    ({"shape": [1, -8, 8]}, ["image shape"]),
+    ({"shape": [7, 8, 8]}, ["image shape"]),
+    ({"kind": "audio"}, ["kind"]),
+    ({"n_train": -1}, ["n_train"]),
+    ({"class_names": ["x"] * 5000}, ["class_names"]),
+])
+def test_a_tampered_data_description_is_refused_by_field(saved, data, words):
+    _, path = saved
+    manifest = read_manifest(path)
+    manifest["data"] = {**manifest["data"], **data}
+    rewrite(path, manifest=manifest)
+    expect_error(path, "data description", *words)
 
 
 def test_remove_required_key(saved):
@@ -259,3 +279,15 @@ def test_bad_optimizer_tensor_names_the_key(saved):
     tensors[key] = torch.zeros(3, 3)
     rewrite(path, tensors=tensors)
     expect_error(path, key, "shape")
+
+
+def test_a_configure_with_absurd_sizes_is_refused_before_building():
+    """The same caps guard a Configure from the window or a peer (issue 12: latent_dim 1e6 took 10 GB)."""
+    from engines.shared.errors import ConfigError
+    from engines.shared.registry import SIZE_CAPS, make_config
+
+    with pytest.raises(ConfigError, match="latent_dim must be an integer in"):
+        make_config("vae", latent_dim=10**6)
+    with pytest.raises(ConfigError, match="width"):
+        make_config("gan", width=-4)
+    assert make_config("vae", latent_dim=SIZE_CAPS["latent_dim"]).latent_dim == SIZE_CAPS["latent_dim"]

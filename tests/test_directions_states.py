@@ -83,3 +83,16 @@ def test_a_tsne_map_places_a_map_latent_on_its_own_point() -> None:
     np.testing.assert_allclose(m.place(m.z[[2, 9]]), m.xy[[2, 9]], atol=1e-6)
     with pytest.raises(ValueError, match="width"):
         m.place(np.zeros(5))
+
+
+def test_groups_hold_held_out_positions_and_dropped_images() -> None:
+    from studio.features.directions.state import Groups
+
+    g = Groups()
+    assert not g.ready() and g.fields() == {"group_a": [], "group_b": []}
+    g.positions["a"] += [3, 4]
+    g.images["b"].append(np.zeros((1, 4, 4), np.float32))
+    assert g.ready() and g.sizes() == {"a": 2, "b": 1}
+    f = g.fields()
+    assert f["group_a"] == [3, 4] and f["images_b"].shape == (1, 1, 4, 4) and "images_a" not in f
+    assert g.caption().startswith("group A: 2 images, group B: 1 images")

@@ -151,7 +151,7 @@ def test_directions_and_the_map_in_the_window(qtbot, tmp_path, one_torch_thread)
         for mode, (lo, hi) in (("lasso-a", (x0, xm)), ("lasso-b", (xm, x1))):
             mv.set_mode(mode)
             drag(mv, [(lo, y0), (hi, y0), (hi, y1), (lo, y1), (lo, y0)], qtbot)
-        assert len(d.groups["a"]) > 20 and len(d.groups["b"]) > 20
+        assert len(d.groups.positions["a"]) > 20 and len(d.groups.positions["b"]) > 20
         assert dv.method_combo.currentData() == "groups"
         with qtbot.waitSignal(client.event_received, timeout=60_000,
                               check_params_cb=lambda e: isinstance(e, protocol.DirectionsFound)):
@@ -159,7 +159,7 @@ def test_directions_and_the_map_in_the_window(qtbot, tmp_path, one_torch_thread)
         qtbot.waitUntil(lambda: len(dv.names) == 1 and dv.names[0].startswith("group A -> group B"), timeout=5_000)
         # ... or groups picked in the browser: held-out examples and an image the user dropped
         dv.clear_groups_button.click()
-        assert d.group_sizes() == {"a": 0, "b": 0}
+        assert d.groups.sizes() == {"a": 0, "b": 0}
         for i in (0, 1, 2):
             w.browser.act("group-a", "held-out", i)
         Image.fromarray(np.full((20, 20), 200, np.uint8)).save(tmp_path / "mine.png")
@@ -167,7 +167,7 @@ def test_directions_and_the_map_in_the_window(qtbot, tmp_path, one_torch_thread)
             w.browser.open_files([str(tmp_path / "mine.png")])
         w.browser.act("group-b", "yours", next(iter(w.browser.user)))
         w.browser.act("group-b", "held-out", 3)
-        assert d.group_sizes() == {"a": 3, "b": 2} and "group B: 2 images" in dv.groups_label.text()
+        assert d.groups.sizes() == {"a": 3, "b": 2} and "group B: 2 images" in dv.groups_label.text()
         with qtbot.waitSignal(client.event_received, timeout=60_000,
                               check_params_cb=lambda e: isinstance(e, protocol.DirectionsFound)):
             dv.find_button.click()

@@ -190,6 +190,8 @@ def _read_header(path: Path) -> dict:
         raw = f.read(n)
     try:
         header = json.loads(raw.decode("utf-8"))
+    except RecursionError:
+        raise CheckpointError(f"{path}: corrupt safetensors header (nested absurdly deep)") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{path}: not a safetensors file or corrupt header ({exc})") from exc
     if not isinstance(header, dict):
@@ -213,6 +215,8 @@ def _parse_manifest(path: Path, text: Any) -> dict:
         raise CheckpointError(f"{path}: no Latent Studio manifest in the file (metadata key {METADATA_KEY!r} missing)")
     try:
         manifest = json.loads(text)
+    except RecursionError:
+        raise CheckpointError(f"{path}: the manifest is nested absurdly deep") from None
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{path}: the manifest is not valid JSON ({exc})") from exc
     if not isinstance(manifest, dict):

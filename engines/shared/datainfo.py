@@ -34,6 +34,12 @@ def with_binarized(spec: str, on: bool) -> str:
     return BINARIZED_PREFIX + inner if on else inner
 
 
+#: Largest image side, examples and class / factor names a data description may claim (checked on load).
+MAX_SIDE = 512
+MAX_EXAMPLES = 10**8
+MAX_NAMES = 1000
+
+
 @dataclass(frozen=True)
 class DataInfo:
     """What a model needs to know about its data, small enough to send to the window as JSON.
@@ -95,11 +101,49 @@ class DataInfo:
 
     @classmethod
     def from_json(cls, d: dict) -> DataInfo:
-        """Inverse of :meth:`to_json`."""
+        """Inverse of :meth:`to_json`, checked: it comes from files and peers we do not trust (a checkpoint's
+        manifest, a message), so every size is range-checked before anything is built from it.
+
+        Raises
+        ------
+        ValueError
+            A kind, shape, count or name list out of range (named); TypeError for a field of the wrong type.
+        """
         d = dict(d)
         for k in ("shape", "class_names", "factor_names", "factor_sizes"):
             if d.get(k) is not None:
                 d[k] = tuple(d[k])
         if d.get("modes") is not None:
             d["modes"] = tuple(tuple(m) for m in d["modes"])
-        return cls(**d)
+        info = cls(**d)
+        info.check()
+        return info
+
+    def check(self) -> None:
+        """Raise ValueError unless every field is in range (see :meth:`from_json`)."""
+        def count(v: object, what: str, hi: int) -> None:
+            if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= hi:
+                raise ValueError(f"data {what} must be an integer in [0, {hi}], not {v!r}")
+
+        if self.kind not in ("image", "points"):
+            raise ValueError(f"data kind must be 'image' or 'points', not {self.kind!r}")
+        shape = self.shape
+        if not all(isinstance(s, int) and not isinstance(s, bool) for s in shape):
+            raise ValueError(f"data shape must be integers, not {shape!r}")
+        if self.kind == "points" and shape != (2,):
+            raise ValueError(f"2-D points have shape (2,), not {shape!r}")
+        if self.kind == "image" and (len(shape) != 3 or shape[0] not in (1, 3) or not all(1 <= s <= MAX_SIDE for s in shape[1:])):
+            raise ValueError(f"an image shape is (1 or 3, H, W) with sides 1..{MAX_SIDE}, not {shape!r}")
+        for what in ("size", "n_train", "n_test"):
+            count(getattr(self, what), what, MAX_EXAMPLES)
+        for what in ("class_names", "factor_names"):
+            names = getattr(self, what)
+            if names is not None and (len(names) > MAX_NAMES or not all(isinstance(n, str) and len(n) <= 200 for n in names)):
+                raise ValueError(f"data {what} must be at most {MAX_NAMES} strings")
+        if self.factor_sizes is not None:
+            if len(self.factor_sizes) > MAX_NAMES:
+                raise ValueError(f"data factor_sizes must hold at most {MAX_NAMES} counts")
+            for v in self.factor_sizes:
+                count(v, "factor_sizes", MAX_EXAMPLES)
+        if self.modes is not None and (len(self.modes) > MAX_NAMES or not all(len(m) == 2 for m in self.modes)):
+            raise ValueError(f"data modes must be at most {MAX_NAMES} (x, y) pairs")

@@ -156,6 +156,12 @@ def engine_class(name: str) -> type:
     return getattr(importlib.import_module(module), cls)
 
 
+#: Upper bounds of the size settings of every engine's config, checked before a network is built.
+SIZE_CAPS = {"latent_dim": 4096, "width": 1024, "hidden": 16384, "d_hidden": 16384, "depth": 256, "d_depth": 64,
+             "channels": 1024, "layers": 64, "blocks": 64, "scales": 8, "levels": 8, "steps": 64, "flow_steps": 64,
+             "n_masks": 64, "context": 4096, "n_categories": 1000, "n_continuous": 256, "pack": 64, "pack_max": 64}
+
+
 def make_config(name: str, **overrides: Any) -> Any:
     """The config dataclass of model ``name`` with registry defaults, then ``overrides``, applied.
 
@@ -171,6 +177,9 @@ def make_config(name: str, **overrides: Any) -> Any:
         if k not in known:
             raise ConfigError(f"model {name!r} has no setting {k!r}; it has {sorted(known)}")
         values[k] = v
+    for k, hi in SIZE_CAPS.items():  # a tampered manifest or a peer must not build a network for minutes
+        if k in values and (isinstance(values[k], bool) or not isinstance(values[k], int) or not 0 <= values[k] <= hi):
+            raise ConfigError(f"model {name!r}: {k} must be an integer in [0, {hi}], not {values[k]!r}")
     return config_cls(**values)
 
 

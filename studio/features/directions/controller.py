@@ -18,7 +18,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from engines.shared import protocol
 from engines.shared.directions import DirectionSet
 from engines.shared.errors import ConfigError
-from studio.features.directions.state import SLOTS, Arithmetic, DirectionEdit, local_grid
+from studio.features.directions.state import SLOTS, Arithmetic, DirectionEdit, Groups, local_grid
 from studio.features.directions.view import DirectionsView
 from studio.services import Services
 
@@ -57,8 +57,7 @@ class DirectionsController(QObject):
         self.edit = DirectionEdit()
         self.arith = Arithmetic()
         self.local: DirectionSet | None = None
-        self.groups: dict[str, list[int]] = {"a": [], "b": []}  # held-out positions (lassoed, or picked)
-        self.group_images: dict[str, list[np.ndarray]] = {"a": [], "b": []}  # images the user dropped
+        self.groups = Groups()
         self.point: np.ndarray | None = None
         self.ready: protocol.Ready | None = None
         self.run_folder: Path | None = None
@@ -105,8 +104,7 @@ class DirectionsController(QObject):
             self.view.source.setText("")
         self.arith.clear()
         self.local = None
-        self.groups = {"a": [], "b": []}
-        self.group_images = {"a": [], "b": []}
+        self.groups = Groups()
         self._asked.clear()
 
     def _set_folder(self, path: str | None) -> None:
@@ -151,15 +149,11 @@ class DirectionsController(QObject):
         method = request["method"]
         extra: dict = {}
         if method == "groups":
-            sizes = self.group_sizes()
-            if not sizes["a"] or not sizes["b"]:
+            if not self.groups.ready():
                 self.services.notify("Lasso group A and group B on the Map tab (or add images to them from the "
                                      "data set browser) first", "warning")
                 return 0
-            extra = {"group_a": list(self.groups["a"]), "group_b": list(self.groups["b"])}
-            for g in "ab":
-                if self.group_images[g]:
-                    extra[f"images_{g}"] = np.stack(self.group_images[g]).astype(np.float32)
+            extra = self.groups.fields()
         rid = self._send("directions", protocol.FindDirections(
             method=method, k=int(request["k"]), n_examples=int(request["n"]), factor=str(request.get("factor", "")),
             from_class=int(request.get("from_class", 0)), to_class=int(request.get("to_class", 1)),
@@ -177,35 +171,29 @@ class DirectionsController(QObject):
 
     def set_group(self, which: str, positions: list[int]) -> None:
         """Group ``which`` ("a" or "b") of held-out positions, for "two groups" directions (from the Map's lasso)."""
-        self.groups[which] = [int(p) for p in positions]
+        self.groups.positions[which] = [int(p) for p in positions]
         self._groups_changed()
 
     def add_to_group(self, which: str, index: int) -> int:
         """Add held-out example ``index`` to group ``which`` (the browser's "group A / B" buttons); 0 (no request)."""
-        if int(index) not in self.groups[which]:
-            self.groups[which].append(int(index))
+        if int(index) not in self.groups.positions[which]:
+            self.groups.positions[which].append(int(index))
         self._groups_changed()
         return 0
 
     def add_image_to_group(self, which: str, image: np.ndarray, name: str = "") -> int:
         """Add an image (C, H, W) the user dropped to group ``which``; encoded with the group; 0 (no request)."""
-        self.group_images[which].append(np.asarray(image, np.float32))
+        self.groups.images[which].append(np.asarray(image, np.float32))
         self._groups_changed()
         return 0
 
-    def group_sizes(self) -> dict[str, int]:
-        """Images in each group, held-out and dropped."""
-        return {g: len(self.groups[g]) + len(self.group_images[g]) for g in "ab"}
-
     def clear_groups(self) -> None:
-        self.groups, self.group_images = {"a": [], "b": []}, {"a": [], "b": []}
+        self.groups = Groups()
         self._groups_changed()
 
     def _groups_changed(self) -> None:
-        sizes = self.group_sizes()
-        self.view.groups_label.setText(f"group A: {sizes['a']} images, group B: {sizes['b']} images "
-                                       f"(lassoed on the Map, or added from the data set browser)")
-        if sizes["a"] and sizes["b"]:
+        self.view.groups_label.setText(self.groups.caption())
+        if self.groups.ready():
             self.view.method_combo.setCurrentIndex(self.view.method_combo.findData("groups"))
 
     def _on_directions(self, event: protocol.DirectionsFound) -> None:

@@ -149,3 +149,40 @@ class Arithmetic:
         """E.g. "held-out #3 - held-out #7 + current point"."""
         labels = [v[1] if v is not None else "?" for v in (self.slots[s] for s in SLOTS)]
         return f"{labels[0]} - {labels[1]} + {labels[2]}"
+
+
+class Groups:
+    """The two groups of a "two groups" direction: held-out positions (lassoed or picked) and dropped images.
+
+    Attributes
+    ----------
+    positions : dict of str to list of int
+        "a" and "b": positions in the held-out split.
+    images : dict of str to list of ndarray
+        "a" and "b": images (C, H, W) float32 the user dropped.
+    """
+
+    def __init__(self) -> None:
+        self.positions: dict[str, list[int]] = {"a": [], "b": []}
+        self.images: dict[str, list[np.ndarray]] = {"a": [], "b": []}
+
+    def sizes(self) -> dict[str, int]:
+        """Images in each group, held-out and dropped."""
+        return {g: len(self.positions[g]) + len(self.images[g]) for g in "ab"}
+
+    def ready(self) -> bool:
+        """Whether both groups hold an image."""
+        return all(self.sizes().values())
+
+    def fields(self) -> dict:
+        """The FindDirections fields of the groups: ``group_a``, ``group_b`` and, where there are any, ``images_a`` /
+        ``images_b`` stacked (N, C, H, W)."""
+        out: dict = {"group_a": list(self.positions["a"]), "group_b": list(self.positions["b"])}
+        for g in "ab":
+            if self.images[g]:
+                out[f"images_{g}"] = np.stack(self.images[g]).astype(np.float32)
+        return out
+
+    def caption(self) -> str:
+        s = self.sizes()
+        return f"group A: {s['a']} images, group B: {s['b']} images (lassoed on the Map, or added from the data set browser)"
