@@ -299,6 +299,22 @@ def test_decode_refuses_malformed_headers():
             P.decode(frame)
 
 
+def test_decode_refuses_hostile_shapes_and_nesting_with_a_protocol_error():
+    """Issue 12's probe: a shape whose product wraps int64, 65 dimensions, a 200,000-deep header or field."""
+    wraps = [2**32, 2**32, 16]  # 2^68 elements: np.prod in int64 wraps to 0, so 0 bytes "fit"
+    deep = b"[" * 200_000 + b"]" * 200_000
+    bad = [
+        _frame({"type": "Decode", "fields": {}, "arrays": [{"field": "z", "dtype": "float32", "shape": wraps}]}),
+        _frame({"type": "Decode", "fields": {}, "arrays": [{"field": "z", "dtype": "float32", "shape": [1] * 65}]}),
+        b"LSM1" + struct.pack("<I", len(deep)) + deep,
+    ]
+    header = b'{"type": "Train", "fields": {"steps": ' + deep + b'}, "arrays": []}'  # deep in a field's value
+    bad.append(P.MAGIC + struct.pack("<I", len(header)) + header)
+    for frame in bad:
+        with pytest.raises(ProtocolError):
+            P.decode(frame)
+
+
 def test_decode_refuses_oversized_frames(monkeypatch):
     frame = P.encode(P.Decode(z=np.ones(100, np.float32)))
     from engines.shared import codec

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import struct
 from typing import Any, ClassVar
 
@@ -30,6 +31,8 @@ import numpy as np
 from engines.shared.errors import ProtocolError
 
 MAGIC = b"LSM1"
+#: Most dimensions an array in a frame may have (numpy's own limit is 64).
+MAX_NDIM = 8
 _ALLOWED_DTYPES = {"bool", "uint8", "int8", "int16", "int32", "int64", "uint16", "uint32", "float16", "float32", "float64"}
 #: Largest frame either side accepts, in bytes (a 64-image 64x64 RGB float32 grid is 3 MB).
 MAX_FRAME_BYTES = 512 * 1024 * 1024
@@ -140,8 +143,16 @@ def decode(frame: bytes | bytearray | memoryview) -> Message:
     ------
     ProtocolError
         On a pickle stream, a wrong magic number, a truncated or oversized frame, an unknown
-        message type or field, or an array whose dtype or size does not match its bytes.
+        message type or field, an array whose dtype, rank (at most :data:`MAX_NDIM`) or size does not
+        match its bytes, or a header nested absurdly deep. Never anything else, whatever the bytes.
     """
+    try:
+        return _decode(frame)
+    except RecursionError:
+        raise ProtocolError("malformed frame: nested absurdly deep") from None
+
+
+def _decode(frame: bytes | bytearray | memoryview) -> Message:
     buf = memoryview(frame).cast("B")
     if len(buf) > MAX_FRAME_BYTES:
         raise ProtocolError(f"frame of {len(buf)} bytes exceeds the {MAX_FRAME_BYTES}-byte limit")
@@ -169,10 +180,10 @@ def decode(frame: bytes | bytearray | memoryview) -> Message:
             name, dtype_name, shape = spec["field"], spec["dtype"], tuple(int(s) for s in spec["shape"])
         except (KeyError, TypeError, ValueError):
             raise ProtocolError(f"{type_name}: malformed array description {spec!r}") from None
-        if dtype_name not in _ALLOWED_DTYPES or any(s < 0 for s in shape):
-            raise ProtocolError(f"{type_name}.{name}: refusing dtype {dtype_name!r} or shape {shape}")
+        if dtype_name not in _ALLOWED_DTYPES or len(shape) > MAX_NDIM or any(s < 0 for s in shape):
+            raise ProtocolError(f"{type_name}.{name}: refusing dtype {dtype_name!r} or shape {shape[:MAX_NDIM + 1]}")
         dtype = np.dtype(dtype_name).newbyteorder("<")
-        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        nbytes = math.prod(shape) * dtype.itemsize  # Python ints: a product that would wrap in int64 cannot
         if offset + nbytes > len(buf):
             raise ProtocolError(f"{type_name}.{name}: array of {nbytes} bytes but the frame is truncated")
         fields_json[name] = np.frombuffer(buf[offset : offset + nbytes], dtype=dtype).reshape(shape).astype(
