@@ -21,6 +21,8 @@ from engines.shared.protocol import MAX_FRAMES, MAX_REQUEST, MAX_STEPS
 
 SIDECAR_VERSION = 1
 KINDS = ("interpolation", "traversal", "morph", "samples")
+#: Most bytes the frames of one export may need at their written size (RGB, 8 bits).
+MAX_EXPORT_BYTES = 4 << 30
 DEFAULT_SETTINGS = {"fps": 12, "size": None, "resample": "nearest", "labels": False}
 
 
@@ -162,4 +164,29 @@ def validate(d: Any, where: str) -> dict:
     out["settings"] = _check_settings(d.get("settings", {}), where)
     if not isinstance(out.get("device", "cpu"), str):
         raise ExportError(f"{where}: 'device' must be a string")
+    _check_budget(kind, out, where)
     return out
+
+
+def _frame_count(kind: str, lat: dict) -> int:
+    """Pictures the export writes: animation frames, or PNG cells."""
+    if kind == "interpolation":
+        return lat["frames"]
+    if kind == "traversal":
+        rows = len(lat["directions"]) if lat.get("directions") else len(lat["dims"] or [1])
+        return lat["steps"] * rows
+    if kind == "morph":
+        cells = len(lat["grid"]["contents"]) * len(lat["grid"]["styles"]) if "grid" in lat else 1
+        return lat["frames"] * cells
+    return lat.get("n", 1)
+
+
+def _check_budget(kind: str, d: dict, where: str) -> None:
+    """Refuse an export whose frames at the asked size would need more than :data:`MAX_EXPORT_BYTES` (issue 12:
+    1,024 frames at 4,096 px is 48 GiB)."""
+    size = d["settings"]["size"] or 256
+    need = _frame_count(kind, d["latents"]) * size * size * 3
+    if need > MAX_EXPORT_BYTES:
+        raise ExportError(f"{where}: {_frame_count(kind, d['latents'])} pictures at {size} px would need "
+                          f"{need / 2**30:.1f} GiB; the limit is {MAX_EXPORT_BYTES / 2**30:.0f} GiB (fewer frames or a "
+                          f"smaller size)")
