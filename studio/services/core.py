@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 from collections.abc import Callable
@@ -104,6 +105,12 @@ class Services(QObject):
             self.notify("", status=f"No worker to send {type(command).__name__} to")
             return False
         return True
+
+    def send_request(self, command: protocol.Command) -> int:
+        """Send ``command`` under a fresh request id (its own ``request_id`` is replaced); that id."""
+        rid = self.next_id()
+        self.send(dataclasses.replace(command, request_id=rid))
+        return rid
 
     # -- notices and files -----------------------------------------------------------------------
     def notify(self, message: str, level: str = "info", status: str | None = None) -> None:

@@ -330,9 +330,7 @@ class DirectionsController(QObject):
 
     # -- plumbing --------------------------------------------------------------------------------
     def _send(self, purpose: str, command: protocol.Command) -> int:
-        rid = self.services.next_id()
-        self._asked[purpose] = rid
-        self.services.send(type(command)(**{**command.__dict__, "request_id": rid}))
+        self._asked[purpose] = rid = self.services.send_request(command)
         return rid
 
     def _on_progress(self, event: protocol.Progress) -> None:

@@ -185,9 +185,7 @@ class MapController(QObject):
 
     # -- plumbing --------------------------------------------------------------------------------
     def _send(self, purpose: str, command: protocol.Command) -> int:
-        rid = self.services.next_id()
-        self._asked[purpose] = rid
-        self.services.send(type(command)(**{**command.__dict__, "request_id": rid}))
+        self._asked[purpose] = rid = self.services.send_request(command)
         return rid
 
     def _on_progress(self, event: protocol.Progress) -> None:
