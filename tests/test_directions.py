@@ -172,6 +172,10 @@ def test_maps_by_pca_and_by_tsne_and_a_cancelled_tsne_returns_at_once() -> None:
     spread = max(t[:60].std(0).max(), t[60:].std(0).max())
     assert np.linalg.norm(centres[0] - centres[1]) > 2 * spread  # the two clusters stay apart
     assert all(0 <= f < 1 for f in seen)
+    again = D.map_2d(z, "tsne", perplexity=20, seed=1, init=t)  # from the last map: the clusters stay put
+    assert np.sign(again[:60, 0].mean() - again[60:, 0].mean()) == np.sign(centres[0][0] - centres[1][0])
+    with pytest.raises(DataError, match="start"):
+        D.map_2d(z, "tsne", init=np.zeros((5, 2)))
     cancel = threading.Event()
     cancel.set()
     start = time.perf_counter()

@@ -30,12 +30,12 @@ def _mouse(widget, kind: QEvent.Type, pos: QPoint, buttons: Qt.MouseButton) -> N
 def drag(view, points: list[tuple[float, float]], qtbot) -> None:
     """Press on the map at the first point, move through the rest, release: a person's drag."""
     port = view.plot.viewport()
-    where = [view.scene_pos_of(x, y) for x, y in points]
-    _mouse(port, QEvent.Type.MouseButtonPress, where[0], Qt.MouseButton.LeftButton)
-    for p in where[1:]:
+    qtbot.waitUntil(lambda: not view.plot.isHidden() and port.width() > 100)
+    _mouse(port, QEvent.Type.MouseButtonPress, view.scene_pos_of(*points[0]), Qt.MouseButton.LeftButton)
+    for x, y in points[1:]:  # each position mapped as it is sent: the layout may still settle between events
         qtbot.wait(5)
-        _mouse(port, QEvent.Type.MouseMove, p, Qt.MouseButton.LeftButton)
-    _mouse(port, QEvent.Type.MouseButtonRelease, where[-1], Qt.MouseButton.NoButton)
+        _mouse(port, QEvent.Type.MouseMove, view.scene_pos_of(x, y), Qt.MouseButton.LeftButton)
+    _mouse(port, QEvent.Type.MouseButtonRelease, view.scene_pos_of(*points[-1]), Qt.MouseButton.NoButton)
 
 
 def click(view, x: float, y: float) -> None:
@@ -144,6 +144,7 @@ def test_directions_and_the_map_in_the_window(qtbot, tmp_path, one_torch_thread)
 
         # lasso the left and the right halves: two groups for a direction between them
         w.central_tabs.setCurrentWidget(mv)
+        qtbot.wait(200)  # the tab laid out again
         mv.box.autoRange(padding=0.05)  # the whole map in view again, after the tab was hidden
         qtbot.wait(50)
         (x0, x1), (y0, y1) = mv.box.viewRange()
@@ -187,3 +188,12 @@ def test_directions_and_the_map_in_the_window(qtbot, tmp_path, one_torch_thread)
         mv.job.cancel_button.click()
         qtbot.waitUntil(lambda: mv.compute_button.isEnabled() and not mv.job.request_id, timeout=60_000)
         assert m.map is not None and m.map.method == "pca"
+
+        # follow training: the same images mapped again as the weights change, the view left where it is
+        first = m.map.step
+        mv.method_combo.setCurrentIndex(0)
+        mv.follow.setChecked(True)
+        with qtbot.waitSignal(client.stopped, timeout=120_000):
+            w.train(steps=30)
+        qtbot.waitUntil(lambda: m.map.step > first, timeout=60_000)
+        assert len(m.map) == 120 and m.map.method == "pca"

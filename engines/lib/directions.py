@@ -236,7 +236,7 @@ def local_directions(pool: np.ndarray, point: np.ndarray, k: int, neighbours: in
 
 def map_2d(z: np.ndarray, method: str = "pca", perplexity: float = 30.0, seed: int = 0,
            cancel: threading.Event | None = None, progress: Callable[[float, str], None] | None = None,
-           poll_s: float = 0.05) -> np.ndarray | None:
+           poll_s: float = 0.05, init: np.ndarray | None = None) -> np.ndarray | None:
     """2-D coordinates of latents: PCA (the top two components) or t-SNE (scikit-learn; van der Maaten & Hinton 2008).
 
     Parameters
@@ -251,6 +251,9 @@ def map_2d(z: np.ndarray, method: str = "pca", perplexity: float = 30.0, seed: i
     progress : callable (fraction, what) or None
         Called while t-SNE runs, the fraction estimated from the elapsed time against the expected (a
         rough rate of 1,000 points in 4 s on two cores, corrected as it runs).
+
+    init : (N, 2) array or None
+        t-SNE's starting positions (a previous map of the same points); default its PCA initialisation.
 
     Returns
     -------
@@ -280,8 +283,13 @@ def map_2d(z: np.ndarray, method: str = "pca", perplexity: float = 30.0, seed: i
     def fit() -> None:
         try:
             p = float(min(perplexity, max(2.0, (len(z) - 1) / 3)))
-            init = "pca" if z.shape[1] >= 2 else "random"
-            result["xy"] = TSNE(n_components=2, perplexity=p, init=init, random_state=seed,
+            start = "pca" if z.shape[1] >= 2 else "random"
+            if init is not None:
+                start = np.asarray(init, np.float64)
+                if start.shape != (len(z), 2) or not np.isfinite(start).all():
+                    raise DataError(f"t-SNE's start must be ({len(z)}, 2) finite positions, not {start.shape}")
+                start = start / max(float(start[:, 0].std()), 1e-12) * 1e-4  # the scale scikit-learn expects
+            result["xy"] = TSNE(n_components=2, perplexity=p, init=start, random_state=seed,
                                 learning_rate="auto").fit_transform(z)
         except Exception as e:  # noqa: BLE001 - re-raised on the calling thread
             result["error"] = e

@@ -225,6 +225,10 @@ class MapLatents(Command):
     perplexity : float
         t-SNE's (5..100).
     seed : int
+        Which held-out images (or draws): the same seed maps the same ones.
+    init : ndarray or None
+        (n, 2) float32: t-SNE starts from these positions (the previous map of the same images, so a map
+        that follows training moves rather than jumps); used only when its length is the points mapped.
     """
 
     request_id: int = 0
@@ -232,6 +236,7 @@ class MapLatents(Command):
     n: int = 1000
     perplexity: float = 30.0
     seed: int = 0
+    init: np.ndarray | None = _arr()
 
 
 @dataclass(frozen=True)

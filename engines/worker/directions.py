@@ -366,7 +366,10 @@ def run_map(job: Job, cmd: P.MapLatents, hosted: Hosted, copies: PrivateCopies) 
         job.progress(int(1000 * fraction), 1000, what)
 
     cont = _continuous(model)
-    xy = D.map_2d(lat.z[:, cont], cmd.method, float(cmd.perplexity), seed, job.cancel, progress)
+    init = None if cmd.init is None else np.asarray(cmd.init, np.float32)
+    if init is not None and init.shape != (len(z), 2):
+        init = None  # a map of other points (the split changed size): start afresh
+    xy = D.map_2d(lat.z[:, cont], cmd.method, float(cmd.perplexity), seed, job.cancel, progress, init=init)
     if xy is None:
         return None
     job.progress(1000, 1000, "map")

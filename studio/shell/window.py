@@ -213,6 +213,7 @@ class MainWindow(QMainWindow):
         # new weights: decode the slider point again, refresh the traversal
         self.samples.weights_changed.connect(self.explore.decode)
         self.samples.weights_changed.connect(lambda: self.traversal.refresh())
+        self.samples.weights_changed.connect(self.latent_map.on_weights)
         self.central_tabs.currentChanged.connect(
             lambda _i: self.traversal.set_visible(self.central_tabs.currentWidget() is self.traversal_view))
         # the browser's thumbnail actions go to the feature that does them

@@ -8,6 +8,8 @@ Interpolate keyframes (:meth:`set_path`), drawn on the map live.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
@@ -15,6 +17,10 @@ from engines.shared import protocol
 from studio.features.latent_map.state import LatentMap
 from studio.features.latent_map.view import MapView
 from studio.services import Services
+
+
+#: Seconds between the maps "follow training" asks for.
+FOLLOW_S = 5.0
 
 
 def map_reason(ready: protocol.Ready | None) -> str:
@@ -54,6 +60,9 @@ class MapController(QObject):
         self.path: np.ndarray | None = None
         self.hovered: int | None = None
         self._asked: dict[str, int] = {}
+        self._settings = ("pca", 1000, 30.0)  # the shown map's method, points and perplexity
+        self._asked_settings = self._settings  # those of the map asked for last
+        self._followed = 0.0  # when "follow training" last asked for a map (time.monotonic)
         c = self.client
         c.ready.connect(self._on_ready)
         c.progress.connect(self._on_progress)
@@ -76,11 +85,12 @@ class MapController(QObject):
         self._asked.clear()
 
     # -- computing -------------------------------------------------------------------------------
-    def compute(self, method: str = "pca", n: int = 1000, perplexity: float = 30.0) -> int:
-        """Ask the worker for a map (request id, 0: none sent)."""
+    def compute(self, method: str = "pca", n: int = 1000, perplexity: float = 30.0, init: np.ndarray | None = None) -> int:
+        """Ask the worker for a map (request id, 0: none sent); ``init`` (N, 2) starts a t-SNE from a previous map."""
         if map_reason(self.ready) or not self.services.has_model():
             return 0
-        rid = self._send("map", protocol.MapLatents(method=method, n=int(n), perplexity=float(perplexity)))
+        rid = self._send("map", protocol.MapLatents(method=method, n=int(n), perplexity=float(perplexity), init=init))
+        self._asked_settings = (method, int(n), float(perplexity))
         self.view.job.start(rid, "t-SNE" if method == "tsne" else "Mapping")
         self.view.compute_button.setEnabled(False)
         return rid
@@ -90,13 +100,29 @@ class MapController(QObject):
             return
         self.view.job.finish()
         self.view.compute_button.setEnabled(True)
+        self._settings = self._asked_settings  # what "follow training" maps again: the map shown
+        again = self.map is not None and len(self.map) == len(event.xy)
         self.map = LatentMap(event)
         options = self.map.colour_options()
-        self.view.set_colour_options(options)
-        self.view.set_points(self.map.xy, self.map.colours(options[0]))
-        self.view.set_legend(self.map.legend(options[0]))
+        by = self.view.colour_combo.currentText() if again and self.view.colour_combo.currentText() in options \
+            else options[0]
+        if not again:
+            self.view.set_colour_options(options)
+        self.view.set_points(self.map.xy, self.map.colours(by), fit=not again)
+        self.view.set_legend(self.map.legend(by))
         self.view.status.setText(f"{len(self.map)} points: {event.source} (step {event.step})")
         self._redraw_live()
+
+    def on_weights(self) -> int:
+        """New weights: with "follow training" on, map the same images again (at most every :data:`FOLLOW_S`
+        seconds, never two at once; t-SNE from the last map). The request id, 0 if none was sent."""
+        if not self.view.follow.isChecked() or self.map is None or self.view.job.request_id:
+            return 0
+        if time.monotonic() - self._followed < FOLLOW_S:
+            return 0
+        self._followed = time.monotonic()
+        method, n, perplexity = self._settings
+        return self.compute(method, n, perplexity, init=self.map.xy.astype(np.float32) if method == "tsne" else None)
 
     def colour(self, by: str) -> None:
         if self.map is not None:

@@ -13,7 +13,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPoint, QPointF, Qt, Signal
 from PySide6.QtWidgets import (
-    QButtonGroup, QComboBox, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QSpinBox, QVBoxLayout,
+    QButtonGroup, QCheckBox, QComboBox, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QSpinBox, QVBoxLayout,
     QWidget,
 )
 
@@ -104,6 +104,9 @@ class MapView(QWidget):
         self.colour_combo = QComboBox()
         self.colour_combo.setToolTip("Colour the points by their class or a ground-truth factor")
         self.compute_button = QPushButton("Compute map")
+        self.follow = QCheckBox("follow training")
+        self.follow.setToolTip("Map the same images again as the weights change (t-SNE starts from the last "
+                               "map, so points move rather than jump)")
         self.job = JobProgress()
         self.mode_buttons: dict[str, QPushButton] = {}
         self.modes = QButtonGroup(self)
@@ -147,7 +150,7 @@ class MapView(QWidget):
 
         controls = QHBoxLayout()
         for w in (self.method_combo, QLabel("points"), self.n_spin, QLabel("perplexity"), self.perplexity,
-                  QLabel("colour"), self.colour_combo, self.compute_button):
+                  QLabel("colour"), self.colour_combo, self.compute_button, self.follow):
             controls.addWidget(w)
         controls.addStretch(1)
         modes = QHBoxLayout()
@@ -237,11 +240,12 @@ class MapView(QWidget):
         for w in (self.compute_button, self.nearest_button, *self.mode_buttons.values()):
             w.setEnabled(on)
 
-    def set_points(self, xy: np.ndarray, colours: list[tuple[int, int, int]]) -> None:
-        """Draw the map: (N, 2) positions, one RGB colour each."""
+    def set_points(self, xy: np.ndarray, colours: list[tuple[int, int, int]], fit: bool = True) -> None:
+        """Draw the map: (N, 2) positions, one RGB colour each; ``fit``: zoom to them (not while following training)."""
         brushes = [pg.mkBrush(*c, 200) for c in colours]
         self.scatter.setData(x=xy[:, 0], y=xy[:, 1], brush=brushes)
-        self.box.autoRange(padding=0.05)
+        if fit:
+            self.box.autoRange(padding=0.05)
 
     def set_legend(self, entries: list[tuple[str, tuple[int, int, int]]]) -> None:
         """What the colours mean: (text, RGB) pairs shown under the map."""
