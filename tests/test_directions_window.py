@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pyqtgraph as pg
 import pytest
 from PIL import Image
 from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
@@ -18,6 +19,10 @@ from engines.shared.directions import DirectionSet
 from workers import real_window
 
 pytestmark = pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
+
+
+#: The pause between two mouse moves of a drag, ms: above pyqtgraph's 10 ms between moves it keeps (mouseRateLimit).
+MOVE_GAP_MS = 1000 // pg.getConfigOption("mouseRateLimit") + 15
 
 
 def _mouse(widget, kind: QEvent.Type, pos: QPoint, buttons: Qt.MouseButton) -> None:
@@ -32,8 +37,11 @@ def drag(view, points: list[tuple[float, float]], qtbot) -> None:
     port = view.plot.viewport()
     qtbot.waitUntil(lambda: not view.plot.isHidden() and port.width() > 100)
     _mouse(port, QEvent.Type.MouseButtonPress, view.scene_pos_of(*points[0]), Qt.MouseButton.LeftButton)
-    for x, y in points[1:]:  # each position mapped as it is sent: the layout may still settle between events
-        qtbot.wait(5)
+    # each position mapped as it is sent (the layout may still settle between events), and sent more than
+    # 10 ms after the last: pyqtgraph drops mouse moves above its mouseRateLimit (100 per second), so a
+    # faster drag loses corners and a lasso rectangle becomes a triangle
+    for x, y in points[1:]:
+        qtbot.wait(MOVE_GAP_MS)
         _mouse(port, QEvent.Type.MouseMove, view.scene_pos_of(x, y), Qt.MouseButton.LeftButton)
     _mouse(port, QEvent.Type.MouseButtonRelease, view.scene_pos_of(*points[-1]), Qt.MouseButton.NoButton)
 
@@ -152,7 +160,7 @@ def test_directions_and_the_map_in_the_window(qtbot, tmp_path, one_torch_thread)
         for mode, (lo, hi) in (("lasso-a", (x0, xm)), ("lasso-b", (xm, x1))):
             mv.set_mode(mode)
             drag(mv, [(lo, y0), (hi, y0), (hi, y1), (lo, y1), (lo, y0)], qtbot)
-        assert len(d.groups.positions["a"]) > 20 and len(d.groups.positions["b"]) > 20
+        assert len(d.groups.positions["a"]) > 50 and len(d.groups.positions["b"]) > 50  # about 60 each
         assert dv.method_combo.currentData() == "groups"
         with qtbot.waitSignal(client.event_received, timeout=60_000,
                               check_params_cb=lambda e: isinstance(e, protocol.DirectionsFound)):

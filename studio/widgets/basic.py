@@ -292,6 +292,14 @@ class MessageLog(QPlainTextEdit):
         self.appendHtml(f'<span style="color:#808080">{stamp}</span> <span style="color:{colour}">{body}</span>')
 
 
+def off_note(text: str = "") -> QLabel:
+    """The amber, word-wrapped line a tab shows when it does not apply to the model (and why)."""
+    note = QLabel(text)
+    note.setWordWrap(True)
+    note.setStyleSheet("color: #d0a040")
+    return note
+
+
 def schedule_spin(default: float, tip: str) -> QDoubleSpinBox:
     """A spin box "every N s" for a metric schedule; 0 shows "off"."""
     spin = QDoubleSpinBox()

@@ -10,7 +10,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.features.directions.state import LOCAL_COLUMNS, LOCAL_SPAN, METHOD_NAMES, NOTCHES, SIGMAS, SLOTS
-from studio.widgets.basic import ImageView, JobProgress
+from studio.widgets.basic import ImageView, JobProgress, off_note
 from studio.widgets.images import grid
 from studio.widgets.scrolling import TwoColumns
 
@@ -51,9 +51,7 @@ class DirectionsView(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.note = QLabel("Build or open a model with a latent to find directions in it")
-        self.note.setWordWrap(True)
-        self.note.setStyleSheet("color: #d0a040")
+        self.note = off_note("Build or open a model with a latent to find directions in it")
         self.sliders: list[QSlider] = []
         self.slider_labels: list[QLabel] = []
         self.names: list[str] = []

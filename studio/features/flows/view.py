@@ -10,7 +10,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.features.flows.state import NOTCHES, SIGMAS, STRIP
-from studio.widgets.basic import ImageView
+from studio.widgets.basic import ImageView, off_note
 from studio.widgets.images import grid
 from studio.widgets.scrolling import TwoColumns
 
@@ -38,9 +38,7 @@ class FlowView(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.note = QLabel("")
-        self.note.setWordWrap(True)
-        self.note.setStyleSheet("color: #d0a040")
+        self.note = off_note("")
         self.sliders: list[QSlider] = []
         self.slider_labels: list[QLabel] = []
 

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.widgets import BACKGROUND
-from studio.widgets.basic import ImageView, JobProgress
+from studio.widgets.basic import ImageView, JobProgress, off_note
 from studio.widgets.images import grid
 
 #: The map's modes and their buttons.
@@ -85,8 +85,7 @@ class MapView(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.note = QLabel("Build or open a model with a latent to map it")
-        self.note.setStyleSheet("color: #d0a040")
+        self.note = off_note("Build or open a model with a latent to map it")
         self.method_combo = QComboBox()
         self.method_combo.addItem("PCA", "pca")
         self.method_combo.addItem("t-SNE", "tsne")

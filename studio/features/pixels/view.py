@@ -10,7 +10,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.features.pixels.state import MASKS, SPEED_DELAYS_MS, surprise_picture
-from studio.widgets.basic import ImageView
+from studio.widgets.basic import ImageView, off_note
 from studio.widgets.images import grid
 
 #: The heat map's colours (perceptually uniform, dark = expected, bright = surprising).
@@ -37,9 +37,7 @@ class PixelsView(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.note = QLabel("")
-        self.note.setWordWrap(True)
-        self.note.setStyleSheet("color: #d0a040")
+        self.note = off_note("")
         self.n_spin = QSpinBox()
         self.n_spin.setRange(1, 16)
         self.n_spin.setValue(8)
