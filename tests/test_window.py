@@ -6,14 +6,18 @@ file order: build, train, explore, encode, export, save, kill -9 and restart.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtWidgets import QMessageBox
 
 from engines.shared import protocol
 from engines.shared.spec import HyperParam, LatentDim, LatentSpec
@@ -358,6 +362,45 @@ def test_save_checkpoint(studio, qtbot, tmp_path) -> None:
     saved = blocker.args[0]
     assert saved.path.endswith("model.safetensors") and os.path.exists(saved.path) and not saved.autosave
     assert w.client.last_checkpoint == saved.path
+
+
+def test_file_resume_run_brings_back_a_run_with_its_curves_and_markers(studio, qtbot, tmp_path, monkeypatch) -> None:
+    """File > Resume run on a run folder saved at step S, after the window trained on: the loss plot goes back
+    to the run's curves up to S with its hyperparameter marker, training continues from S, and the
+    autosave goes into that folder."""
+    from PySide6.QtWidgets import QFileDialog
+
+    w = studio
+    _ensure(w, qtbot)
+    with qtbot.waitSignal(w.client.hyper_changed, timeout=10_000):
+        w.train_panel.hyper_controls["beta"].setValue(1.5)
+    with qtbot.waitSignal(w.client.stopped, timeout=60_000):
+        w.train(10)
+    qtbot.waitUntil(lambda: w.client.state == "ready", timeout=10_000)
+    run = Path(w.client.last_checkpoint).parent
+    qtbot.waitUntil(lambda: (run / "metrics.csv").is_file() and
+                    json.loads((run / "model.json").read_text())["step"] == w.client.step, timeout=20_000)
+    saved = tmp_path / "saved-run"
+    shutil.copytree(run, saved)  # the run as the user left it
+    step = w.client.step
+    with qtbot.waitSignal(w.client.stopped, timeout=60_000):
+        w.train(15)  # the window trains on past it
+    assert w.loss_panel.history.steps[-1] >= step + 14
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(saved))
+    action = next(a for a in w.menuBar().actions()[0].menu().actions() if a.text() == "Resume run...")
+    with qtbot.waitSignal(w.client.ready, timeout=WAIT_WORKER) as blocker:
+        action.trigger()
+        qtbot.waitUntil(lambda: w.data_model.confirm is not None, timeout=5_000)  # trained: asks first
+        w.data_model.confirm.button(QMessageBox.StandardButton.Discard).click()
+    assert blocker.args[0].step == step and blocker.args[0].checkpoint == str(saved)
+    qtbot.waitUntil(lambda: len(w.loss_panel.history) and w.loss_panel.history.steps[-1] == step - 1, timeout=10_000)
+    qtbot.waitUntil(lambda: any("beta=1.5" in text for _, text in w.loss_panel.state.markers), timeout=10_000)
+    assert w.status_labels["step"].text() == f"step {step:,}"
+    with qtbot.waitSignal(w.client.stopped, timeout=60_000):
+        w.train(5)
+    steps = w.loss_panel.history.steps
+    assert steps[-1] == step + 4 and (np.diff(steps) > 0).all()  # one curve, no second copy of the run
+    qtbot.waitUntil(lambda: json.loads((saved / "model.json").read_text())["step"] == step + 5, timeout=20_000)
 
 
 def test_killed_worker_is_reported_and_restarts(studio, qtbot) -> None:

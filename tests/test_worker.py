@@ -298,6 +298,46 @@ def test_save_and_load_checkpoint(trained, tmp_path):
     assert isinstance(err, P.Error) and err.command == "LoadCheckpoint" and "missing.safetensors" in err.message
 
 
+def test_a_run_resumed_in_its_folder_continues_exactly_with_its_curves_and_markers(trained, tmp_path):
+    """LoadCheckpoint(resume=True): the same losses as the run that went on, the curves and the hyperparameter
+    change sent back for the plots, and autosaves into the run's own folder."""
+    link = trained  # step 3
+    link.send(P.SetHyperparameter(name="beta", value=1.25))
+    collect(link, lambda e: isinstance(e, (P.HyperparameterChanged, P.Error)))
+    folder = tmp_path / "run"
+    link.send(P.SaveCheckpoint(path=str(folder / "model.safetensors")))
+    assert isinstance(collect(link, lambda e: isinstance(e, (P.CheckpointSaved, P.Error)))[-1], P.CheckpointSaved)
+    (folder / "metrics.csv").write_text("step,recon,kl\n0,50,1\n1,40,2\n2,30,3\n3,99,9\n")  # 3: after the save
+
+    def losses(steps: int) -> tuple[list[int], list[float]]:
+        link.send(P.Train(steps=steps))
+        events = collect(link, lambda e: isinstance(e, (P.Stopped, P.Error)))
+        assert isinstance(events[-1], P.Stopped), events[-1]
+        rows = [(int(s), float(m.values[i, m.names.index("loss")]))
+                for m in of(events, P.StepMetrics) for i, s in enumerate(m.steps)]
+        return [s for s, _ in rows], [v for _, v in rows]
+
+    went_on = losses(4)  # the run as it went on from step 3
+    link.send(P.LoadCheckpoint(path=str(folder), resume=True))
+    events = collect(link, lambda e: isinstance(e, P.HyperparameterChanged), timeout=60)
+    ready = of(events, P.Ready)[-1]
+    assert ready.step == 3 and next(h for h in ready.hyper if h.name == "beta").value == 1.25
+    history = of(events, P.StepMetrics)[-1]
+    assert history.steps.tolist() == [0, 1, 2] and history.names == ["recon", "kl"]  # not the lost step 3
+    np.testing.assert_array_equal(history.values[:, 0], [50, 40, 30])
+    assert (events[-1].name, events[-1].value, events[-1].step) == ("beta", 1.25, 3)
+    resumed = losses(4)
+    assert resumed == went_on  # the same batches, in the same order, from the same optimiser state
+    link.send(P.SaveCheckpoint(path=str(tmp_path / "again.safetensors")))
+    collect(link, lambda e: isinstance(e, (P.CheckpointSaved, P.Error)))
+    from engines.lib.checkpoint import read_resume_state
+
+    assert read_resume_state(tmp_path / "again.safetensors").hyper_history == [(3, "beta", 1.25)]
+    link.send(P.Train(steps=1))
+    saved = collect(link, lambda e: isinstance(e, P.CheckpointSaved) and e.autosave)[-1]
+    assert Path(saved.path) == folder / "model.safetensors"  # the run goes on in its own folder
+
+
 def test_checkpoint_without_its_data_still_decodes(worker, tmp_path):
     link, *_ = worker
     npz = tmp_path / "tiny.npz"

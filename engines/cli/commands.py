@@ -24,11 +24,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "train",
         help="train a model headless and write a run folder",
         description="Train a model on a data spec and write DIR/model.safetensors, DIR/run.json, "
-        "DIR/metrics.csv (one row per logged step) and DIR/samples.png.",
+        "DIR/metrics.csv (one row per logged step) and DIR/samples.png. With --resume DIR, continue a run "
+        "exactly where it stopped (weights, optimisers, random generators, the data order and step).",
     )
-    p.add_argument("--data", required=True, help="data spec: shapes, shapes:32, digits, ring, grid, idx:PATH, folder:PATH, npz:PATH; binarized:SPEC for static binary images")
-    p.add_argument("--model", required=True, help="registry name, e.g. vae, beta-vae")
-    p.add_argument("--out", required=True, type=Path, help="run folder to write")
+    p.add_argument("--data", help="data spec: shapes, shapes:32, digits, ring, grid, idx:PATH, folder:PATH, npz:PATH; binarized:SPEC for static binary images")
+    p.add_argument("--model", help="registry name, e.g. vae, beta-vae")
+    p.add_argument("--out", type=Path, help="run folder to write (with --resume: the run's own folder unless given)")
+    p.add_argument("--resume", type=Path, metavar="DIR",
+                   help="continue the run in DIR exactly: --steps more steps (default: the steps it planned and did not do)")
     p.add_argument("--arch", choices=["conv", "mlp"], help="network architecture (conv for images by default)")
     p.add_argument("--latent-dim", type=int, help="width of z (default: the model's own, 10 for VAEs)")
     p.add_argument("--beta", type=float, help="KL weight beta (VAE family)")
@@ -44,6 +47,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--iwae-k", type=int, default=0, help="also report the held-out IWAE bound with k samples (0: skip)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="settings",
                    help="any other model setting, e.g. --set n_masks=1 --set hidden=250 (repeatable)")
+    p.add_argument("--lr-schedule", choices=["constant", "cosine", "warmup"],
+                   help="learning rate over the planned steps: constant (default), cosine (down to 1%%), "
+                   "warmup (linear over the first 5%%)")
     p.add_argument("--max-seconds", type=float,
                    help="stop early after this many seconds of training (run.json records the steps done)")
     p.set_defaults(func=cmd_train)
@@ -167,6 +173,16 @@ def _check_train_args(args: argparse.Namespace) -> None:
     LatentStudioError
         A step count, epoch count, batch size, logging interval, IWAE k or time limit out of range.
     """
+    if args.resume is None:
+        for flag in ("data", "model", "out"):
+            if getattr(args, flag) is None:
+                raise LatentStudioError(f"train needs --{flag} (or --resume DIR to continue a run)")
+    else:
+        given = [f"--{k.replace('_', '-')}" for k in ("data", "model", "arch", "latent_dim", "beta", "lr", "epochs",
+                                                      "image_size", "lr_schedule") if getattr(args, k) is not None]
+        if given or args.settings:
+            raise LatentStudioError(f"--resume continues the run as it was saved; {', '.join(given) or '--set'} "
+                                    "cannot change it (train a new run instead)")
     checks = [
         (args.steps is None or args.steps >= 1, f"--steps must be at least 1, got {args.steps}"),
         (args.epochs is None or (math.isfinite(args.epochs) and args.epochs > 0), f"--epochs must be positive, got {args.epochs}"),
@@ -181,15 +197,90 @@ def _check_train_args(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """Train headless; see the ``train`` sub-command's help."""
+    """Train headless, or continue a run exactly with ``--resume``; see the ``train`` sub-command's help."""
     _check_train_args(args)
     import torch
     from tqdm import tqdm
 
-    from engines.lib.checkpoint import save_checkpoint
+    from engines.lib import resume as R
+    from engines.lib.checkpoint import read_manifest, save_checkpoint
+    from engines.lib.training import apply_lr_schedule
+
+    run = _resumed(args) if args.resume is not None else _fresh(args)
+    engine, dataset, stream, device = run["engine"], run["dataset"], run["stream"], run["device"]
+    first, steps, rows, names = run["first"], run["steps"], run["rows"], run["names"]
+    out: Path = run["out"]
+    out.mkdir(parents=True, exist_ok=True)
+    schedule, optimizers = run["settings"]["lr_schedule"], engine.optimizer_states()
+    engine.train()
+    t0 = time.perf_counter()
+    done = first - 1
+    with tqdm(range(first, steps + 1), unit="step", file=sys.stderr, mininterval=0.5) as bar:
+        for step in bar:
+            apply_lr_schedule(optimizers, schedule, step, run["settings"]["schedule_steps"])
+            losses = engine.training_step(next(stream), step)
+            out_of_time = args.max_seconds is not None and time.perf_counter() - t0 >= args.max_seconds
+            if step % run["log_every"] == 0 or step == steps or out_of_time:  # the last step is always logged
+                names.extend(k for k in losses if k not in names)
+                rows.append({"step": step, **losses})
+                shown = {k: f"{v:.4g}" for k, v in losses.items() if "/" not in k}
+                bar.set_postfix(shown, refresh=False)
+            done = step
+            if out_of_time:
+                break
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - t0
+    settings = {**run["settings"], "planned_steps": steps}
+    state = R.capture(stream, run=settings, hyper_history=run["hyper_history"])  # before anything else draws
+    with open(out / "metrics.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["step", *names], restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+    save_checkpoint(engine, out / "model.safetensors", step=done, data_spec=run["data_spec"],
+                    image_size=run["image_size"], extra={"seed": settings["seed"], "batch_size": settings["batch_size"]},
+                    resume=state)
+    held_out = _held_out(engine, dataset, args.iwae_k)
+    _write_samples(engine, out / "samples.png", 64, settings["seed"])
+    trained = done - first + 1
+    n_train = len(dataset.train_indices)
+    batch = settings["batch_size"]
+    record = {
+        **read_manifest(out / "model.safetensors"),
+        "train": {
+            "steps": done,
+            "batch_size": batch,
+            "epochs": done * batch / max(1, n_train),
+            "seconds": seconds,
+            "images_per_sec": trained * batch / max(seconds, 1e-9),
+            "device": str(device),
+            "threads": run["threads"],
+            "final": rows[-1] if rows else {},
+            **({"resumed_from": first - 1} if args.resume is not None else {}),
+        },
+        "held_out": held_out,
+    }
+    record.pop("resume", None)  # generator states: in the checkpoint, not in the summary
+    (out / "run.json").write_text(json.dumps(record, indent=2))
+    msg = f"{trained} steps in {seconds:.1f} s ({record['train']['images_per_sec']:.0f} images/s), step {done}"
+    if held_out:
+        from engines.shared.results import HeldOutLikelihood
+
+        msg += "; " + HeldOutLikelihood.from_json(held_out).summary()
+    print(msg + f"; wrote {out}/", file=sys.stderr)
+    from engines.shared.runs import register_run
+
+    register_run(out)  # listed in the window's Runs dock
+    return 0
+
+
+def _fresh(args: argparse.Namespace) -> dict[str, Any]:
+    """A new run's engine, data and stream (``train`` without ``--resume``)."""
+    import torch
+
     from engines.data import load_dataset
-    from engines.shared.registry import create_engine
     from engines.lib.training import BatchStream, configure_threads, pick_device
+    from engines.shared.registry import create_engine
 
     overrides = _config_overrides(args)  # a bad --set fails here, before the data loads
     dataset = load_dataset(args.data, args.image_size)
@@ -205,62 +296,80 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"{dataset.summary()}", file=sys.stderr)
     print(f"{args.model} on {device} ({threads} threads): {steps} steps of batch {args.batch_size}", file=sys.stderr)
     stream = BatchStream(dataset, args.batch_size, args.seed, device, with_labels=engine.capabilities.conditional)
-    args.out.mkdir(parents=True, exist_ok=True)
-    rows: list[dict[str, float]] = []
-    names: list[str] = []
-    engine.train()
-    t0 = time.perf_counter()
-    done = 0
-    with tqdm(range(1, steps + 1), unit="step", file=sys.stderr, mininterval=0.5) as bar:
-        for step in bar:
-            losses = engine.training_step(next(stream), step)
-            out_of_time = args.max_seconds is not None and time.perf_counter() - t0 >= args.max_seconds
-            if step % args.log_every == 0 or step == steps or out_of_time:  # the last step is always logged
-                names.extend(k for k in losses if k not in names)
-                rows.append({"step": step, **losses})
-                shown = {k: f"{v:.4g}" for k, v in losses.items() if "/" not in k}
-                bar.set_postfix(shown, refresh=False)
-            done = step
-            if out_of_time:
-                break
-    steps = done
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - t0
-    with open(args.out / "metrics.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["step", *names], restval="")
-        writer.writeheader()
-        writer.writerows(rows)
-    save_checkpoint(engine, args.out / "model.safetensors", step=steps, data_spec=args.data, image_size=args.image_size)
-    held_out = _held_out(engine, dataset, args.iwae_k)
-    _write_samples(engine, args.out / "samples.png", 64, args.seed)
-    from engines.lib.checkpoint import read_manifest
+    settings = {"seed": args.seed, "batch_size": args.batch_size, "log_every": args.log_every, "threads": threads,
+                "lr_schedule": args.lr_schedule or "constant", "schedule_steps": steps}
+    return {"engine": engine, "dataset": dataset, "stream": stream, "device": device, "threads": threads,
+            "first": 1, "steps": steps, "rows": [], "names": [], "out": args.out, "data_spec": args.data,
+            "image_size": args.image_size, "settings": settings, "log_every": args.log_every, "hyper_history": []}
 
-    run = {
-        **read_manifest(args.out / "model.safetensors"),
-        "train": {
-            "steps": steps,
-            "batch_size": args.batch_size,
-            "epochs": steps * args.batch_size / max(1, n_train),
-            "seconds": seconds,
-            "images_per_sec": steps * args.batch_size / seconds,
-            "device": str(device),
-            "threads": threads,
-            "final": rows[-1] if rows else {},
-        },
-        "held_out": held_out,
-    }
-    (args.out / "run.json").write_text(json.dumps(run, indent=2))
-    msg = f"{steps} steps in {seconds:.1f} s ({run['train']['images_per_sec']:.0f} images/s)"
-    if held_out:
-        from engines.shared.results import HeldOutLikelihood
 
-        msg += "; " + HeldOutLikelihood.from_json(held_out).summary()
-    print(msg + f"; wrote {args.out}/", file=sys.stderr)
-    from engines.shared.runs import register_run
+def _resumed(args: argparse.Namespace) -> dict[str, Any]:
+    """A saved run's engine, data and stream, put back exactly where they stood (``train --resume DIR``).
 
-    register_run(args.out)  # listed in the window's Runs dock
-    return 0
+    Raises
+    ------
+    LatentStudioError
+        No checkpoint in DIR, one saved without resume state, or nothing left to train without ``--steps``.
+    """
+    from engines.data import load_dataset
+    from engines.lib import resume as R
+    from engines.lib.checkpoint import load_checkpoint, read_manifest, read_resume_state
+    from engines.lib.training import LR_SCHEDULES, BatchStream, configure_threads, pick_device
+
+    folder: Path = args.resume
+    ckpt = folder / "model.safetensors" if folder.is_dir() else folder
+    manifest = read_manifest(ckpt)
+    state = read_resume_state(ckpt)
+    if state is None:
+        raise LatentStudioError(f"{ckpt}: saved without the state an exact resume needs (by an older version, "
+                                "or an export's weights); open it in the studio or train a new run")
+    settings = state.run
+    try:
+        seed, batch_size = int(settings["seed"]), int(settings["batch_size"])
+        planned, log_every = int(settings.get("planned_steps", 0)), int(settings.get("log_every", 1))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise LatentStudioError(f"{ckpt}: the run's saved settings are malformed ({exc})") from exc
+    step = int(manifest["step"])
+    more = args.steps if args.steps is not None else planned - step
+    if more < 1:
+        raise LatentStudioError(f"{ckpt}: the run did all {planned} steps it planned; say how many more with --steps N")
+    spec, image_size = manifest.get("data_spec"), manifest.get("image_size")
+    if not isinstance(spec, str) or not spec:
+        raise LatentStudioError(f"{ckpt}: the manifest names no data set to resume on")
+    dataset = load_dataset(spec, image_size)
+    device = pick_device(args.device)
+    wanted = args.threads if args.threads is not None else settings.get("threads")
+    threads = configure_threads(device, int(wanted) if wanted else None)
+    engine, manifest = load_checkpoint(ckpt, device=device, with_optimizer=True)
+    stream = BatchStream(dataset, batch_size, seed, device, with_labels=engine.capabilities.conditional)
+    R.restore_stream(state, stream, str(ckpt))
+    R.restore_rng(state, str(ckpt))
+    out = args.out if args.out is not None else (folder if folder.is_dir() else folder.parent)
+    names, rows = _read_metrics(out / "metrics.csv", step)
+    print(f"{dataset.summary()}", file=sys.stderr)
+    print(f"{engine.name} on {device} ({threads} threads): resuming at step {step} for {more} more steps of batch "
+          f"{batch_size}", file=sys.stderr)
+    settings = {"lr_schedule": "constant", "schedule_steps": planned, **settings, "threads": threads}
+    if settings["lr_schedule"] not in LR_SCHEDULES:
+        raise LatentStudioError(f"{ckpt}: unknown learning-rate schedule {settings['lr_schedule']!r} in the run")
+    return {"engine": engine, "dataset": dataset, "stream": stream, "device": device, "threads": threads,
+            "first": step + 1, "steps": step + more, "rows": rows, "names": names, "out": out, "data_spec": spec,
+            "image_size": image_size, "settings": settings, "log_every": log_every,
+            "hyper_history": state.hyper_history}
+
+
+def _read_metrics(path: Path, upto: int) -> tuple[list[str], list[dict[str, float]]]:
+    """The terms and rows of a run's ``metrics.csv`` up to step ``upto`` (later rows belong to a lost future)."""
+    from engines.shared.runs import read_metrics_csv
+
+    if not path.is_file():
+        return [], []
+    steps, terms = read_metrics_csv(path)
+    rows = []
+    for i, step in enumerate(steps):
+        if step <= upto:
+            rows.append({"step": step, **{k: v[i] for k, v in terms.items() if not math.isnan(v[i])}})
+    return list(terms), rows
 
 
 def cmd_sample(args: argparse.Namespace) -> int:

@@ -5,10 +5,14 @@ A checkpoint is one ``.safetensors`` file holding
 - the engine's ``state_dict`` tensors under their own names;
 - each optimiser's per-parameter state tensors under ``optim.<name>.state.<param index>.<key>``
   (e.g. ``optim.adam.state.3.exp_avg``);
+- for exact resume, the random generators' and the data stream's state under ``resume.<name>``
+  (:mod:`engines.lib.resume`);
 - the manifest, a JSON object, in the safetensors metadata under ``"latent_studio"``: format,
   engine name and family, config, data info and spec, image size, step, live hyperparameter
   values, the optimisers' ``param_groups`` (learning rates, betas, ...) and non-tensor state,
-  library versions, creation time and the caller's ``extra``.
+  library versions, creation time, the caller's ``extra``, the resume state's JSON part under
+  ``"resume"``, and ``"sha256"``: a SHA-256 of every tensor's name, dtype, shape and bytes, checked on
+  load (flipped bytes are refused, not trained on).
 
 The same manifest is written beside it as ``<name>.json`` for people and tools; loading reads only
 the embedded copy. Every file is treated as untrusted: the header is checked by hand before
@@ -17,6 +21,7 @@ safetensors reads it, and every failure is a :class:`CheckpointError` naming the
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import struct
@@ -33,6 +38,8 @@ from safetensors.torch import load_file, save_file
 import engines
 from engines.shared import registry
 from engines.shared.datainfo import DataInfo
+from engines.lib.resume import PREFIX as _RESUME
+from engines.lib.resume import ResumeState
 from engines.shared.errors import CheckpointError, LatentStudioError
 
 FORMAT = "latent-studio-checkpoint"
@@ -63,6 +70,16 @@ def atomic_write(path: Path, write: Any) -> None:
         raise
 
 
+def tensor_digest(tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 (hex) of CPU ``tensors``: each name, dtype, shape and raw bytes, in name order."""
+    h = hashlib.sha256()
+    for key in sorted(tensors):
+        t = tensors[key]
+        h.update(f"{key}\0{t.dtype}\0{tuple(t.shape)}\0".encode())
+        h.update(t.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, torch.Tensor):
         return value.item() if value.numel() == 1 else value.tolist()
@@ -91,6 +108,7 @@ def save_checkpoint(
     image_size: int | None = None,
     extra: dict | None = None,
     manifest_beside: bool = True,
+    resume: ResumeState | None = None,
 ) -> Path:
     """Write ``engine`` (weights, optimiser state, manifest) to ``path``, atomically.
 
@@ -111,6 +129,8 @@ def save_checkpoint(
         Side of the images in pixels, where the data are images.
     extra : dict or None
         JSON-able additions to the manifest (under ``"extra"``).
+    resume : ResumeState or None
+        The generators' and data stream's state (:func:`engines.lib.resume.capture`), for an exact resume.
 
     Returns
     -------
@@ -139,6 +159,8 @@ def save_checkpoint(
                 else:
                     scalars.setdefault(str(idx), {})[key] = _jsonable(value)
         optimizers[opt_name] = {"param_groups": _jsonable(sd["param_groups"]), "state_scalars": scalars}
+    if resume is not None:
+        tensors.update({_RESUME + k: v.detach().to("cpu").contiguous() for k, v in resume.tensors.items()})
     manifest = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -155,7 +177,10 @@ def save_checkpoint(
         "versions": _versions(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "extra": extra or {},
+        "sha256": tensor_digest(tensors),
     }
+    if resume is not None:
+        manifest["resume"] = resume.meta
     try:
         text = json.dumps(manifest, allow_nan=False)
         pretty = json.dumps(manifest, indent=1, allow_nan=False) + "\n"
@@ -309,7 +334,7 @@ def load_checkpoint(
         tensors = load_file(str(p), device="cpu")
     except Exception as exc:  # safetensors raises its own SafetensorError (an Exception subclass)
         raise CheckpointError(f"{p}: cannot read the tensors: {exc}") from exc
-    model = {k: v for k, v in tensors.items() if not k.startswith(_OPTIM)}
+    model = {k: v for k, v in tensors.items() if not k.startswith((_OPTIM, _RESUME))}
     expected = engine.state_dict()
     missing = sorted(set(expected) - set(model))
     unexpected = sorted(set(model) - set(expected))
@@ -322,10 +347,14 @@ def load_checkpoint(
             raise CheckpointError(
                 f"{p}: tensor {key!r} has shape {tuple(model[key].shape)}, {name} expects {tuple(want.shape)}"
             )
+    for key, value in model.items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise CheckpointError(f"{p}: tensor {key!r} holds NaN or inf: the weights diverged or the file is damaged")
     engine.load_state_dict(model, strict=True)
     engine.to(device)
     if with_optimizer:
         _load_optimizers(p, engine, manifest, tensors)
+    _check_digest(p, manifest, tensors)  # after the checks that name a misplaced tensor
     for hname, value in (manifest.get("hyper") or {}).items():
         if hname in engine.hyper:
             try:
@@ -333,6 +362,39 @@ def load_checkpoint(
             except (LatentStudioError, TypeError, ValueError) as exc:
                 raise CheckpointError(f"{p}: hyperparameter {hname}: {exc}") from exc
     return engine, manifest
+
+
+def _check_digest(p: Path, manifest: dict, tensors: dict[str, torch.Tensor]) -> None:
+    """Compare the tensors with the manifest's SHA-256 (checkpoints written before it was added have none)."""
+    want = manifest.get("sha256")
+    if want is None:
+        return
+    if not isinstance(want, str) or tensor_digest(tensors) != want:
+        raise CheckpointError(f"{p}: the tensor data do not match the manifest's SHA-256: "
+                              "the file was changed or damaged after it was written")
+
+
+def read_resume_state(path: str | os.PathLike) -> ResumeState | None:
+    """The :class:`ResumeState` saved in a checkpoint (None for one written without it).
+
+    Raises
+    ------
+    CheckpointError
+        As :func:`read_manifest`; or the resume part is malformed or does not match the SHA-256.
+    """
+    p = _tensor_path(path)
+    manifest = read_manifest(p)
+    meta = manifest.get("resume")
+    if meta is None:
+        return None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{p}: the manifest's resume entry is not a JSON object")
+    try:
+        tensors = load_file(str(p), device="cpu")
+    except Exception as exc:  # safetensors' own SafetensorError
+        raise CheckpointError(f"{p}: cannot read the tensors: {exc}") from exc
+    _check_digest(p, manifest, tensors)
+    return ResumeState({k[len(_RESUME):]: v for k, v in tensors.items() if k.startswith(_RESUME)}, meta)
 
 
 def _load_optimizers(p: Path, engine: Any, manifest: dict, tensors: dict[str, torch.Tensor]) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import os
 import random
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 import torch
@@ -91,6 +93,44 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+#: Learning-rate schedules ``train --lr-schedule`` offers: each a factor of the initial rate at a step.
+LR_SCHEDULES = ("constant", "cosine", "warmup")
+
+
+def lr_factor(schedule: str, step: int, total: int) -> float:
+    """The factor on the initial learning rate at ``step`` (from 1) of ``total`` planned steps.
+
+    ``constant`` 1; ``cosine`` half a cosine from 1 to 0.01 over ``total`` steps, then 0.01 (Loshchilov &
+    Hutter 2017, SGDR, without restarts); ``warmup`` linear from 1 / W to 1 over the first W = 5% of the
+    steps (at least 1), then 1 (Goyal et al. 2017).
+
+    Raises
+    ------
+    ConfigError
+        An unknown schedule name.
+    """
+    t = min(max(step, 1), max(total, 1)) / max(total, 1)
+    if schedule == "constant":
+        return 1.0
+    if schedule == "cosine":
+        return 0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * t))
+    if schedule == "warmup":
+        warm = max(1, round(0.05 * total))
+        return min(1.0, max(step, 1) / warm)
+    raise ConfigError(f"unknown learning-rate schedule {schedule!r}; one of {', '.join(LR_SCHEDULES)}")
+
+
+def apply_lr_schedule(optimizers: dict[str, torch.optim.Optimizer], schedule: str, step: int, total: int) -> None:
+    """Set every group's ``lr`` to its ``initial_lr`` (kept in the group, so checkpoints carry it) times
+    :func:`lr_factor`; call it before each step. A ``constant`` schedule leaves the optimisers alone."""
+    if schedule == "constant":
+        return
+    factor = lr_factor(schedule, step, total)
+    for opt in optimizers.values():
+        for group in opt.param_groups:
+            group["lr"] = group.setdefault("initial_lr", group["lr"]) * factor
+
+
 class BatchStream:
     """An endless iterator of training batches, reshuffled every epoch.
 
@@ -175,6 +215,7 @@ class BatchStream:
         self._pos = 0
         self._epoch_taken = 0
         self._pool: ThreadPoolExecutor | None = None
+        self._prefetch = bool(prefetch)
         self._next: tuple[Future, int, torch.Tensor] | None = None
         x = dataset.x
         if x is not None:
@@ -191,7 +232,60 @@ class BatchStream:
             self._lazy = True
             if prefetch:
                 self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-prefetch")
+        self._new_perm()
+        self._handed: tuple[torch.Tensor, int, int] = (self._perm_state, 0, 0)  # what state_dict resumes from
+
+    def _new_perm(self) -> None:
+        """Draw the next epoch's permutation, keeping the generator's state before it (for resume)."""
+        self._perm_state = self._gen.get_state()
         self._perm = torch.randperm(self.n, generator=self._gen).to(self._perm_device)
+
+    def state_dict(self) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
+        """Where the stream stands, as resumable state: the batches after the last one handed out.
+
+        Returns
+        -------
+        tensors : dict
+            ``{"generator": (5056,) uint8}``, the shuffling generator's state before the current epoch's
+            permutation was drawn.
+        meta : dict
+            ``position`` (examples of that epoch already handed out), ``epoch`` (its index), ``images_seen``,
+            ``n`` and ``batch_size`` (checked on load).
+
+        A batch prefetched but not yet handed out is not counted: it is drawn again after a resume.
+        """
+        state, pos, epoch = self._handed
+        meta = {"position": int(pos), "epoch": int(epoch), "images_seen": int(self.images_seen), "n": self.n,
+                "batch_size": self.batch_size}
+        return {"generator": state.clone()}, meta
+
+    def load_state_dict(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        """Continue from :meth:`state_dict`'s state: the next batch is the one that followed it.
+
+        Raises
+        ------
+        ConfigError
+            The state is malformed or was saved for another split size or batch size.
+        """
+        try:
+            n, batch, pos, epoch, seen = (int(meta[k]) for k in ("n", "batch_size", "position", "epoch", "images_seen"))
+            gen = tensors["generator"]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"the data stream's saved state is malformed ({exc})") from exc
+        if n != self.n or batch != self.batch_size:
+            raise ConfigError(f"the data stream was saved for {n} examples in batches of {batch}; "
+                              f"this one has {self.n} in batches of {self.batch_size}")
+        if not 0 <= pos <= n or epoch < 0 or seen < 0:
+            raise ConfigError(f"the data stream's saved position {pos} (epoch {epoch}) is out of range")
+        if not isinstance(gen, torch.Tensor) or gen.dtype != torch.uint8 or gen.shape != self._gen.get_state().shape:
+            raise ConfigError("the data stream's saved generator state is malformed")
+        self.close()
+        if self._lazy and self._prefetch:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-prefetch")
+        self._gen.set_state(gen.clone())
+        self._new_perm()
+        self._pos, self._epoch_taken, self.epoch, self.images_seen = pos, epoch, epoch, seen
+        self._handed = (self._perm_state, pos, epoch)
 
     def __iter__(self) -> BatchStream:
         return self
@@ -199,11 +293,12 @@ class BatchStream:
     def _take(self) -> tuple[torch.Tensor, int]:
         """Positions (B,) into the split of the next batch and its epoch, reshuffling when one ends."""
         if self._pos + self.batch_size > self.n:
-            self._perm = torch.randperm(self.n, generator=self._gen).to(self._perm_device)
+            self._new_perm()
             self._pos = 0
             self._epoch_taken += 1
         sel = self._perm[self._pos : self._pos + self.batch_size]
         self._pos += self.batch_size
+        self._taken = (self._perm_state, self._pos, self._epoch_taken)
         return sel, self._epoch_taken
 
     def _fetch(self, sel: torch.Tensor) -> torch.Tensor:
@@ -227,6 +322,7 @@ class BatchStream:
         """The next x batch; its positions into the split are left in ``self._last_sel``."""
         if not self._lazy:
             sel, self.epoch = self._take()
+            self._handed = self._taken
             self._last_sel = sel
             self.images_seen += int(sel.numel())
             if self._rows is not None:
@@ -234,14 +330,15 @@ class BatchStream:
             return self._x[sel]
         if self._pool is None:
             sel, self.epoch = self._take()
+            self._handed = self._taken
             batch = self._fetch(sel)
         else:
             if self._next is None:
                 sel, epoch = self._take()
-                self._next = (self._pool.submit(self._fetch, sel), epoch, sel)
-            future, self.epoch, sel = self._next
+                self._next = (self._pool.submit(self._fetch, sel), epoch, sel, self._taken)
+            future, self.epoch, sel, self._handed = self._next
             ahead, epoch = self._take()
-            self._next = (self._pool.submit(self._fetch, ahead), epoch, ahead)  # one batch ahead
+            self._next = (self._pool.submit(self._fetch, ahead), epoch, ahead, self._taken)  # one batch ahead
             batch = future.result()
         self._last_sel = sel
         self.images_seen += int(batch.shape[0])

@@ -194,9 +194,16 @@ class SaveCheckpoint(Command):
 
 @dataclass(frozen=True)
 class LoadCheckpoint(Command):
-    """Load a checkpoint (file or run folder), its data set and model; answered by :class:`Ready`."""
+    """Load a checkpoint (file or run folder), its data set and model; answered by :class:`Ready`.
+
+    Training continues exactly where the checkpoint stopped when it holds resume state (the data order
+    and random generators; :mod:`engines.lib.resume`). With ``resume`` the run goes on in its own folder:
+    autosaves overwrite its checkpoint and ``metrics.csv``, and after Ready the worker sends the curves
+    it logged (one :class:`StepMetrics`) and its hyperparameter changes (:class:`HyperparameterChanged`).
+    """
 
     path: str = ""
+    resume: bool = False
 
 
 @dataclass(frozen=True)

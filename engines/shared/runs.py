@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["RunRecord", "comparable_groups", "find_runs", "home_dir", "new_run_name", "read_run", "register_run",
-           "runs_dir", "write_metrics_csv"]
+           "read_metrics_csv", "runs_dir", "write_metrics_csv"]
 
 #: Largest metrics.csv read, bytes (a run logged every step for a million steps is about 100 MB).
 MAX_CSV_BYTES = 64 * 2**20
@@ -250,6 +250,49 @@ def comparable_groups(records: list[RunRecord]) -> dict[tuple[str, int | None], 
     for rec in records:
         groups.setdefault(rec.data_key, []).append(rec)
     return groups
+
+
+def read_metrics_csv(path: str | Path) -> tuple[list[int], dict[str, list[float]]]:
+    """Read ``metrics.csv`` row by row: the steps and each term's values (NaN where a row has none).
+
+    Returns
+    -------
+    steps : list of int
+    terms : dict of str to list of float
+        Each as long as ``steps``, in the file's column order.
+
+    Raises
+    ------
+    DataError
+        The file is too large, is not a metrics CSV (no ``step`` column) or a cell is not a number; the
+        message names the file and the line.
+    """
+    from engines.shared.errors import DataError
+
+    path = Path(path)
+    try:
+        if path.stat().st_size > MAX_CSV_BYTES:
+            raise DataError(f"{path}: larger than {MAX_CSV_BYTES // 2**20} MB, not read")
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.reader(f)
+            header = next(reader, None)
+            if not header or header[0] != "step":
+                raise DataError(f"{path}: not a metrics file (the first column is not 'step')")
+            names = header[1:]
+            steps: list[int] = []
+            terms: dict[str, list[float]] = {k: [] for k in names}
+            for line, row in enumerate(reader, start=2):
+                try:
+                    steps.append(int(float(row[0])))
+                    for k, text in zip(names, row[1:] + [""] * (len(names) + 1 - len(row))):
+                        terms[k].append(float(text) if text else math.nan)
+                except (ValueError, IndexError, OverflowError):
+                    raise DataError(f"{path}, line {line}: not a row of numbers") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read it ({exc})") from exc
+    except (csv.Error, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: not a CSV file ({exc})") from exc
+    return steps, terms
 
 
 def write_metrics_csv(path: str | Path, steps: list[int], terms: dict[str, list[float]]) -> None:

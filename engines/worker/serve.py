@@ -35,6 +35,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from engines.shared import protocol as P
@@ -49,6 +50,8 @@ from engines.shared.registry import create_engine, model_names
 from engines.shared.runs import new_run_name, runs_dir
 from engines.worker.trainer import Session, Trainer
 
+#: Most rows of a resumed run's curves sent to the window (evenly thinned beyond it).
+HISTORY_ROWS = 2_000
 #: Seconds the worker waits for a training session to end before it reconfigures or exits.
 STOP_TIMEOUT = 60.0
 
@@ -300,7 +303,8 @@ class Worker:
         s = session or self._session()
         step = s.step
         out = save_checkpoint(s.engine, Path(path), step=step, data_spec=s.data_spec,
-                              image_size=s.image_size, extra=s.manifest_extra(), manifest_beside=manifest_beside)
+                              image_size=s.image_size, extra=s.manifest_extra(), manifest_beside=manifest_beside,
+                              resume=s.capture_resume())
         if not autosave:  # autosaves are overwritten: an export never points at one
             self._last_saved = (s, step, Path(out))
         return P.CheckpointSaved(path=str(out), step=step, autosave=autosave)
@@ -391,11 +395,12 @@ class Worker:
         self._host_session(session, None, dataset.summary())
 
     def _load_checkpoint(self, cmd: P.LoadCheckpoint) -> None:
-        from engines.lib.checkpoint import load_checkpoint
+        from engines.lib.checkpoint import load_checkpoint, read_resume_state
         from engines.data import load_dataset
 
         self._progress(0, 3, f"Loading checkpoint {cmd.path}")
         engine, manifest = load_checkpoint(cmd.path, device="cpu", with_optimizer=True)
+        resume = read_resume_state(cmd.path)
         spec, image_size = manifest.get("data_spec"), manifest.get("image_size")
         extra = manifest.get("extra") or {}
         self._progress(1, 3, f"Loading data {spec!r}")
@@ -420,9 +425,36 @@ class Worker:
                           seed=int(extra.get("seed", getattr(engine.config, "seed", 0))),
                           batch_size=int(extra.get("batch_size", 64)), step=step,
                           extra={k: v for k, v in extra.items() if k not in ("seed", "batch_size")},
-                          run_name=_run_name_of(Path(cmd.path), engine.name, spec if isinstance(spec, str) else ""))
+                          run_name=_run_name_of(Path(cmd.path), engine.name, spec if isinstance(spec, str) else ""),
+                          resume_state=resume, hyper_history=[] if resume is None else list(resume.hyper_history))
+        folder = Path(cmd.path) if Path(cmd.path).is_dir() else Path(cmd.path).parent
+        if cmd.resume:
+            session.run_dir = folder
         self._progress(3, 3, "Ready")
         self._host_session(session, str(cmd.path), summary)
+        if cmd.resume:
+            self._send_history(session, folder / "metrics.csv")
+
+    def _send_history(self, session: Session, csv_path: Path) -> None:
+        """A resumed run's curves (at most :data:`HISTORY_ROWS` rows, evenly thinned) and hyperparameter
+        changes, up to its step, for the window's plots."""
+        from engines.shared.runs import read_metrics_csv
+
+        if csv_path.is_file():
+            try:
+                steps, terms = read_metrics_csv(csv_path)
+            except LatentStudioError as exc:
+                self.send(P.Warned(category="resume", message=f"the run's curves were not restored: {exc}"))
+                steps, terms = [], {}
+            keep = [i for i, st in enumerate(steps) if st < session.step]  # the steps before the next one
+            if len(keep) > HISTORY_ROWS:
+                keep = [keep[int(j)] for j in np.linspace(0, len(keep) - 1, HISTORY_ROWS)]
+            if keep and terms:
+                values = np.asarray([[terms[k][i] for k in terms] for i in keep], dtype=np.float32)
+                self.send(P.StepMetrics(steps=np.asarray([steps[i] for i in keep], dtype=np.int64),
+                                        names=list(terms), values=values))
+        for step, name, value in session.hyper_history:
+            self.send(P.HyperparameterChanged(name=name, value=value, step=step))
 
     def _train(self, cmd: P.Train) -> None:
         from engines.lib.training import BatchStream
@@ -442,6 +474,9 @@ class Worker:
             s.batches = BatchStream(
                 s.dataset, s.batch_size, s.seed, self.device, with_labels=s.engine.capabilities.conditional
             )
+            warning = s.apply_resume()
+            if warning:
+                self.send(P.Warned(category="resume", message=warning))
         self.trainer = Trainer(s, self.send, self.host, lambda path, auto: self._write_checkpoint(path, auto, s), end,
                                live=self.live)
         self.send(P.TrainingState(state="training", step=s.step))
@@ -473,6 +508,7 @@ class Worker:
 
         def apply() -> None:
             value = s.engine.set_hyper(cmd.name, cmd.value)
+            s.hyper_history.append((s.step, cmd.name, float(value)))
             s.snapshot.sync_hyper(s.engine)
             self.send(P.HyperparameterChanged(name=cmd.name, value=value, step=s.step))
 

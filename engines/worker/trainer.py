@@ -48,6 +48,8 @@ def autosave_path(session: Session | None = None) -> Path:
     """
     from engines.shared.runs import home_dir, runs_dir
 
+    if session is not None and session.run_dir is not None:
+        return session.run_dir / "model.safetensors"
     if session is not None and session.run_name:
         return runs_dir() / session.run_name / "model.safetensors"
     return home_dir() / "autosave" / "model.safetensors"
@@ -74,6 +76,12 @@ class Session:
         Endless iterator of (B, C, H, W) training batches on the device, made at the first Train.
     run_name : str
         The folder under ``$LATENT_STUDIO_HOME/runs`` its autosaves go to ("" for the legacy ``autosave/``).
+    run_dir : Path or None
+        A resumed run's own folder: its autosaves go there instead.
+    hyper_history : list of (int, str, float)
+        The live hyperparameter changes, (step, name, value), saved with every checkpoint.
+    resume_state : ResumeState or None
+        A loaded checkpoint's data order and generators, applied when training first starts.
     """
 
     engine: Any
@@ -87,10 +95,44 @@ class Session:
     batches: Iterator[Any] | None = None
     extra: dict = field(default_factory=dict)
     run_name: str = ""
+    run_dir: Path | None = None
+    hyper_history: list = field(default_factory=list)
+    resume_state: Any = None
 
     def manifest_extra(self) -> dict:
         """The ``extra`` of a checkpoint manifest: what a reload needs beyond the engine config."""
         return {**self.extra, "seed": self.seed, "batch_size": self.batch_size}
+
+    def capture_resume(self) -> Any:
+        """The :class:`~engines.lib.resume.ResumeState` to save now (from the thread that trains): the
+        generators and the data stream's place, or, before the first step after a load, the loaded state."""
+        from engines.lib import resume as R
+        from engines.lib.training import BatchStream
+
+        run = {"seed": self.seed, "batch_size": self.batch_size}
+        if self.resume_state is not None:  # loaded and not yet trained on: save it as it came
+            return R.ResumeState(self.resume_state.tensors,
+                                 {**self.resume_state.meta, "hyper_history": [list(h) for h in self.hyper_history]})
+        stream = self.batches if isinstance(self.batches, BatchStream) else None
+        return R.capture(stream, run=run, hyper_history=self.hyper_history)
+
+    def apply_resume(self) -> str:
+        """Put the new data stream and the generators where the loaded checkpoint left them (once).
+
+        Returns "" or a warning: a stream saved for another split or batch size starts afresh.
+        """
+        from engines.lib import resume as R
+        from engines.shared.errors import CheckpointError
+
+        state, self.resume_state = self.resume_state, None
+        if state is None or self.batches is None:
+            return ""
+        try:
+            R.restore_stream(state, self.batches, self.data_spec)
+            R.restore_rng(state, self.data_spec)
+        except CheckpointError as exc:
+            return f"training goes on with a fresh data order: {exc}"
+        return ""
 
 
 class MetricsBuffer:

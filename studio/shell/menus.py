@@ -36,6 +36,7 @@ def build_menus(w: MainWindow) -> dict[str, QAction]:
     _action(w, file_menu, "Open data folder...", w.data_panel.open_folder_dialog)
     file_menu.addSeparator()
     _action(w, file_menu, "Load checkpoint...", lambda: ask_load_checkpoint(w))
+    _action(w, file_menu, "Resume run...", lambda: ask_resume_run(w))
     demo_menu = file_menu.addMenu("Open demo")
     for name, path in demos().items():
         _action(w, demo_menu, name, lambda _=False, path=path: open_demo(w, path)).setToolTip(str(path))
@@ -195,3 +196,13 @@ def ask_load_checkpoint(w: MainWindow) -> None:
     path, _ = QFileDialog.getOpenFileName(w, "Load checkpoint", "", "Checkpoints (*.safetensors *.json);;All files (*)")
     if path:
         w.load_checkpoint(path)
+
+
+def ask_resume_run(w: MainWindow) -> None:
+    """File > Resume run: continue a run folder exactly where it stopped, its curves and markers restored."""
+    path = QFileDialog.getExistingDirectory(w, "Resume run (a folder holding model.safetensors)")
+    if path:
+        if not (Path(path) / "model.safetensors").is_file():
+            w.statusBar().showMessage(f"{path}: no model.safetensors here, so there is no run to resume", 5000)
+            return
+        w.data_model.confirm_discard(lambda: w.resume_run(path), f"Resuming the run in {path}")

@@ -292,6 +292,11 @@ class MainWindow(QMainWindow):
         """Ask the worker to load a checkpoint file or run folder (answered by Ready or Error)."""
         return self.services.send(protocol.LoadCheckpoint(path=str(path)))
 
+    def resume_run(self, path: str | Path) -> bool:
+        """Continue the run in folder ``path`` exactly: its weights, optimisers, data order and generators,
+        its curves and hyperparameter markers on the plots; autosaves go back into that folder."""
+        return self.services.send(protocol.LoadCheckpoint(path=str(path), resume=True))
+
     def send_metric_schedule(self, *_args: object) -> bool:
         """Send the two panels' metric schedules (seconds, 0 = off) as one :class:`SetMetricSchedule`."""
         return self.services.send(protocol.SetMetricSchedule(

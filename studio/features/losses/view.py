@@ -140,6 +140,9 @@ class LossPlotPanel(QWidget):
         """Record a :class:`StepMetrics` batch (drawn at the next timer tick)."""
         if event.steps is None or event.values is None or not len(event.steps):
             return
+        first = int(event.steps[0])
+        if len(self.history) and self.history.steps[-1] >= first:  # a run resumed or restored at an earlier step
+            self.truncate(first - 1)
         self.history.append(event.steps, event.names, event.values)
 
     def add_marker(self, step: int, text: str) -> None:
