@@ -285,7 +285,15 @@ def _stage_directions(window: MainWindow) -> bool:
     """The Directions tab: principal directions with PC1 moved, local directions, and a - b + c of held-out examples."""
     d = window.directions
     window.central_tabs.setCurrentWidget(d.view)
-    window.explore.encode_example(EXAMPLE_INDEX)
+    encoder = window.services.ready is not None and window.services.ready.capabilities.has_encoder
+    if encoder:
+        window.explore.encode_example(EXAMPLE_INDEX)
+    else:  # a GAN: a prior draw is the point, and a - b + c takes three of them
+        for slot in "abc":
+            window.explore_panel.random_button.click()
+            if not _wait_until(lambda: d.point is not None):
+                return False
+            d.slot_from_point(slot)
     if not _wait_until(lambda: d.point is not None):
         return False
     d.view.k_spin.setValue(5)
@@ -294,9 +302,10 @@ def _stage_directions(window: MainWindow) -> bool:
         return False
     d.view.sliders[0].setValue(15)
     d.view.local_button.click()
-    d.use_example("a", EXAMPLE_INDEX)
-    d.use_example("b", EXAMPLE_INDEX + 1)
-    d.use_example("c", EXAMPLE_INDEX + 2)
+    if encoder:
+        d.use_example("a", EXAMPLE_INDEX)
+        d.use_example("b", EXAMPLE_INDEX + 1)
+        d.use_example("c", EXAMPLE_INDEX + 2)
     ok = _wait_until(lambda: d.view.local_view.image() is not None and d.view.result_view.image() is not None)
     _wait_until(lambda: False, 0.5)
     return ok

@@ -378,8 +378,13 @@ def test_file_resume_run_brings_back_a_run_with_its_curves_and_markers(studio, q
         w.train(10)
     qtbot.waitUntil(lambda: w.client.state == "ready", timeout=10_000)
     run = Path(w.client.last_checkpoint).parent
-    qtbot.waitUntil(lambda: (run / "metrics.csv").is_file() and
-                    json.loads((run / "model.json").read_text())["step"] == w.client.step, timeout=20_000)
+    def saved_at(step: int) -> bool:  # the autosave and the curves the window writes beside it (a thread)
+        if not (run / "metrics.csv").is_file() or json.loads((run / "model.json").read_text())["step"] != step:
+            return False
+        lines = (run / "metrics.csv").read_text().strip().splitlines()
+        return lines[-1].split(",")[0] == str(step - 1)
+
+    qtbot.waitUntil(lambda: saved_at(w.client.step), timeout=20_000)
     saved = tmp_path / "saved-run"
     shutil.copytree(run, saved)  # the run as the user left it
     step = w.client.step

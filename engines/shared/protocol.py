@@ -36,6 +36,7 @@ from engines.shared.protocol_families import (  # noqa: F401 - re-exported
     FindDirections, FindNearest, LatentMapped, MapLatents, NearestFound, PixelFrame, PixelSurprise,
     PixelSurprised, Score, Scored,
 )
+from engines.shared.protocol_trust import SetWatchdog, WatchdogTripped  # noqa: F401 - re-exported
 from engines.shared.results import ClassCoverage, DisentanglementScores, MixtureCoverage
 from engines.shared.spec import HyperParam, LatentSpec
 

@@ -49,6 +49,7 @@ from engines.worker.scoring import score
 from engines.shared.registry import create_engine, model_names
 from engines.shared.runs import new_run_name, runs_dir
 from engines.worker.trainer import Session, Trainer
+from engines.worker.watchdog import Watchdog, WatchdogSettings
 
 #: Most rows of a resumed run's curves sent to the window (evenly thinned beyond it).
 HISTORY_ROWS = 2_000
@@ -65,6 +66,29 @@ def _run_name_of(checkpoint: Path, engine: str, data_spec: str) -> str:
     except OSError:
         pass
     return new_run_name(engine, data_spec)
+
+
+def history_events(session: Session, csv_path: Path) -> list[P.Event]:
+    """A resumed run's curves before its step (one StepMetrics, at most :data:`HISTORY_ROWS` rows, evenly
+    thinned; a Warned if the file cannot be read) and its hyperparameter changes, for the window's plots."""
+    from engines.shared.runs import read_metrics_csv
+
+    events: list[P.Event] = []
+    if csv_path.is_file():
+        try:
+            steps, terms = read_metrics_csv(csv_path)
+        except LatentStudioError as exc:
+            events.append(P.Warned(category="resume", message=f"the run's curves were not restored: {exc}"))
+            steps, terms = [], {}
+        keep = [i for i, st in enumerate(steps) if st < session.step]  # the steps before the next one
+        if len(keep) > HISTORY_ROWS:
+            keep = [keep[int(j)] for j in np.linspace(0, len(keep) - 1, HISTORY_ROWS)]
+        if keep and terms:
+            values = np.asarray([[terms[k][i] for k in terms] for i in keep], dtype=np.float32)
+            events.append(P.StepMetrics(steps=np.asarray([steps[i] for i in keep], dtype=np.int64),
+                                        names=list(terms), values=values))
+    events += [P.HyperparameterChanged(name=name, value=value, step=step) for step, name, value in session.hyper_history]
+    return events
 
 
 class Worker:
@@ -130,7 +154,8 @@ class Worker:
         self.connected = True
         self._send_lock = threading.Lock()
         self.host = Host(self.send)
-        self.live = LiveMetrics(self.send)
+        self.watchdog = Watchdog()
+        self.live = LiveMetrics(self._send_measured)
         self.jobs = Jobs(self.send)
         self._copies = PrivateCopies()
         self._last_saved: tuple[Any, int, Path] | None = None  # (session, step, path) of the last explicit save
@@ -146,6 +171,7 @@ class Worker:
             P.SaveCheckpoint: self._save_checkpoint,
             P.LoadCheckpoint: self._load_checkpoint,
             P.SetMetricSchedule: self._set_metric_schedule,
+            P.SetWatchdog: self._set_watchdog,
             P.Cancel: lambda c: self.jobs.cancel(c.request_id),
             P.Export: self._export,
             P.Decode: self._decode,
@@ -361,6 +387,8 @@ class Worker:
             if engine.device.type == "cuda":
                 torch.cuda.synchronize(engine.device)  # the host thread reads fixed_z on its own stream
         self.session = session
+        self.watchdog.ring.clear()  # the last model's good states
+        self.watchdog.reset()
         self.host.attach(Hosted(session.snapshot, session.dataset, fixed_z, session.seed))
         self.live.attach(session)
         self.send(P.Ready(
@@ -433,28 +461,8 @@ class Worker:
         self._progress(3, 3, "Ready")
         self._host_session(session, str(cmd.path), summary)
         if cmd.resume:
-            self._send_history(session, folder / "metrics.csv")
-
-    def _send_history(self, session: Session, csv_path: Path) -> None:
-        """A resumed run's curves (at most :data:`HISTORY_ROWS` rows, evenly thinned) and hyperparameter
-        changes, up to its step, for the window's plots."""
-        from engines.shared.runs import read_metrics_csv
-
-        if csv_path.is_file():
-            try:
-                steps, terms = read_metrics_csv(csv_path)
-            except LatentStudioError as exc:
-                self.send(P.Warned(category="resume", message=f"the run's curves were not restored: {exc}"))
-                steps, terms = [], {}
-            keep = [i for i, st in enumerate(steps) if st < session.step]  # the steps before the next one
-            if len(keep) > HISTORY_ROWS:
-                keep = [keep[int(j)] for j in np.linspace(0, len(keep) - 1, HISTORY_ROWS)]
-            if keep and terms:
-                values = np.asarray([[terms[k][i] for k in terms] for i in keep], dtype=np.float32)
-                self.send(P.StepMetrics(steps=np.asarray([steps[i] for i in keep], dtype=np.int64),
-                                        names=list(terms), values=values))
-        for step, name, value in session.hyper_history:
-            self.send(P.HyperparameterChanged(name=name, value=value, step=step))
+            for event in history_events(session, folder / "metrics.csv"):
+                self.send(event)
 
     def _train(self, cmd: P.Train) -> None:
         from engines.lib.training import BatchStream
@@ -478,7 +486,7 @@ class Worker:
             if warning:
                 self.send(P.Warned(category="resume", message=warning))
         self.trainer = Trainer(s, self.send, self.host, lambda path, auto: self._write_checkpoint(path, auto, s), end,
-                               live=self.live)
+                               live=self.live, watchdog=self.watchdog)
         self.send(P.TrainingState(state="training", step=s.step))
         self.trainer.start()
 
@@ -513,6 +521,22 @@ class Worker:
             self.send(P.HyperparameterChanged(name=cmd.name, value=value, step=s.step))
 
         self._in_trainer(cmd, apply)
+
+    def _set_watchdog(self, cmd: P.SetWatchdog) -> None:
+        if not isinstance(cmd.spike_factor, (int, float)) or not 2.0 <= float(cmd.spike_factor) <= 1e12:
+            raise ConfigError(f"SetWatchdog.spike_factor must be a number from 2 to 1e12, not {cmd.spike_factor!r}")
+        settings = WatchdogSettings(enabled=bool(cmd.enabled), auto_resume=bool(cmd.auto_resume),
+                                    spike_factor=float(cmd.spike_factor))
+        self._in_trainer(cmd, lambda: setattr(self.watchdog, "settings", settings))
+
+    def _send_measured(self, event: P.Event) -> None:
+        """The metrics thread's events, out; a coverage measurement is shown to the watchdog on the way."""
+        if isinstance(event, P.CoverageMeasured) and event.result is not None:
+            covered = getattr(event.result, "modes_captured", getattr(event.result, "classes_covered_any", None))
+            total = getattr(event.result, "modes_total", getattr(event.result, "classes_total", 0))
+            if isinstance(covered, int):
+                self.watchdog.report_coverage(event.step, covered, int(total or 0))
+        self.send(event)
 
     def _set_metric_schedule(self, cmd: P.SetMetricSchedule) -> None:
         self.live.set_schedule(cmd.coverage_every, cmd.disentanglement_every)

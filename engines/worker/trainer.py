@@ -26,6 +26,7 @@ import numpy as np
 from engines.metrics.likelihood import HeldOutProbe
 from engines.shared import protocol as P
 from engines.worker.host import Host, Snapshot, error_event, to_numpy
+from engines.worker.watchdog import GOOD_EVERY
 
 #: Seconds between StepMetrics messages, snapshot refreshes, sample grids and autosaves.
 METRICS_EVERY = 0.1
@@ -214,20 +215,26 @@ class Trainer:
     live : LiveMetrics or None
         Told when training runs, pauses and stops (:meth:`engines.worker.live_metrics.LiveMetrics.set_training`),
         so that coverage and disentanglement are measured on a clock of training seconds.
+    watchdog : Watchdog or None
+        Checks every step's loss terms and, at each metrics flush, the parameters and gradients; keeps good
+        states in memory and rolls back to the last one when a check trips (:mod:`engines.worker.watchdog`).
 
     Notes
     -----
     Events sent: StepMetrics, Samples (via the host), CoverageMeasured and DisentanglementMeasured
     (via ``live``), TrainingState ("paused"/"training" when a
-    pause takes effect or ends), CheckpointSaved (autosave), Error and, always last,
+    pause takes effect or ends), CheckpointSaved (autosave), WatchdogTripped (then HyperparameterChanged
+    for each halved learning rate when it resumes by itself), Error and, always last,
     Stopped(step, reason) with reason "finished", "stopped" or "error".
     """
 
     def __init__(self, session: Session, send: Callable[[P.Event], None], host: Host,
                  save: Callable[[Path, bool], P.CheckpointSaved], end_step: int | None,
-                 live: Any = None) -> None:
+                 live: Any = None, watchdog: Any = None) -> None:
         self.session = session
         self._live = live
+        self._watchdog = watchdog
+        self._trips = (-1, 0)  # the step of the last trip and how many times in a row it tripped there
         self._thread = threading.Thread(target=self._run, name="trainer", daemon=True)
         self._send = send
         self._host = host
@@ -318,7 +325,11 @@ class Trainer:
         self._make_probe()
         engine.train()
         self._set_live(True)
+        wd = self._watchdog
+        t_good = now
         try:
+            if wd is not None and wd.settings.enabled:
+                self._keep_good(wd)
             while True:
                 if self._flag and self._control():
                     reason = "stopped"
@@ -332,7 +343,17 @@ class Trainer:
                 metrics.add(s.step, losses)
                 s.step += 1
                 self._images += len(batch[0] if isinstance(batch, tuple) else batch)
+                trip = None if wd is None else wd.check_losses(s.step - 1, losses)
                 now = time.monotonic()
+                if trip is None and wd is not None and now - t_flush >= METRICS_EVERY:
+                    trip = wd.check_tensors(s.step - 1, engine)
+                    if trip is None and wd.settings.enabled and now - t_good >= GOOD_EVERY:
+                        t_good = now
+                        self._keep_good(wd)
+                if trip is not None:
+                    self._rollback(wd, trip)
+                    t_flush = t_good = time.monotonic()
+                    continue
                 if now - t_flush >= METRICS_EVERY:
                     t_flush = now
                     self._flush(now)
@@ -353,6 +374,49 @@ class Trainer:
             send(error_event(exc, "Train"))
         finally:
             self._finish(reason, start)
+
+    # -- the watchdog ---------------------------------------------------------------------------
+    def _keep_good(self, wd: Any) -> None:
+        """Copy the state now into the watchdog's ring (the checks just passed)."""
+        from engines.worker.watchdog import TrainState
+
+        wd.ring.add(TrainState.capture(self.session))
+
+    def _rollback(self, wd: Any, trip: Any) -> None:
+        """Send what went wrong, restore the last good state, then pause, or halve the learning rates and go on.
+
+        Raises
+        ------
+        RuntimeError
+            No good state to go back to (the session then ends with an error).
+        """
+        from engines.worker.watchdog import LR_NAMES, MAX_AUTO_TRIPS
+
+        s = self.session
+        self._flush(time.monotonic())  # the bad steps are shown, then replaced from the rollback step on
+        state = wd.ring.latest(before=trip.good_before)
+        if state is None:
+            raise RuntimeError(f"watchdog: {trip.message}, and no earlier good state to roll back to")
+        suggestions = wd.suggestions(trip, s.engine)
+        state.restore(s)
+        wd.ring.add(state)  # drops the states after it
+        wd.reset()
+        last, count = self._trips
+        self._trips = (trip.step, count + 1 if trip.step == last else 1)  # a bad batch trips at the same step
+        s.snapshot.refresh(s.engine, s.step, blocking=True)
+        self._host.request_grid()
+        auto = wd.settings.auto_resume and self._trips[1] <= MAX_AUTO_TRIPS
+        self._send(P.WatchdogTripped(step=trip.step, cause=trip.kind, message=trip.message, rolled_back_to=s.step,
+                                     suggestions=suggestions, auto=auto))
+        if auto:
+            for name in LR_NAMES:
+                if name in s.engine.hyper:
+                    value = s.engine.set_hyper(name, s.engine.h(name) / 2)
+                    s.hyper_history.append((s.step, name, float(value)))
+                    self._send(P.HyperparameterChanged(name=name, value=value, step=s.step))
+            s.snapshot.sync_hyper(s.engine)
+        else:
+            self._set(paused=True)
 
     def _finish(self, reason: str, start: int) -> None:
         s = self.session

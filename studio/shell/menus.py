@@ -15,6 +15,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox
 
+from engines.shared import protocol
+
 #: The main window (studio.shell.window.MainWindow; not imported here, which would be a cycle).
 MainWindow = Any
 
@@ -66,6 +68,17 @@ def build_menus(w: MainWindow) -> dict[str, QAction]:
     }
     train_menu.addSeparator()
     actions["build"] = _action(w, train_menu, "Build model", w.data_panel.build_button.click, QKeySequence("Ctrl+B"))
+    train_menu.addSeparator()
+    watch = _action(w, train_menu, "Watchdog", lambda on: w.watchdog.configure(enabled=on))
+    watch.setCheckable(True)
+    watch.setChecked(True)
+    watch.setToolTip("Roll training back to the last good state when a loss, weight or gradient turns NaN or spikes, "
+                     "or coverage collapses")
+    auto = _action(w, train_menu, "Watchdog resumes by itself (halving the learning rate)",
+                   lambda on: w.watchdog.configure(auto_resume=on))
+    auto.setCheckable(True)
+    auto.setToolTip("After a rollback, halve every learning rate and train on instead of pausing")
+    actions["watchdog"], actions["watchdog_auto"] = watch, auto
 
     worker_menu = bar.addMenu("&Worker")
     _action(w, worker_menu, "Restart worker", w.restart_worker)
@@ -205,4 +218,7 @@ def ask_resume_run(w: MainWindow) -> None:
         if not (Path(path) / "model.safetensors").is_file():
             w.statusBar().showMessage(f"{path}: no model.safetensors here, so there is no run to resume", 5000)
             return
-        w.data_model.confirm_discard(lambda: w.resume_run(path), f"Resuming the run in {path}")
+        # the worker restores weights, optimisers, data order and generators, sends the run's curves and
+        # hyperparameter markers back, and autosaves into that folder
+        w.data_model.confirm_discard(lambda: w.services.send(protocol.LoadCheckpoint(path=path, resume=True)),
+                                     f"Resuming the run in {path}")

@@ -36,6 +36,7 @@ from studio.features.samples.controller import SamplesController
 from studio.features.timelapse.controller import TimeLapse
 from studio.features.train.controller import TrainController
 from studio.features.traversal.controller import TraversalController
+from studio.features.watchdog.controller import WatchdogController
 from studio.services import Services
 from studio.shell.layout import DockLayout
 from studio.shell.menus import ask_directions_file, ask_run_folder, ask_runs_export, build_menus
@@ -100,6 +101,7 @@ class MainWindow(QMainWindow):
         self.directions = DirectionsController(s)
         self.latent_map = MapController(s)
         self.timelapse = TimeLapse(s)
+        self.watchdog = WatchdogController(s)
         # the views, by the names the rest of the studio knows them
         self.data_panel, self.train_panel, self.loss_panel = self.data_model.view, self.trainer.view, self.losses.view
         self.coverage_panel, self.disentangle_panel = self.coverage.view, self.disentanglement.view
@@ -131,6 +133,7 @@ class MainWindow(QMainWindow):
         layout = QVBoxLayout(central)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.banner)
+        layout.addWidget(self.watchdog.view)
         layout.addWidget(self.central_tabs, 1)
         self.setCentralWidget(central)
 
@@ -192,6 +195,9 @@ class MainWindow(QMainWindow):
         c.warned.connect(lambda e: self.messages.log(f"Worker warning ({e.category}, {e.where}): {e.message}", "warning"))
         c.worker_died.connect(self._on_died)
         s.notice.connect(self._on_notice)
+        # a rollback: marked on the loss plot, logged
+        self.watchdog.marker.connect(self.loss_panel.add_marker)
+        self.watchdog.tripped.connect(self._on_rollback)
         # the slider point and the rows follow Explore
         self.explore.point_changed.connect(self.traversal.set_point)
         self.explore.point_changed.connect(self.interpolation.set_point)
@@ -292,11 +298,6 @@ class MainWindow(QMainWindow):
         """Ask the worker to load a checkpoint file or run folder (answered by Ready or Error)."""
         return self.services.send(protocol.LoadCheckpoint(path=str(path)))
 
-    def resume_run(self, path: str | Path) -> bool:
-        """Continue the run in folder ``path`` exactly: its weights, optimisers, data order and generators,
-        its curves and hyperparameter markers on the plots; autosaves go back into that folder."""
-        return self.services.send(protocol.LoadCheckpoint(path=str(path), resume=True))
-
     def send_metric_schedule(self, *_args: object) -> bool:
         """Send the two panels' metric schedules (seconds, 0 = off) as one :class:`SetMetricSchedule`."""
         return self.services.send(protocol.SetMetricSchedule(
@@ -352,6 +353,11 @@ class MainWindow(QMainWindow):
             folder = Path(event.path).parent
             self.services.submit(write_metrics_csv, folder / "metrics.csv", steps, terms)
             self.runs.refresh_soon()
+
+    def _on_rollback(self, trip) -> None:  # noqa: ANN001 - a studio.features.watchdog.state.Trip
+        self.messages.log(trip.headline(), "warning")
+        self.status_labels["step"].setText(f"step {trip.rolled_back_to:,}")
+        self.train_panel.set_progress(trip.rolled_back_to)
 
     def _on_progress(self, event: protocol.Progress) -> None:
         total = f"/{event.total}" if event.total else ""
