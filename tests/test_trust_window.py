@@ -63,3 +63,58 @@ def test_a_rollback_is_shown_with_its_fixes_and_one_click_trains_on(qtbot, tmp_p
         auto = w.shortcut_actions["watchdog_auto"]
         auto.trigger()
         assert auto.isChecked() and w.watchdog.auto_resume
+
+
+def test_the_timeline_scrubs_back_through_the_run_and_branches_a_new_one(qtbot, tmp_path, one_torch_thread) -> None:
+    with real_window(tmp_path / "home") as w:
+        client, t = w.client, w.timeline
+        w.resize(1500, 950)
+        qtbot.waitUntil(lambda: client.state == "idle", timeout=90_000)
+        with qtbot.waitSignal(client.ready, timeout=60_000):
+            w.configure(protocol.Configure(data="digits", model="vae", image_size=16, latent_dim=4, seed=1,
+                                           batch_size=32))
+        assert t.configure(every=25, max_mb=64)
+        with qtbot.waitSignal(client.stopped, timeout=120_000):
+            w.train(160)
+        qtbot.waitUntil(lambda: len(t.state.steps) >= 4, timeout=20_000)
+        bar = t.view
+        assert bar.slider.maximum() == len(t.state.steps) and bar.slider.value() == bar.slider.maximum()  # live
+        assert bar.label.text().startswith("live · ") and "of 64 MB on disk" in bar.label.text()
+        assert not bar.branch_button.isEnabled()
+
+        # back in time: the grid and the Explore image by the model as it was, a cursor on the plots
+        live_grid = w.samples_view.samples.copy()
+        bar.slider.setValue(1)
+        step = t.state.steps[1]
+        qtbot.waitUntil(lambda: "(timeline)" in w.samples_view.images.title.text(), timeout=20_000)
+        assert f"step {step:,} (timeline)" in w.samples_view.images.title.text()
+        assert not (w.samples_view.samples == live_grid).all()  # an earlier model draws otherwise
+        assert w.loss_panel.time_cursor.step == step and w.coverage_panel.time_cursor.step == step
+        decoded = w.decoded_view.output
+        assert f"(model at step {step:,})" in decoded.title.text()
+        assert bar.label.text().startswith(f"step {step:,} (snapshot 2 of") and bar.branch_button.isEnabled()
+        before = decoded.image().copy()
+        w.explore_panel.set_value(0, 2.5)  # the Explore point moved: decoded by the past model too
+        qtbot.waitUntil(lambda: not (decoded.image() == before).all(), timeout=10_000)
+        assert f"(model at step {step:,})" in decoded.title.text()
+        qtbot.wait(300)
+        shot(w, "timeline.png", tmp_path)
+
+        # live again
+        bar.live_button.click()
+        qtbot.waitUntil(lambda: "(timeline)" not in w.samples_view.images.title.text(), timeout=10_000)
+        assert w.loss_panel.time_cursor.step is None and bar.label.text().startswith("live")
+
+        # branch from a snapshot: a new run beside the old one, its curve kept up to the branch
+        bar.slider.setValue(2)
+        branch_step = t.state.steps[2]
+        old_run = Path(client.last_checkpoint).parent
+        with qtbot.waitSignal(client.ready, timeout=60_000) as blocker:
+            bar.branch_button.click()
+        assert blocker.args[0].step == branch_step
+        assert bar.slider.value() == bar.slider.maximum()  # live, on the new run's (empty) timeline
+        assert w.loss_panel.history.steps[-1] <= branch_step  # the curve up to the branch, not after
+        with qtbot.waitSignal(client.stopped, timeout=60_000):
+            w.train(10)
+        qtbot.waitUntil(lambda: client.last_checkpoint and Path(client.last_checkpoint).parent != old_run, timeout=20_000)
+        assert (old_run / "timeline" / f"step-{branch_step:09d}.safetensors").is_file()

@@ -36,7 +36,9 @@ from engines.shared.protocol_families import (  # noqa: F401 - re-exported
     FindDirections, FindNearest, LatentMapped, MapLatents, NearestFound, PixelFrame, PixelSurprise,
     PixelSurprised, Score, Scored,
 )
-from engines.shared.protocol_trust import SetWatchdog, WatchdogTripped  # noqa: F401 - re-exported
+from engines.shared.protocol_trust import (  # noqa: F401 - re-exported
+    ScrubTimeline, SetTimeline, SetWatchdog, TimelineChanged, TimelineFrame, WatchdogTripped,
+)
 from engines.shared.results import ClassCoverage, DisentanglementScores, MixtureCoverage
 from engines.shared.spec import HyperParam, LatentSpec
 

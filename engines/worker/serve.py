@@ -48,8 +48,8 @@ from engines.worker.directions import run_directions, run_map, run_nearest
 from engines.worker.scoring import score
 from engines.shared.registry import create_engine, model_names
 from engines.shared.runs import new_run_name, runs_dir
-from engines.worker.trainer import Session, Trainer
-from engines.worker.watchdog import Watchdog, WatchdogSettings
+from engines.worker.trainer import Session, Trainer, autosave_path
+from engines.worker.trust import Trust
 
 #: Most rows of a resumed run's curves sent to the window (evenly thinned beyond it).
 HISTORY_ROWS = 2_000
@@ -154,8 +154,9 @@ class Worker:
         self.connected = True
         self._send_lock = threading.Lock()
         self.host = Host(self.send)
-        self.watchdog = Watchdog()
-        self.live = LiveMetrics(self._send_measured)
+        self.trust = Trust(self.send, device, self._in_trainer)
+        self.watchdog = self.trust.watchdog
+        self.live = LiveMetrics(lambda event: self.send(self.trust.measured(event)))
         self.jobs = Jobs(self.send)
         self._copies = PrivateCopies()
         self._last_saved: tuple[Any, int, Path] | None = None  # (session, step, path) of the last explicit save
@@ -171,7 +172,9 @@ class Worker:
             P.SaveCheckpoint: self._save_checkpoint,
             P.LoadCheckpoint: self._load_checkpoint,
             P.SetMetricSchedule: self._set_metric_schedule,
-            P.SetWatchdog: self._set_watchdog,
+            P.SetWatchdog: self.trust.set_watchdog,
+            P.SetTimeline: self.trust.set_timeline,
+            P.ScrubTimeline: self.trust.scrub,
             P.Cancel: lambda c: self.jobs.cancel(c.request_id),
             P.Export: self._export,
             P.Decode: self._decode,
@@ -281,6 +284,7 @@ class Worker:
         self.jobs.close()
         self.live.close()
         self.host.close()
+        self.trust.close()
         try:
             self.conn.close()
         except OSError:
@@ -387,8 +391,6 @@ class Worker:
             if engine.device.type == "cuda":
                 torch.cuda.synchronize(engine.device)  # the host thread reads fixed_z on its own stream
         self.session = session
-        self.watchdog.ring.clear()  # the last model's good states
-        self.watchdog.reset()
         self.host.attach(Hosted(session.snapshot, session.dataset, fixed_z, session.seed))
         self.live.attach(session)
         self.send(P.Ready(
@@ -397,6 +399,7 @@ class Worker:
             capabilities=engine.capabilities, config=engine.config.to_json(), step=session.step,
             checkpoint=checkpoint,
         ))
+        self.trust.attach(session, autosave_path(session).parent / "timeline", fixed_z)
         self.host.request_grid()
 
     # -- commands ------------------------------------------------------------------------------
@@ -486,7 +489,7 @@ class Worker:
             if warning:
                 self.send(P.Warned(category="resume", message=warning))
         self.trainer = Trainer(s, self.send, self.host, lambda path, auto: self._write_checkpoint(path, auto, s), end,
-                               live=self.live, watchdog=self.watchdog)
+                               live=self.live, trust=self.trust)
         self.send(P.TrainingState(state="training", step=s.step))
         self.trainer.start()
 
@@ -521,22 +524,6 @@ class Worker:
             self.send(P.HyperparameterChanged(name=cmd.name, value=value, step=s.step))
 
         self._in_trainer(cmd, apply)
-
-    def _set_watchdog(self, cmd: P.SetWatchdog) -> None:
-        if not isinstance(cmd.spike_factor, (int, float)) or not 2.0 <= float(cmd.spike_factor) <= 1e12:
-            raise ConfigError(f"SetWatchdog.spike_factor must be a number from 2 to 1e12, not {cmd.spike_factor!r}")
-        settings = WatchdogSettings(enabled=bool(cmd.enabled), auto_resume=bool(cmd.auto_resume),
-                                    spike_factor=float(cmd.spike_factor))
-        self._in_trainer(cmd, lambda: setattr(self.watchdog, "settings", settings))
-
-    def _send_measured(self, event: P.Event) -> None:
-        """The metrics thread's events, out; a coverage measurement is shown to the watchdog on the way."""
-        if isinstance(event, P.CoverageMeasured) and event.result is not None:
-            covered = getattr(event.result, "modes_captured", getattr(event.result, "classes_covered_any", None))
-            total = getattr(event.result, "modes_total", getattr(event.result, "classes_total", 0))
-            if isinstance(covered, int):
-                self.watchdog.report_coverage(event.step, covered, int(total or 0))
-        self.send(event)
 
     def _set_metric_schedule(self, cmd: P.SetMetricSchedule) -> None:
         self.live.set_schedule(cmd.coverage_every, cmd.disentanglement_every)

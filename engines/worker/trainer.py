@@ -215,9 +215,11 @@ class Trainer:
     live : LiveMetrics or None
         Told when training runs, pauses and stops (:meth:`engines.worker.live_metrics.LiveMetrics.set_training`),
         so that coverage and disentanglement are measured on a clock of training seconds.
-    watchdog : Watchdog or None
-        Checks every step's loss terms and, at each metrics flush, the parameters and gradients; keeps good
-        states in memory and rolls back to the last one when a check trips (:mod:`engines.worker.watchdog`).
+    trust : Trust or None
+        Its watchdog checks every step's loss terms and, at each metrics flush, the parameters and gradients,
+        keeps good states in memory and rolls back to the last one when a check trips
+        (:mod:`engines.worker.watchdog`); its timeline keeps a snapshot every N steps
+        (:mod:`engines.worker.timeline`).
 
     Notes
     -----
@@ -230,10 +232,11 @@ class Trainer:
 
     def __init__(self, session: Session, send: Callable[[P.Event], None], host: Host,
                  save: Callable[[Path, bool], P.CheckpointSaved], end_step: int | None,
-                 live: Any = None, watchdog: Any = None) -> None:
+                 live: Any = None, trust: Any = None, watchdog: Any = None) -> None:
         self.session = session
         self._live = live
-        self._watchdog = watchdog
+        self._trust = trust
+        self._watchdog = watchdog if watchdog is not None or trust is None else trust.watchdog
         self._trips = (-1, 0)  # the step of the last trip and how many times in a row it tripped there
         self._thread = threading.Thread(target=self._run, name="trainer", daemon=True)
         self._send = send
@@ -365,6 +368,8 @@ class Trainer:
                     if now - t_save >= AUTOSAVE_EVERY:
                         t_save = now
                         self._autosave()
+                    if self._trust is not None:
+                        self._trust.keep_snapshot(s)
                     probe = self._probe
                     if probe is not None and now - t_held >= max(HELD_OUT_EVERY, HELD_OUT_COST_FACTOR * probe.seconds):
                         t_held = now

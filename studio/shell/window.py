@@ -35,6 +35,7 @@ from studio.features.runs.controller import RunsController
 from studio.features.samples.controller import SamplesController
 from studio.features.timelapse.controller import TimeLapse
 from studio.features.train.controller import TrainController
+from studio.features.timeline.controller import TimelineController
 from studio.features.traversal.controller import TraversalController
 from studio.features.watchdog.controller import WatchdogController
 from studio.services import Services
@@ -52,6 +53,16 @@ _STATE_TEXT = {
 }
 #: Status-bar milliseconds a notice stays, by level.
 _NOTICE_MS = {"info": 5000, "warning": 8000, "error": 10000}
+
+
+def _stacked(top: QWidget, bottom: QWidget) -> QWidget:
+    """``top`` over ``bottom`` in one page (the loss plot over the timeline bar), ``top`` taking the height."""
+    page = QWidget()
+    layout = QVBoxLayout(page)
+    layout.setContentsMargins(0, 0, 0, 0)
+    layout.addWidget(top, 1)
+    layout.addWidget(bottom)
+    return page
 
 
 class MainWindow(QMainWindow):
@@ -102,6 +113,7 @@ class MainWindow(QMainWindow):
         self.latent_map = MapController(s)
         self.timelapse = TimeLapse(s)
         self.watchdog = WatchdogController(s)
+        self.timeline = TimelineController(s)
         # the views, by the names the rest of the studio knows them
         self.data_panel, self.train_panel, self.loss_panel = self.data_model.view, self.trainer.view, self.losses.view
         self.coverage_panel, self.disentangle_panel = self.coverage.view, self.disentanglement.view
@@ -145,7 +157,7 @@ class MainWindow(QMainWindow):
         self.setCorner(Qt.Corner.BottomRightCorner, right)
         for title, widget, area in (
             ("Data & Model", self.data_panel, left), ("Train", self.train_panel, left),
-            ("Explore", self.explore_panel, right), ("Losses", self.loss_panel, bottom),
+            ("Explore", self.explore_panel, right), ("Losses", _stacked(self.loss_panel, self.timeline.view), bottom),
             ("Messages", self.messages, bottom), ("Coverage", self.coverage_panel, bottom),
             ("Disentanglement", self.disentangle_panel, bottom), ("Data set", self.browser.view, left),
             ("Runs", self.runs.view, bottom),
@@ -195,6 +207,13 @@ class MainWindow(QMainWindow):
         c.warned.connect(lambda e: self.messages.log(f"Worker warning ({e.category}, {e.where}): {e.message}", "warning"))
         c.worker_died.connect(self._on_died)
         s.notice.connect(self._on_notice)
+        # the timeline: the past model's samples and Explore image, a cursor on every plot over steps
+        cursors = (self.loss_panel.time_cursor, self.coverage_panel.time_cursor, self.disentangle_panel.time_cursor)
+        self.timeline.shown.connect(self.samples.show_past)
+        self.timeline.shown.connect(lambda step, *_: [c.set(step) for c in cursors])
+        self.timeline.live.connect(self.samples.show_live)
+        self.timeline.live.connect(lambda: [c.set(None) for c in cursors])
+        self.explore.point_changed.connect(self.timeline.set_point)
         # a rollback: marked on the loss plot, logged
         self.watchdog.marker.connect(self.loss_panel.add_marker)
         self.watchdog.tripped.connect(self._on_rollback)

@@ -292,6 +292,29 @@ class MessageLog(QPlainTextEdit):
         self.appendHtml(f'<span style="color:#808080">{stamp}</span> <span style="color:{colour}">{body}</span>')
 
 
+class TimeCursor:
+    """A solid vertical line at a step on a plot over steps, hidden until :meth:`set` is given one (the timeline's
+    scrubbed step shown on every such plot)."""
+
+    def __init__(self, plot: pg.PlotWidget) -> None:
+        self.line = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("#ffd54f", width=2))
+        self.line.setZValue(50)
+        self.line.hide()
+        plot.addItem(self.line, ignoreBounds=True)
+
+    def set(self, step: int | None) -> None:
+        """Show the line at ``step``; None hides it (the plots are live again)."""
+        if step is None:
+            self.line.hide()
+        else:
+            self.line.setPos(float(step))
+            self.line.show()
+
+    @property
+    def step(self) -> float | None:
+        return float(self.line.value()) if self.line.isVisible() else None
+
+
 def off_note(text: str = "") -> QLabel:
     """The amber, word-wrapped line a tab shows when it does not apply to the model (and why)."""
     note = QLabel(text)

@@ -24,7 +24,9 @@ from engines.shared.results import ClassCoverage, MixtureCoverage
 from studio.features.coverage.state import CollapseDetector, grid_polyline
 from studio.state import LossHistory, nice_ceiling, stable_range
 from studio.widgets.clock import MeasureClock
-from studio.widgets.basic import BACKGROUND, CRITIC_MAP, DENSITY_MAP, Banner, critic_levels, density_levels, schedule_spin
+from studio.widgets.basic import (
+    BACKGROUND, CRITIC_MAP, DENSITY_MAP, Banner, TimeCursor, critic_levels, density_levels, schedule_spin,
+)
 
 #: Colours: generated samples / bars, real bars, captured share, quality share, KL.
 GENERATED, REAL, CAPTURED, QUALITY, KL = "#4fc3f7", "#9e9e9e", "#81c784", "#ffb74d", "#e57373"
@@ -131,6 +133,7 @@ class CoveragePanel(QWidget):
 
         # curves over steps: shares on the left (fixed [0, 1]), KL in nats on the right
         self.curves_plot = pg.PlotWidget(background=BACKGROUND)
+        self.time_cursor = TimeCursor(self.curves_plot)
         self.curves_plot.setMinimumHeight(140)  # a short dock (and a warning banner) scrolls, never crushes it
         self.curves_plot.hideButtons()
         self.curves_plot.setMenuEnabled(False)

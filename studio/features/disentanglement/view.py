@@ -24,7 +24,7 @@ from engines.shared import protocol
 from engines.shared.datainfo import DataInfo
 from studio.features.disentanglement.state import CURVES, METRICS, NO_FACTORS, NOT_YET, ScoreTable
 from studio.widgets.clock import MeasureClock
-from studio.widgets.basic import schedule_spin
+from studio.widgets.basic import TimeCursor, schedule_spin
 from studio.state import nice_ceiling
 from studio.widgets.basic import BACKGROUND
 
@@ -74,6 +74,7 @@ class DisentanglementPanel(QWidget):
 
         # curves over steps
         self.curves_plot = pg.PlotWidget(background=BACKGROUND)
+        self.time_cursor = TimeCursor(self.curves_plot)
         self.curves_plot.setMinimumHeight(140)  # a short dock scrolls rather than crush the plots
         self.curves_plot.hideButtons()
         self.curves_plot.setMenuEnabled(False)

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (
 from engines.shared import protocol
 from studio.features.losses.state import HIDDEN_BY_DEFAULT, LossTerms, measured_term, on_right_axis, shown_by_default
 from studio.state import LossHistory, nice_ceiling, stable_range
-from studio.widgets.basic import BACKGROUND, PALETTE, FpsCounter
+from studio.widgets.basic import BACKGROUND, PALETTE, FpsCounter, TimeCursor
 
 #: Seconds between loss-plot redraws while a slider is being dragged.
 HELD_REDRAW_S = 1.0
@@ -54,6 +54,7 @@ class LossPlotPanel(QWidget):
         self.history = history if history is not None else LossHistory()
         self.fps = fps
         self.plot = pg.PlotWidget(background=BACKGROUND)
+        self.time_cursor = TimeCursor(self.plot)
         self.plot.showGrid(y=True, alpha=0.15)  # an x grid too costs ~40% more per redraw (software raster)
         self.plot.setLabel("bottom", "step")
         self.plot.setLabel("left", "loss")

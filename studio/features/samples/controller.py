@@ -66,6 +66,8 @@ class SamplesController(QObject):
         self.view.addWidget(self.decoded_view)
         self.view.setSizes([500, 500])
         self.state = SampleFeed()
+        self.past: int | None = None  # the timeline's scrubbed step: live grids and decodes wait
+        self._latest: protocol.Samples | None = None
         c = services.client
         c.ready.connect(self._on_ready)
         c.samples.connect(self._on_samples)
@@ -73,7 +75,8 @@ class SamplesController(QObject):
         c.coverage.connect(self.samples_view.set_coverage)
 
     def _on_ready(self, ready: protocol.Ready) -> None:
-        self._held = None  # a grid of the old model
+        self._held = self._latest = None  # a grid of the old model
+        self.past = None
         self._hold_timer.stop()
         self.samples_view.set_data(ready.data)
         self.decoded_view.set_data(ready.data)
@@ -85,6 +88,9 @@ class SamplesController(QObject):
             return
         points = event.images.ndim == 2
         if event.request_id == -1:  # the fixed-z grid: the model moved on
+            self._latest = event
+            if self.past is not None:
+                return
             if points and not self.requests.asked("points"):  # 64 points are too few to see a density
                 rid = self.requests.ask("points")
                 self.services.send(protocol.Sample(request_id=rid, n=POINT_SAMPLES, seed=0))
@@ -119,8 +125,28 @@ class SamplesController(QObject):
             self.decoded_view.set_samples_backdrop(event.images)
 
     def _on_decoded(self, event: protocol.Decoded) -> None:
-        if event.view == "explore" and event.images is not None and len(event.images):
+        if event.view == "explore" and event.images is not None and len(event.images) and self.past is None:
             self.decoded_view.set_decoded(event.images, event.step)
+
+    def show_past(self, step: int, grid: np.ndarray | None, image: np.ndarray | None) -> None:
+        """The timeline is at snapshot ``step``: show its fixed-z grid and Explore image (C, H, W); the live ones
+        wait for :meth:`show_live`."""
+        self.past = int(step)
+        if grid is not None and len(grid):
+            self.samples_view.set_samples(grid, step)
+            if np.asarray(grid).ndim == 4:
+                self.samples_view.images.set_title(f"{len(grid)} samples from a fixed z, step {step:,} (timeline)")
+        if image is not None:
+            self.decoded_view.set_decoded(np.asarray(image)[None], step)
+
+    def show_live(self) -> None:
+        """Back from the timeline: the latest live grid again, and the Explore point decoded by the live model."""
+        if self.past is None:
+            return
+        self.past = None
+        if self._latest is not None:
+            self._show(self._latest)
+        self.weights_changed.emit()
 
     def show_input(self, image: np.ndarray, title: str) -> None:
         """Show the image the Explore point came from (an encoded example) beside the decode."""
