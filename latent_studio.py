@@ -23,7 +23,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("studio", help="open the studio window (the default)")
     p.add_argument("--data", default="shapes", help="data spec to start with (default %(default)s)")
     p.add_argument("--model", default="beta-vae", help="model to start with (default %(default)s)")
+    p.add_argument("--connect", metavar="HOST:PORT",
+                   help="drive a worker started elsewhere with latent-studio worker --listen (give its --token)")
+    p.add_argument("--token", help="the token the remote worker printed")
     p.set_defaults(func=_studio)
+    p = sub.add_parser("worker", help="run a worker that windows connect to (on a GPU server, say)",
+                       description="Listen for studio windows on [HOST:]PORT (127.0.0.1 unless a host is given), "
+                       "print a one-time token, and train and host models for the window that connects with it. "
+                       "Reach it from another machine through an SSH tunnel: ssh -L PORT:127.0.0.1:PORT server.")
+    p.add_argument("--listen", required=True, metavar="[HOST:]PORT", help="where to listen (port 0: any free port)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: all cores but one on the CPU)")
+    p.add_argument("--device", help="force a device: cpu, cuda, cuda:N or mps (default: cuda, then mps, then cpu)")
+    p.set_defaults(func=_worker)
     p = sub.add_parser(
         "snapshot",
         help="open the real window offscreen, train N steps through the real worker, save a screenshot, exit",
@@ -43,7 +54,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _worker(args: argparse.Namespace) -> int:
+    from engines.cli.worker import main as worker_main
+
+    extra = [flag for name in ("threads", "device") if getattr(args, name) is not None
+             for flag in (f"--{name}", str(getattr(args, name)))]
+    return worker_main(["--listen", args.listen, *extra])
+
+
 def _studio(args: argparse.Namespace) -> int:
+    if (args.connect is None) != (args.token is None):
+        print("latent-studio studio: --connect and --token go together", file=sys.stderr)
+        return 2
     from studio.preflight import display_problem
 
     problem = display_problem()  # before Qt, whose own abort names the wrong library
@@ -52,7 +74,7 @@ def _studio(args: argparse.Namespace) -> int:
         return 2
     from studio.app import main as studio_main
 
-    return studio_main(data=args.data, model=args.model)
+    return studio_main(data=args.data, model=args.model, remote=args.connect, token=args.token)
 
 
 def _snapshot(args: argparse.Namespace) -> int:

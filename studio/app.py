@@ -59,7 +59,8 @@ def apply_theme(app: QApplication) -> None:
     app.setPalette(p)
 
 
-def main(argv: list[str] | None = None, data: str = "shapes", model: str = "beta-vae") -> int:
+def main(argv: list[str] | None = None, data: str = "shapes", model: str = "beta-vae", remote: str | None = None,
+         token: str | None = None) -> int:
     """Open the studio: show the window, start the worker, and build ``model`` on ``data`` once it is up.
 
     Parameters
@@ -70,6 +71,9 @@ def main(argv: list[str] | None = None, data: str = "shapes", model: str = "beta
         Data spec built at start-up.
     model : str
         Registry name built at start-up.
+    remote, token : str or None
+        Drive the worker listening at "HOST:PORT" (``latent-studio worker --listen``) with its token instead
+        of starting one here.
 
     Returns
     -------
@@ -78,6 +82,7 @@ def main(argv: list[str] | None = None, data: str = "shapes", model: str = "beta
     """
     app = create_application(argv)
     window = MainWindow()
+    window.client.remote, window.client.token = remote, token
     window.startup_timings = StartupTimings.from_env(window)  # benchmarks/cold_start.py; None normally
     window.set_data_spec(data)
     try:

@@ -109,6 +109,10 @@ class WorkerClient(ClientSignals):
         # switch interval a decoded image could wait up to 5 ms at each hand-over (slider_latency.py's stages).
         sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_S))
         self.threads, self.device, self.connect_timeout = threads, device, connect_timeout
+        #: A worker listening elsewhere (``latent-studio worker --listen``): "HOST:PORT" and its token; None
+        #: starts a local worker process.
+        self.remote: str | None = None
+        self.token: str | None = None
         self._incoming.connect(self._dispatch)
         self._gen = 0
         self._link: WorkerLink | None = None
@@ -158,7 +162,8 @@ class WorkerClient(ClientSignals):
         if self.is_running():
             return
         self._gen += 1
-        gen, link, outbox = self._gen, WorkerLink(self.threads, self.device, self.connect_timeout), queue.Queue()
+        link = WorkerLink(self.threads, self.device, self.connect_timeout, remote=self.remote, token=self.token)
+        gen, outbox = self._gen, queue.Queue()
         self._link, self._outbox = link, outbox
         self._has_model = self._configuring = False
         self._inflight.clear()
@@ -185,6 +190,14 @@ class WorkerClient(ClientSignals):
                 link.close(timeout)
         self._has_model = False
         self._set_state("stopped")
+
+    def use_worker(self, remote: str | None = None, token: str | None = None) -> None:
+        """Drive a worker listening at ``remote`` ("HOST:PORT", with its ``token``) from now on, or a local
+        process again (None); the current worker is shut down and the new one started."""
+        self.shutdown()
+        self.remote, self.token = remote, token
+        self.last_checkpoint = None  # a path on the other machine means nothing here
+        self.start()
 
     def restart(self) -> None:
         """Replace the worker by a fresh one and bring it back to where it was.
@@ -325,7 +338,8 @@ class WorkerClient(ClientSignals):
                     self._arrived_at[event.request_id] = time.monotonic()  # off the pipe, before the GUI queue
                 self._incoming.emit(gen, event)
             elif not link.is_alive():
-                self._incoming.emit(gen, _Died(f"the worker process exited (code {link.process.poll()})"))
+                code = None if link.process is None else link.process.poll()
+                self._incoming.emit(gen, _Died(f"the worker process exited (code {code})"))
                 return
 
     def _send_loop(self, gen: int, link: WorkerLink, outbox: queue.Queue) -> None:

@@ -8,7 +8,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PySide6.QtWidgets import QLineEdit
 
 from engines.shared import protocol
 from workers import real_window
@@ -118,3 +120,37 @@ def test_the_timeline_scrubs_back_through_the_run_and_branches_a_new_one(qtbot, 
             w.train(10)
         qtbot.waitUntil(lambda: client.last_checkpoint and Path(client.last_checkpoint).parent != old_run, timeout=20_000)
         assert (old_run / "timeline" / f"step-{branch_step:09d}.safetensors").is_file()
+
+
+def test_the_window_drives_a_remote_worker_from_the_worker_menu(qtbot, tmp_path, one_torch_thread) -> None:
+    from test_remote_worker import Listening
+
+    server = Listening(tmp_path / "server-home")
+    try:
+        with real_window(tmp_path / "home") as w:
+            client = w.client
+            qtbot.waitUntil(lambda: client.state == "idle", timeout=90_000)
+            local_pid = client.pid
+            action = next(a for a in w.menuBar().actions()[2].menu().actions()
+                          if a.text() == "Connect to a remote worker...")
+            action.trigger()
+            dialog = w.remote_dialog
+            address, token = [f for f in dialog.findChildren(QLineEdit)]
+            address.setText(server.address)
+            token.setText(server.token)
+            with qtbot.waitSignal(client.started, timeout=60_000) as started:
+                dialog.accept()
+            assert started.args[0].pid != local_pid and client.remote == server.address
+            with qtbot.waitSignal(client.ready, timeout=60_000):
+                w.configure(protocol.Configure(data="digits", model="vae", image_size=8, latent_dim=2, seed=0,
+                                               batch_size=16))
+            with qtbot.waitSignal(client.stopped, timeout=60_000):
+                w.train(5)
+            qtbot.waitUntil(lambda: w.samples_view.samples is not None, timeout=20_000)
+            w.interpolation.add_keyframe(np.zeros(2, np.float32), "origin")
+            w.interpolation.add_keyframe(np.array([1.5, -1.0], np.float32), "there")
+            with qtbot.waitSignal(w.exported, timeout=60_000):  # written here, from bytes the worker sent
+                w.interpolation.export_gif(tmp_path / "walk.gif")
+            assert (tmp_path / "walk.gif").is_file() and (tmp_path / "walk.gif.json").is_file()
+    finally:
+        server.close()

@@ -1,7 +1,9 @@
-"""The worker's command line: ``python -m engines.cli.worker --connect HOST:PORT``.
+"""The worker's command line: ``python -m engines.cli.worker --connect HOST:PORT``, or ``--listen [HOST:]PORT``.
 
-The window starts it (:class:`engines.shared.link.WorkerLink`); it connects back, then serves
-(:class:`engines.worker.serve.Worker`) until Shutdown or until the window goes away.
+With ``--connect`` the window starts it (:class:`engines.shared.link.WorkerLink`); it connects back, then
+serves (:class:`engines.worker.serve.Worker`) until Shutdown or until the window goes away. With
+``--listen`` (``latent-studio worker --listen PORT`` on a GPU server) it waits for windows that know the
+token it prints, and serves them one after another.
 """
 
 from __future__ import annotations
@@ -23,10 +25,67 @@ def build_parser() -> argparse.ArgumentParser:
         description="Latent Studio's worker: connects back to the window, trains and hosts models. "
         f"The connection's authkey is read (hex) from the {AUTHKEY_ENV} environment variable.",
     )
-    p.add_argument("--connect", required=True, metavar="HOST:PORT", help="address the window listens on")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--connect", metavar="HOST:PORT", help="address the window listens on (the window starts it so)")
+    where.add_argument("--listen", metavar="[HOST:]PORT",
+                       help="wait for windows on this address (127.0.0.1 unless a host is given) and print a token "
+                       "they connect with: latent-studio studio --connect HOST:PORT --token TOKEN")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: all cores but one on the CPU)")
     p.add_argument("--device", help="force a device: cpu, cuda, cuda:N or mps (default: cuda, then mps, then cpu)")
     return p
+
+
+def listen_address(text: str) -> tuple[str, int]:
+    """``"PORT"`` (on 127.0.0.1) or ``"HOST:PORT"`` as a (host, port) tuple.
+
+    Raises
+    ------
+    ConfigError
+        Not a port in [0, 65535] (0: any free port).
+    """
+    host, sep, port = text.rpartition(":")
+    if not port.isdigit() or not 0 <= int(port) <= 65535 or (sep and not host):
+        raise ConfigError(f"--listen wants PORT or HOST:PORT, not {text!r}")
+    return (host.strip("[]") if sep else "127.0.0.1"), int(port)
+
+
+def serve_listening(address: tuple[str, int], device, threads: int, token: str | None = None,  # noqa: ANN001
+                    out=None) -> None:  # noqa: ANN001
+    """Listen on ``address`` and serve one window at a time, for ever (Ctrl+C ends it).
+
+    A window proves it holds the token (``multiprocessing.connection``'s HMAC challenge: the token never
+    crosses the wire); a wrong token or a silent peer is refused and logged on stderr, and the worker goes
+    on listening. When a window closes, its session ends (autosaved) and the next window is served.
+    """
+    import secrets
+    from multiprocessing.connection import Listener
+
+    from engines.shared.link import AuthListener
+
+    out = out or sys.stdout
+    token = token or secrets.token_urlsafe(24)
+    listener = Listener(address, family="AF_INET")
+    host, port = listener.address
+    accepting = AuthListener(listener, token.encode("utf-8"), refused=lambda peer, why: print(
+        f"latent-studio worker: refused a connection from {peer[0]}:{peer[1]}: {why}", file=sys.stderr, flush=True))
+    print(f"Latent Studio worker on {device} ({threads} threads), listening on {host}:{port}", file=out)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        print("  listening beyond this machine: the link is authenticated but not encrypted; prefer 127.0.0.1 "
+              "and an SSH tunnel (ssh -L)", file=out)
+    print(f"  token: {token}", file=out)
+    print(f"  connect with: latent-studio studio --connect {host}:{port} --token {token}", file=out, flush=True)
+    try:
+        while True:
+            conn = accepting.next()
+            if conn is None:
+                return
+            set_nodelay(conn)
+            peer = accepting.listener.last_accepted
+            print(f"latent-studio worker: a window connected from {peer[0]}:{peer[1]}", file=sys.stderr, flush=True)
+            Worker(conn, device, threads).serve()
+            print("latent-studio worker: the window left; listening again", file=sys.stderr, flush=True)
+    finally:
+        accepting.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,7 +93,24 @@ def main(argv: list[str] | None = None) -> int:
     from engines.lib.training import configure_threads, pick_device
 
     args = build_parser().parse_args(argv)
-    key_hex = os.environ.get(AUTHKEY_ENV, "")
+    if args.listen is not None:
+        try:
+            address = listen_address(args.listen)
+            device = pick_device(args.device)
+            threads = configure_threads(device, args.threads)
+        except LatentStudioError as exc:
+            print(f"latent-studio worker: {exc}", file=sys.stderr)
+            return 2
+        sys.setswitchinterval(0.001)
+        try:
+            serve_listening(address, device, threads, os.environ.pop("LATENT_STUDIO_TOKEN", None))
+        except OSError as exc:
+            print(f"latent-studio worker: cannot listen on {args.listen} ({exc})", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            return 0
+        return 0
+    key_hex = os.environ.pop(AUTHKEY_ENV, "")  # out of the environment: no child (ffmpeg) inherits it
     try:
         address = parse_address(args.connect)
         authkey = bytes.fromhex(key_hex)

@@ -43,6 +43,87 @@ class WorkerDied(ConnectionError):
     """The worker process exited or the connection broke."""
 
 
+#: Seconds a peer has to complete the authentication handshake before it is dropped.
+HANDSHAKE_S = 10.0
+
+
+class AuthListener:
+    """Accepts connections on ``listener`` (made without an authkey) and keeps those that prove they hold ``authkey``.
+
+    Each peer is authenticated on a thread of its own (``multiprocessing.connection``'s HMAC challenge, both
+    ways), so a peer that connects and stays silent, or one with the wrong key, neither blocks the others
+    nor ends the wait: it is dropped after :data:`HANDSHAKE_S` s, or at once, and reported to
+    ``refused(address, why)``. The key never crosses the wire.
+
+    Parameters
+    ----------
+    listener : multiprocessing.connection.Listener
+    authkey : bytes
+    refused : callable or None
+        ``refused(address, why)`` for each peer dropped (called from a handshake thread).
+    """
+
+    def __init__(self, listener: Listener, authkey: bytes, refused=None) -> None:  # noqa: ANN001
+        self.listener, self._authkey, self._refused = listener, authkey, refused
+        self._ready: list[Connection] = []
+        self._cv = threading.Condition()
+        self._closed = False
+        threading.Thread(target=self._accept_loop, name="link-accept", daemon=True).start()
+
+    def _accept_loop(self) -> None:
+        while not self._closed:
+            try:
+                conn = self.listener.accept()
+            except (OSError, EOFError):
+                return  # the listener was closed
+            threading.Thread(target=self._handshake, args=(conn, self.listener.last_accepted), name="link-handshake",
+                             daemon=True).start()
+
+    def _handshake(self, conn: Connection, address: object) -> None:
+        from multiprocessing.connection import AuthenticationError, answer_challenge, deliver_challenge
+
+        timer = threading.Timer(HANDSHAKE_S, conn.close)  # a silent peer: closing the socket ends its read
+        timer.daemon = True
+        timer.start()
+        try:
+            deliver_challenge(conn, self._authkey)
+            answer_challenge(conn, self._authkey)
+            why = ""
+        except AuthenticationError:
+            why = "wrong token (authentication failed)"
+        except (OSError, EOFError, ValueError) as exc:
+            why = f"no handshake ({type(exc).__name__})"
+        finally:
+            timer.cancel()
+        with self._cv:
+            if not why and not self._closed:
+                self._ready.append(conn)
+                self._cv.notify_all()
+                return
+        conn.close()
+        if why and self._refused is not None:
+            self._refused(address, why)
+
+    def next(self, until: float = float("inf"), give_up=None) -> Connection | None:  # noqa: ANN001
+        """The next authenticated connection, or None at ``until`` (a ``time.monotonic()`` deadline) or when
+        ``give_up()`` (polled about 20 times a second) says so."""
+        with self._cv:
+            while not self._ready:
+                if time.monotonic() >= until or (give_up is not None and give_up()) or self._closed:
+                    return None
+                self._cv.wait(0.05)
+            return self._ready.pop(0)
+
+    def close(self) -> None:
+        """Stop accepting; connections not yet taken are closed."""
+        with self._cv:
+            self._closed = True
+            waiting, self._ready = self._ready, []
+        self.listener.close()
+        for conn in waiting:
+            conn.close()
+
+
 class WorkerLink:
     """A worker process and the connection to it.
 
@@ -61,19 +142,26 @@ class WorkerLink:
         From :meth:`start` if the worker exits or does not connect in time.
     """
 
-    def __init__(self, threads: int | None = None, device: str | None = None, connect_timeout: float = 120.0) -> None:
+    def __init__(self, threads: int | None = None, device: str | None = None, connect_timeout: float = 120.0,
+                 remote: str | None = None, token: str | None = None) -> None:
         self.threads = threads
         self.device = device
         self.connect_timeout = connect_timeout
+        self.remote, self.token = remote, token
         self.process: subprocess.Popen | None = None
         self.conn: Connection | None = None
+        self.refused: list[tuple[object, str]] = []  # (address, why) of peers that failed the handshake
         self._send_lock = threading.Lock()
 
     # -- life cycle ------------------------------------------------------------------------------
     def start(self) -> None:
-        """Start the worker and wait (up to ``connect_timeout``) until it has connected."""
+        """Start the worker and wait (up to ``connect_timeout``) until it has connected; with ``remote``,
+        connect to a worker already listening there (``latent-studio worker --listen``) with ``token``."""
+        if self.remote is not None:
+            self._connect_remote()
+            return
         authkey = secrets.token_bytes(32)
-        listener = Listener(("127.0.0.1", 0), family="AF_INET", authkey=authkey)
+        listener = Listener(("127.0.0.1", 0), family="AF_INET")  # authenticated below, one peer at a time
         host, port = listener.address
         cmd = [sys.executable, "-m", "engines.cli.worker", "--connect", f"{host}:{port}"]
         if self.threads is not None:
@@ -82,34 +170,56 @@ class WorkerLink:
             cmd += ["--device", self.device]
         env = dict(os.environ, **{AUTHKEY_ENV: authkey.hex()})
         self.process = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL)
-        accepted: list[Connection] = []
-        failure: list[BaseException] = []
-
-        def accept() -> None:
-            try:
-                accepted.append(listener.accept())
-            except BaseException as exc:  # noqa: BLE001 - reported below
-                failure.append(exc)
-
-        t = threading.Thread(target=accept, name="worker-accept", daemon=True)
-        t.start()
-        deadline = time.monotonic() + self.connect_timeout
-        while t.is_alive() and time.monotonic() < deadline and self.process.poll() is None:
-            t.join(0.05)
-        if not accepted:
-            code = self.process.poll()
-            listener.close()
+        process = self.process
+        # another local process that connects first is refused and dropped; the wait goes on for ours
+        accepting = AuthListener(listener, authkey, refused=lambda address, why: self.refused.append((address, why)))
+        conn = accepting.next(time.monotonic() + self.connect_timeout, give_up=lambda: process.poll() is not None)
+        accepting.close()
+        if conn is None:
+            code = process.poll()
             self.kill()
             why = f"exited with code {code}" if code is not None else "did not connect in time"
-            if failure:
-                why += f" ({failure[0]})"
             raise WorkerDied(f"the worker process {why}")
-        listener.close()
-        self.conn = accepted[0]
+        self.conn = conn
         set_nodelay(self.conn)
 
+    def _connect_remote(self) -> None:
+        from multiprocessing.connection import AuthenticationError, answer_challenge, deliver_challenge
+
+        from engines.shared.errors import ConfigError
+
+        host, sep, port = str(self.remote).rpartition(":")
+        if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ConfigError(f"a remote worker's address is HOST:PORT, not {self.remote!r}")
+        if not self.token:
+            raise ConfigError("a remote worker needs the token it printed when it started (--token)")
+        try:
+            sock = socket.create_connection((host.strip("[]"), int(port)), timeout=min(self.connect_timeout, 30.0))
+        except OSError as exc:
+            raise WorkerDied(f"cannot reach a worker at {self.remote} ({exc})") from None
+        sock.settimeout(None)
+        conn = Connection(sock.detach())
+        timer = threading.Timer(HANDSHAKE_S, conn.close)  # not a Latent Studio worker: it never answers
+        timer.daemon = True
+        timer.start()
+        try:
+            answer_challenge(conn, self.token.encode("utf-8"))
+            deliver_challenge(conn, self.token.encode("utf-8"))
+        except AuthenticationError:
+            conn.close()
+            raise WorkerDied(f"the worker at {self.remote} refused the token") from None
+        except (OSError, EOFError, ValueError) as exc:
+            conn.close()
+            raise WorkerDied(f"no Latent Studio worker answered at {self.remote} ({type(exc).__name__})") from None
+        finally:
+            timer.cancel()
+        self.conn = conn
+        set_nodelay(conn)
+
     def is_alive(self) -> bool:
-        """Whether the process is still running."""
+        """Whether the process is still running (for a remote worker: whether the connection is open)."""
+        if self.remote is not None:
+            return self.conn is not None
         return self.process is not None and self.process.poll() is None
 
     @property
@@ -127,7 +237,8 @@ class WorkerLink:
         self._close_conn()
 
     def close(self, timeout: float = 10.0) -> None:
-        """Ask the worker to shut down, wait up to ``timeout`` seconds, then kill it."""
+        """Ask the worker to shut down, wait up to ``timeout`` seconds, then kill it (a remote worker only ends
+        this window's session and listens for the next)."""
         if self.conn is not None and self.is_alive():
             try:
                 self.send(protocol.Shutdown())

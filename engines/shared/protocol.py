@@ -36,6 +36,7 @@ from engines.shared.protocol_families import (  # noqa: F401 - re-exported
     FindDirections, FindNearest, LatentMapped, MapLatents, NearestFound, PixelFrame, PixelSurprise,
     PixelSurprised, Score, Scored,
 )
+from engines.shared.protocol_exports import Cancel, Export, Exported  # noqa: F401 - re-exported
 from engines.shared.protocol_trust import (  # noqa: F401 - re-exported
     ScrubTimeline, SetTimeline, SetWatchdog, TimelineChanged, TimelineFrame, WatchdogTripped,
 )
@@ -553,48 +554,3 @@ class DisentanglementMeasured(Event):
     mi_matrix: np.ndarray | None = _arr()
     factor_names: list = field(default_factory=list)
     seconds: float = 0.0
-
-
-@dataclass(frozen=True)
-class Export(Command):
-    """Render an animation or strip on the worker's job thread; answered by :class:`Exported`.
-
-    The worker saves the current weights beside ``out`` (``<out without suffix>.safetensors``,
-    reusing the last checkpoint it wrote when the weights have not changed), renders with
-    :func:`engines.lib.export.export`, writes ``out`` and its sidecar ``out + ".json"``, and sends
-    Progress (task "export") on the way. :class:`Cancel` stops it and leaves no partial file.
-
-    Attributes
-    ----------
-    kind : {"interpolation", "traversal", "morph", "samples"}
-    out : str
-        Path of the file to write; its suffix (.gif, .mp4, .png) picks the format.
-    latents : dict
-        The sidecar's kind-specific ``latents`` (see :mod:`engines.lib.export`).
-    settings : dict
-        ``fps``, ``size``, ``resample``, ``labels`` (see :mod:`engines.lib.export`).
-    """
-
-    request_id: int = 0
-    kind: str = "interpolation"
-    out: str = ""
-    latents: dict = field(default_factory=dict)
-    settings: dict = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Exported(Event):
-    """Answer to :class:`Export`: the file written, its sidecar, its frame count and the wall time in s."""
-
-    request_id: int = 0
-    path: str = ""
-    sidecar: str = ""
-    frames: int = 0
-    seconds: float = 0.0
-
-
-@dataclass(frozen=True)
-class Cancel(Command):
-    """Cancel the job (Export, projecting Encode) of ``request_id``, queued or running; no reply if none."""
-
-    request_id: int = 0

@@ -21,6 +21,7 @@ The job bodies:
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections import deque
@@ -253,6 +254,47 @@ def run_export(job: Job, cmd: P.Export, checkpoint_for: Callable[[Path, threadin
         frames = read_frame_count(out)
     return P.Exported(request_id=cmd.request_id, path=str(out), sidecar=str(sidecar), frames=frames,
                       seconds=time.perf_counter() - t0)
+
+
+#: Largest delivered export, bytes (the file, its sidecar and its weights together).
+MAX_DELIVERED = 256 * 2**20
+
+
+def deliver_export(job: Job, cmd: P.Export, checkpoint_for: Callable[..., Path], device: torch.device) -> P.Exported:
+    """Render ``cmd`` in a temporary folder and answer with the files' bytes, for a window on another machine.
+
+    The weights are always written beside the file (never an earlier checkpoint elsewhere), so the
+    sidecar names them by a path relative to itself and re-renders where the window writes the three.
+
+    Raises
+    ------
+    ExportError
+        The files together pass :data:`MAX_DELIVERED` bytes; and whatever :func:`run_export` raises.
+    """
+    import shutil
+    import tempfile
+
+    from engines.shared.errors import ExportError
+
+    name = Path(str(cmd.out)).name
+    if not name or name in (".", ".."):
+        raise ConfigError(f"Export: no file name in {cmd.out!r}")
+    folder = Path(tempfile.mkdtemp(prefix="latent-studio-export-"))
+    try:
+        local = dataclasses.replace(cmd, out=str(folder / name), deliver=False)
+        done = run_export(job, local, lambda out, cancel: checkpoint_for(out, cancel, reuse=False), device)
+        files = [folder / name, folder / (name + ".json"), folder / (name + ".safetensors")]
+        files = [f for f in files if f.is_file()]
+        sizes = [f.stat().st_size for f in files]
+        if sum(sizes) > MAX_DELIVERED:
+            raise ExportError(f"{name}: {sum(sizes) / 2**20:.0f} MB is too much to send back; export to a smaller "
+                              f"size or fewer frames (at most {MAX_DELIVERED // 2**20} MB)")
+        blob = np.frombuffer(b"".join(f.read_bytes() for f in files), np.uint8)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return P.Exported(request_id=cmd.request_id, path=str(cmd.out), sidecar=str(cmd.out) + ".json",
+                      frames=done.frames, seconds=done.seconds, names=[f.name for f in files], sizes=sizes,
+                      blob=blob)
 
 
 class PrivateCopies:

@@ -41,7 +41,7 @@ import torch
 from engines.shared import protocol as P
 from engines.shared.errors import ConfigError, DataError, LatentStudioError, ProtocolError
 from engines.worker.host import GRID_SIZE, Host, Hosted, Snapshot, error_event
-from engines.worker.jobs import Jobs, PrivateCopies, run_export, run_projection
+from engines.worker.jobs import Jobs, PrivateCopies, deliver_export, run_export, run_projection
 from engines.worker.live_metrics import LiveMetrics
 from engines.worker.pixels import pixel_surprise, run_draw
 from engines.worker.directions import run_directions, run_map, run_nearest
@@ -248,7 +248,8 @@ class Worker:
 
     def _export(self, command: P.Export) -> None:
         self.jobs.submit(command.request_id, "Export", "export",
-                         lambda job: run_export(job, command, self._checkpoint_for, self.device))
+                         lambda job: (deliver_export if command.deliver else run_export)(
+                             job, command, self._checkpoint_for, self.device))
 
     def _draw_pixels(self, command: P.DrawPixels) -> None:
         """Draw pixel by pixel on the job thread (frames streamed, Cancel to pause)."""
@@ -339,11 +340,11 @@ class Worker:
             self._last_saved = (s, step, Path(out))
         return P.CheckpointSaved(path=str(out), step=step, autosave=autosave)
 
-    def _checkpoint_for(self, out: Path, cancel: threading.Event) -> Path:
+    def _checkpoint_for(self, out: Path, cancel: threading.Event, reuse: bool = True) -> Path:
         """A checkpoint of the current weights for an export to ``out`` (called on the job thread).
 
         Returns the last checkpoint saved explicitly when the session and step are unchanged and
-        the file is still there; else writes ``<out>.safetensors`` (its own file per export, so a
+        the file is still there (``reuse``); else writes ``<out>.safetensors`` (its own file per export, so a
         later export never overwrites the weights an earlier sidecar names), between two
         steps when training (waits for the trainer, polling ``cancel``).
 
@@ -355,7 +356,7 @@ class Worker:
         """
         s = self._session()
         last = self._last_saved
-        if last is not None and last[0] is s and last[1] == s.step and last[2].is_file():
+        if reuse and last is not None and last[0] is s and last[1] == s.step and last[2].is_file():
             return last[2]
         done, box = threading.Event(), {}
 

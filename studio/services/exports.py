@@ -26,6 +26,8 @@ class _Host(Protocol):
     client: Any
 
     def next_id(self) -> int: ...
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future: ...
+    def report_file(self, path: str, error: str = "") -> None: ...
     def notify(self, message: str, level: str = "info", status: str | None = None) -> None: ...
     def file_written(self, path: str, error: str) -> None: ...
 
@@ -59,6 +61,36 @@ def write_in_background(
     return future
 
 
+def write_delivered(path: str | Path, names: list, sizes: list, blob: np.ndarray) -> list[Path]:
+    """Write an export a remote worker sent back (:class:`~engines.shared.protocol.Exported` with ``blob``):
+    the file at ``path``, its sidecar and weights beside it under their own names.
+
+    Only the three names an export has are accepted (``NAME``, ``NAME.json``, ``NAME.safetensors`` for
+    ``path``'s NAME), whatever the worker says, so a peer cannot write elsewhere.
+
+    Raises
+    ------
+    ValueError
+        A name outside those three, or sizes that do not add up to the bytes sent.
+    OSError
+        A file cannot be written.
+    """
+    target = Path(path)
+    allowed = {target.name: target, target.name + ".json": target.with_name(target.name + ".json"),
+               target.name + ".safetensors": target.with_name(target.name + ".safetensors")}
+    data = np.asarray(blob, np.uint8).reshape(-1)
+    if len(names) != len(sizes) or any(not isinstance(n, int) or n < 0 for n in sizes) or sum(sizes) != data.size:
+        raise ValueError("the worker sent files whose sizes do not add up")
+    written, offset = [], 0
+    for name, size in zip(names, sizes):
+        if name not in allowed:
+            raise ValueError(f"the worker sent a file named {name!r}, not one of {sorted(allowed)}")
+        allowed[name].write_bytes(data[offset: offset + size].tobytes())
+        written.append(allowed[name])
+        offset += size
+    return written
+
+
 class WorkerExports(QObject):
     """Exports rendered by the worker, each shown by a :class:`JobWidget`; one per window, shared by the features.
 
@@ -82,8 +114,9 @@ class WorkerExports(QObject):
     def send(self, kind: str, path: str | Path, latents: dict, settings: dict, job: JobWidget) -> int:
         """Send an Export of ``kind`` to ``path`` and show it in ``job``; the request id (0: no worker)."""
         rid = self.services.next_id()
+        deliver = getattr(self.services.client, "remote", None) is not None  # the worker cannot reach our disk
         if not self.services.client.send(protocol.Export(request_id=rid, kind=kind, out=str(path),
-                                                         latents=latents, settings=settings)):
+                                                         latents=latents, settings=settings, deliver=deliver)):
             return 0
         self.pending[rid] = (str(path), job)
         job.start(rid, f"Exporting {Path(path).name}")
@@ -110,9 +143,15 @@ class WorkerExports(QObject):
             self.services.notify(f"Export of {path} cancelled", status=f"Export of {Path(path).name} cancelled")
 
     def _on_exported(self, event: protocol.Exported) -> None:
-        if event.request_id in self.pending:
-            self._end(event.request_id)
+        if event.request_id not in self.pending:
+            return
+        path = self._end(event.request_id)
+        if event.blob is None:
             self.services.file_written(event.path, "")
+            return
+        future = self.services.submit(write_delivered, path, list(event.names), list(event.sizes), event.blob)
+        future.add_done_callback(lambda f: self.services.report_file(  # from the export thread
+            path, "" if f.exception() is None else f"{path}: {f.exception()}"))
 
     def _on_error(self, event: protocol.Error) -> None:
         if event.command == "Export" and self.pending:

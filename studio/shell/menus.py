@@ -82,6 +82,9 @@ def build_menus(w: MainWindow) -> dict[str, QAction]:
 
     worker_menu = bar.addMenu("&Worker")
     _action(w, worker_menu, "Restart worker", w.restart_worker)
+    worker_menu.addSeparator()
+    _action(w, worker_menu, "Connect to a remote worker...", lambda: ask_remote_worker(w))
+    _action(w, worker_menu, "Use a local worker", lambda: w.client.use_worker(None))
 
     view_menu = bar.addMenu("&View")
     for i in range(w.central_tabs.count()):
@@ -222,3 +225,32 @@ def ask_resume_run(w: MainWindow) -> None:
         # hyperparameter markers back, and autosaves into that folder
         w.data_model.confirm_discard(lambda: w.services.send(protocol.LoadCheckpoint(path=path, resume=True)),
                                      f"Resuming the run in {path}")
+
+
+def ask_remote_worker(w: MainWindow) -> None:
+    """Worker > Connect to a remote worker: its HOST:PORT and the token it printed (``latent-studio worker --listen``)."""
+    from PySide6.QtWidgets import QDialog, QDialogButtonBox, QFormLayout, QLabel, QLineEdit
+
+    dialog = QDialog(w)
+    dialog.setWindowTitle("Connect to a remote worker")
+    address, token = QLineEdit(w.client.remote or "127.0.0.1:5555"), QLineEdit()
+    token.setEchoMode(QLineEdit.EchoMode.Password)
+    address.setToolTip("Where `latent-studio worker --listen PORT` listens; through an SSH tunnel (ssh -L), 127.0.0.1:PORT")
+    token.setToolTip("The token the worker printed when it started")
+    form = QFormLayout(dialog)
+    form.addRow(QLabel("Start one on the server with: latent-studio worker --listen 5555\n"
+                       "then tunnel it here: ssh -L 5555:127.0.0.1:5555 server"))
+    form.addRow("Address", address)
+    form.addRow("Token", token)
+    buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+    buttons.accepted.connect(dialog.accept)
+    buttons.rejected.connect(dialog.reject)
+    form.addRow(buttons)
+
+    def connect() -> None:
+        w.messages.log(f"Connecting to the worker at {address.text().strip()}")
+        w.client.use_worker(address.text().strip(), token.text().strip())
+
+    dialog.accepted.connect(connect)
+    w.remote_dialog = dialog
+    dialog.open()  # window-modal, never blocking the event loop
