@@ -102,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
         argv = ["studio", *argv]
     args = parser.parse_args(argv)
+    args.argv = argv  # train --nproc starts the same command again in each process
     try:
         return int(args.func(args) or 0)
     except LatentStudioError as exc:

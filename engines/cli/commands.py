@@ -47,6 +47,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--iwae-k", type=int, default=0, help="also report the held-out IWAE bound with k samples (0: skip)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="settings",
                    help="any other model setting, e.g. --set n_masks=1 --set hidden=250 (repeatable)")
+    p.add_argument("--nproc", type=int, default=1, metavar="N",
+                   help="data-parallel training in N processes (torchrun's launcher: one GPU each with NCCL, or CPU "
+                   "processes with Gloo), each on --batch-size examples of every step's N x batch")
     p.add_argument("--lr-schedule", choices=["constant", "cosine", "warmup"],
                    help="learning rate over the planned steps: constant (default), cosine (down to 1%%), "
                    "warmup (linear over the first 5%%)")
@@ -184,6 +187,7 @@ def _check_train_args(args: argparse.Namespace) -> None:
             raise LatentStudioError(f"--resume continues the run as it was saved; {', '.join(given) or '--set'} "
                                     "cannot change it (train a new run instead)")
     checks = [
+        (1 <= args.nproc <= 1024, f"--nproc must be from 1 to 1024, got {args.nproc}"),
         (args.steps is None or args.steps >= 1, f"--steps must be at least 1, got {args.steps}"),
         (args.epochs is None or (math.isfinite(args.epochs) and args.epochs > 0), f"--epochs must be positive, got {args.epochs}"),
         (args.batch_size >= 1, f"--batch-size must be at least 1, got {args.batch_size}"),
@@ -196,30 +200,65 @@ def _check_train_args(args: argparse.Namespace) -> None:
             raise LatentStudioError(message)
 
 
+def _launch(args: argparse.Namespace) -> int:
+    """``train --nproc N``: run this same command in N processes through torchrun's launcher (its exit code)."""
+    import os
+    import subprocess
+
+    argv = list(getattr(args, "argv", None) or sys.argv[1:])
+    child, skip = [], False
+    for i, a in enumerate(argv):  # the same arguments without --nproc
+        if skip:
+            skip = False
+            continue
+        if a == "--nproc":
+            skip = True
+            continue
+        if not a.startswith("--nproc="):
+            child.append(a)
+    if args.threads is None:
+        child += ["--threads", str(max(1, (os.cpu_count() or 2) // args.nproc))]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={args.nproc}",
+           "-m", "latent_studio", *child]
+    print(f"latent-studio train: {args.nproc} processes (torchrun --standalone)", file=sys.stderr)
+    return subprocess.call(cmd, stdin=subprocess.DEVNULL)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """Train headless, or continue a run exactly with ``--resume``; see the ``train`` sub-command's help."""
     _check_train_args(args)
+    from engines.lib import distributed as D
+
+    if args.nproc > 1 and not D.is_distributed():
+        return _launch(args)
     import torch
     from tqdm import tqdm
 
     from engines.lib import resume as R
-    from engines.lib.checkpoint import read_manifest, save_checkpoint
     from engines.lib.training import apply_lr_schedule
 
+    rank, size, _ = D.world()
     run = _resumed(args) if args.resume is not None else _fresh(args)
     engine, dataset, stream, device = run["engine"], run["dataset"], run["stream"], run["device"]
     first, steps, rows, names = run["first"], run["steps"], run["rows"], run["names"]
     out: Path = run["out"]
-    out.mkdir(parents=True, exist_ok=True)
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
     schedule, optimizers = run["settings"]["lr_schedule"], engine.optimizer_states()
+    if size > 1:
+        D.average_gradients(optimizers)
     engine.train()
     t0 = time.perf_counter()
     done = first - 1
-    with tqdm(range(first, steps + 1), unit="step", file=sys.stderr, mininterval=0.5) as bar:
+    with tqdm(range(first, steps + 1), unit="step", file=sys.stderr, mininterval=0.5, disable=rank > 0) as bar:
         for step in bar:
             apply_lr_schedule(optimizers, schedule, step, run["settings"]["schedule_steps"])
-            losses = engine.training_step(next(stream), step)
+            batch = next(stream)
+            losses = engine.training_step(D.shard(batch, rank, size) if size > 1 else batch, step)
             out_of_time = args.max_seconds is not None and time.perf_counter() - t0 >= args.max_seconds
+            if size > 1:  # every process logs the same means and stops at the same step
+                losses = D.mean_losses({**losses, "__stop__": float(out_of_time)}, device)
+                out_of_time = losses.pop("__stop__") > 0
             if step % run["log_every"] == 0 or step == steps or out_of_time:  # the last step is always logged
                 names.extend(k for k in losses if k not in names)
                 rows.append({"step": step, **losses})
@@ -233,6 +272,24 @@ def cmd_train(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - t0
     settings = {**run["settings"], "planned_steps": steps}
     state = R.capture(stream, run=settings, hyper_history=run["hyper_history"])  # before anything else draws
+    if rank > 0:  # rank 0 writes the run (the weights are the same everywhere)
+        D.barrier()
+        D.close()
+        return 0
+    try:
+        return _write_run(args, run, engine, dataset, stream, device, out, rows, names, done, first, seconds, state,
+                          settings)
+    finally:
+        if size > 1:
+            D.barrier()
+            D.close()
+
+
+def _write_run(args: argparse.Namespace, run: dict, engine: Any, dataset: Any, stream: Any, device: Any, out: Path,
+               rows: list, names: list, done: int, first: int, seconds: float, state: Any, settings: dict) -> int:
+    """Write a trained run's metrics.csv, checkpoint (with its resume state), held-out likelihood, samples and run.json."""
+    from engines.lib.checkpoint import read_manifest, save_checkpoint
+
     with open(out / "metrics.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=["step", *names], restval="")
         writer.writeheader()
@@ -282,22 +339,32 @@ def _fresh(args: argparse.Namespace) -> dict[str, Any]:
     from engines.lib.training import BatchStream, configure_threads, pick_device
     from engines.shared.registry import create_engine
 
+    from engines.lib import distributed as D
+
     overrides = _config_overrides(args)  # a bad --set fails here, before the data loads
     dataset = load_dataset(args.data, args.image_size)
-    device = pick_device(args.device)
+    rank, size, _ = D.world()
+    device = D.init(args.device) if size > 1 else pick_device(args.device)
     threads = configure_threads(device, args.threads)
-    torch.manual_seed(args.seed)
+    torch.manual_seed(args.seed)  # the same initial weights in every process
     engine = create_engine(args.model, dataset.info, **overrides).to(device)
+    if rank > 0:
+        torch.manual_seed(args.seed + rank)  # each process its own noise (rank 0 as a single process would)
+    batch = args.batch_size * size  # every process draws the same global batch and trains on its share
     n_train = len(dataset.train_indices)
     if args.epochs is not None:
-        steps = max(1, math.ceil(args.epochs * n_train / args.batch_size))
+        steps = max(1, math.ceil(args.epochs * n_train / batch))
     else:
         steps = args.steps if args.steps is not None else 1000
-    print(f"{dataset.summary()}", file=sys.stderr)
-    print(f"{args.model} on {device} ({threads} threads): {steps} steps of batch {args.batch_size}", file=sys.stderr)
-    stream = BatchStream(dataset, args.batch_size, args.seed, device, with_labels=engine.capabilities.conditional)
-    settings = {"seed": args.seed, "batch_size": args.batch_size, "log_every": args.log_every, "threads": threads,
-                "lr_schedule": args.lr_schedule or "constant", "schedule_steps": steps}
+    if rank == 0:
+        print(f"{dataset.summary()}", file=sys.stderr)
+        print(f"{args.model} on {device} ({threads} threads{f' x {size} processes' if size > 1 else ''}): {steps} "
+              f"steps of batch {batch}", file=sys.stderr)
+    stream = BatchStream(dataset, batch, args.seed, device, with_labels=engine.capabilities.conditional)
+    if stream.batch_size != batch:
+        raise LatentStudioError(f"{args.data}: {n_train} training examples are fewer than one batch of {batch}")
+    settings = {"seed": args.seed, "batch_size": batch, "log_every": args.log_every, "threads": threads,
+                "lr_schedule": args.lr_schedule or "constant", "schedule_steps": steps, "nproc": size}
     return {"engine": engine, "dataset": dataset, "stream": stream, "device": device, "threads": threads,
             "first": 1, "steps": steps, "rows": [], "names": [], "out": args.out, "data_spec": args.data,
             "image_size": args.image_size, "settings": settings, "log_every": args.log_every, "hyper_history": []}
@@ -336,20 +403,30 @@ def _resumed(args: argparse.Namespace) -> dict[str, Any]:
     spec, image_size = manifest.get("data_spec"), manifest.get("image_size")
     if not isinstance(spec, str) or not spec:
         raise LatentStudioError(f"{ckpt}: the manifest names no data set to resume on")
+    from engines.lib import distributed as D
+
     dataset = load_dataset(spec, image_size)
-    device = pick_device(args.device)
+    rank, size, _ = D.world()
+    if batch_size % size:
+        raise LatentStudioError(f"{ckpt}: the run's batch of {batch_size} does not split over {size} processes")
+    device = D.init(args.device) if size > 1 else pick_device(args.device)
     wanted = args.threads if args.threads is not None else settings.get("threads")
     threads = configure_threads(device, int(wanted) if wanted else None)
     engine, manifest = load_checkpoint(ckpt, device=device, with_optimizer=True)
     stream = BatchStream(dataset, batch_size, seed, device, with_labels=engine.capabilities.conditional)
     R.restore_stream(state, stream, str(ckpt))
     R.restore_rng(state, str(ckpt))
+    if rank > 0:
+        import torch
+
+        torch.manual_seed(seed + rank + step)
     out = args.out if args.out is not None else (folder if folder.is_dir() else folder.parent)
     names, rows = _read_metrics(out / "metrics.csv", step)
-    print(f"{dataset.summary()}", file=sys.stderr)
-    print(f"{engine.name} on {device} ({threads} threads): resuming at step {step} for {more} more steps of batch "
-          f"{batch_size}", file=sys.stderr)
-    settings = {"lr_schedule": "constant", "schedule_steps": planned, **settings, "threads": threads}
+    if rank == 0:
+        print(f"{dataset.summary()}", file=sys.stderr)
+        print(f"{engine.name} on {device} ({threads} threads{f' x {size} processes' if size > 1 else ''}): resuming "
+              f"at step {step} for {more} more steps of batch {batch_size}", file=sys.stderr)
+    settings = {"lr_schedule": "constant", "schedule_steps": planned, **settings, "threads": threads, "nproc": size}
     if settings["lr_schedule"] not in LR_SCHEDULES:
         raise LatentStudioError(f"{ckpt}: unknown learning-rate schedule {settings['lr_schedule']!r} in the run")
     return {"engine": engine, "dataset": dataset, "stream": stream, "device": device, "threads": threads,
