@@ -135,6 +135,9 @@ class WorkerClient(ClientSignals):
         self.last_configure: protocol.Configure | None = None
         self.last_checkpoint: str | None = None
         self.step = 0
+        self._train_end: tuple[int | None] | None = None  # (end step or None: until stopped) of the last Train
+        self._was_training = False  # training when the worker died: a restart trains on
+        self._train_after_ready: tuple[int | None] | None = None
 
     # -- state -----------------------------------------------------------------------------------
     @property
@@ -218,12 +221,17 @@ class WorkerClient(ClientSignals):
             self.send(protocol.LoadCheckpoint(path=self.last_checkpoint))
         elif self.last_configure is not None:
             self.send(self.last_configure)
+        if self._was_training and self._train_end is not None and (self.last_checkpoint or self.last_configure):
+            self._train_after_ready = self._train_end  # trains on to the same end once the model is back
+        self._was_training = False
 
     # -- commands --------------------------------------------------------------------------------
     def send(self, command: protocol.Command) -> bool:
         """Queue a command for the worker; False (and nothing sent) when no worker is running."""
         if self._outbox is None or not self.is_running():
             return False
+        if isinstance(command, protocol.Train):
+            self._train_end = (None if command.steps is None else self.step + int(command.steps),)
         if isinstance(command, protocol.Configure):
             self.last_configure = command
         if isinstance(command, (protocol.Configure, protocol.LoadCheckpoint)):
@@ -361,6 +369,7 @@ class WorkerClient(ClientSignals):
         if gen != self._gen:
             return  # from a worker that was shut down or replaced
         if isinstance(item, _Died):
+            self._was_training = self._state == "training"
             self._has_model = self._configuring = False
             self._inflight.clear()
             self._set_state("died")
@@ -378,6 +387,10 @@ class WorkerClient(ClientSignals):
             if event.checkpoint:
                 self.last_checkpoint = event.checkpoint
             self._set_state("ready")
+            if self._train_after_ready is not None:  # a restarted worker: training goes on where it was
+                (end,), self._train_after_ready = self._train_after_ready, None
+                if end is None or end > event.step:
+                    self.send(protocol.Train(steps=None if end is None else end - event.step))
         elif isinstance(event, protocol.TrainingState):
             self.step = event.step
             if self._has_model:

@@ -341,6 +341,42 @@ def test_idx_label_count_mismatch(tmp_path: Path, digits_idx: tuple) -> None:
     fails(f"idx:{tmp_path / 'b-images-idx3-ubyte'}", "b-labels-idx1-ubyte", "magic")
 
 
+def test_decompression_bombs_are_refused_before_they_are_decoded(tmp_path: Path, monkeypatch) -> None:
+    """Small compressed files that promise more than the memory budget: refused from their headers, at a
+    peak far below what they promise (the budget is lowered to 8 MB here to keep the test small)."""
+    import tracemalloc
+
+    import engines.data.files as files
+
+    monkeypatch.setattr(files, "MEMORY_BUDGET", 8 * 2**20)
+    zeros = np.zeros((12_000, 28, 28), np.uint8)  # 9.4 MB of pixels, 10 kB or so compressed
+    gz = tmp_path / "bomb-images-idx3-ubyte.gz"
+    gz.write_bytes(gzip.compress(idx_bytes(zeros)))
+    npz = tmp_path / "bomb.npz"
+    np.savez_compressed(npz, x=zeros)
+    assert gz.stat().st_size < 100_000 and npz.stat().st_size < 100_000
+    tracemalloc.start()
+    fails(f"idx:{gz}", "to decode", "limit")
+    fails(f"npz:{npz}", "to decode", "limit")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 4 * 2**20, peak  # nothing of the promised size was ever allocated
+    # labels that do not match are refused from their header, before their payload is read
+    ok = np.zeros((30, 8, 8), np.uint8)
+    write(tmp_path / "c-images-idx3-ubyte", idx_bytes(ok))
+    (tmp_path / "c-labels-idx1-ubyte.gz").write_bytes(gzip.compress(idx_bytes(np.zeros(5_000_000, np.uint8))))
+    fails(f"idx:{tmp_path / 'c-images-idx3-ubyte'}", "5000000 labels for 30 images")
+
+
+def test_converting_in_chunks_matches_converting_at_once(monkeypatch) -> None:
+    import engines.data.files as files
+
+    x = np.random.default_rng(0).integers(0, 256, (10, 1, 12, 12), np.uint8)
+    whole = files.resize_images(x.astype(np.float32) / 255, 16)
+    monkeypatch.setattr(files, "_CONVERT_CHUNK", 3)
+    np.testing.assert_array_equal(files.to_float_images(x, 16, 255.0), whole)
+
+
 # --------------------------------------------------------------------------------------------
 # Folder
 # --------------------------------------------------------------------------------------------

@@ -429,6 +429,25 @@ def test_killed_worker_is_reported_and_restarts(studio, qtbot) -> None:
     qtbot.waitUntil(lambda: _decoded(w) is not None and not np.array_equal(_decoded(w), before), timeout=20_000)
 
 
+def test_a_worker_killed_while_training_trains_on_after_the_restart(studio, qtbot) -> None:
+    w = studio
+    _ensure(w, qtbot)
+    saved = w.client.step  # the autosave at the end of the last session
+    with qtbot.waitSignal(w.client.state_changed, timeout=10_000, check_params_cb=lambda s: s == "training"):
+        w.train(100_000)
+    qtbot.waitUntil(lambda: w.client.step > saved + 5, timeout=20_000)
+    with qtbot.waitSignal(w.client.worker_died, timeout=20_000):
+        os.kill(w.client.pid, signal.SIGKILL)
+    with qtbot.waitSignal(w.client.ready, timeout=WAIT_WORKER) as blocker:
+        qtbot.mouseClick(w.banner.button, Qt.MouseButton.LeftButton)
+    back = blocker.args[0].step
+    assert back >= saved  # the last autosave (10 s into a session, then every 60 s, and at its end)
+    qtbot.waitUntil(lambda: w.client.state == "training", timeout=20_000)  # not left idle
+    qtbot.waitUntil(lambda: w.client.step > back, timeout=20_000)
+    with qtbot.waitSignal(w.client.stopped, timeout=20_000):
+        w.services.send(protocol.Stop())
+
+
 def test_point_mixtures_suggest_pacgan_latent_and_batch(qtbot) -> None:
     from studio.features.data_model.view import DataModelPanel
 

@@ -64,6 +64,40 @@ def target_size(h: int, w: int, image_size: int | None) -> int:
 
 
 
+#: Most bytes one data file may take while it is decoded: its raw array (as stored, decompressed) plus the
+#: float32 images it becomes; conversion and resizing go chunk by chunk, so nothing else of that size is held.
+MEMORY_BUDGET = 3 * 2**30
+#: Images converted (and resized) at a time.
+_CONVERT_CHUNK = 1024
+
+
+def check_budget(raw_bytes: int, out_elements: int, name: str, what: str) -> None:
+    """Raise DataError, before anything is decoded, when ``raw_bytes`` plus ``out_elements`` float32 values
+    pass :data:`MEMORY_BUDGET` (a small compressed file can promise gigabytes)."""
+    need = int(raw_bytes) + 4 * int(out_elements)
+    if need > MEMORY_BUDGET:
+        raise DataError(f"{name}: {what} would need {need / 2**30:.1f} GiB to decode (the limit is "
+                        f"{MEMORY_BUDGET / 2**30:.0f} GiB); use fewer images or a smaller image_size")
+
+
+def to_float_images(x: np.ndarray, size: int, scale: float) -> np.ndarray:
+    """``x`` (N, C, H, W) of any numeric dtype, divided by ``scale`` and resized to ``size``, chunk by chunk.
+
+    Returns
+    -------
+    (N, C, size, size) float32 in [0, 1]; only one chunk of :data:`_CONVERT_CHUNK` images is ever held as
+    float32 at its native size beside the output.
+    """
+    n, c, h, w = x.shape
+    out = np.empty((n, c, size, size), np.float32)
+    for start in range(0, n, _CONVERT_CHUNK):
+        chunk = np.asarray(x[start: start + _CONVERT_CHUNK], dtype=np.float32)
+        if scale != 1.0:
+            chunk /= np.float32(scale)
+        out[start: start + len(chunk)] = resize_images(chunk, size)
+    return out
+
+
 def check_elements(n: int, name: str, what: str) -> None:
     """Raise DataError if ``n`` float32 values would exceed :data:`MAX_ELEMENTS`."""
     if n > MAX_ELEMENTS:
@@ -178,7 +212,7 @@ def _read(stream: BinaryIO, n: int, path: str) -> bytearray:
     return buf
 
 
-def read_idx(path: str, magic: int) -> tuple[tuple[int, ...], bytearray]:
+def read_idx(path: str, magic: int, count: int | None = None, out_per_item: int = 0) -> tuple[tuple[int, ...], bytearray]:
     """Read an IDX file of unsigned bytes (raw or gzip), checking its header against its size.
 
     Parameters
@@ -186,6 +220,11 @@ def read_idx(path: str, magic: int) -> tuple[tuple[int, ...], bytearray]:
     path : str
     magic : int
         The expected magic number: :data:`IDX_IMAGES` (N, H, W) or :data:`IDX_LABELS` (N,).
+    count : int or None
+        The N the header must declare (labels for N images), checked before the payload is read.
+    out_per_item : int
+        float32 values each of the N items becomes (images after resizing), counted in the memory budget
+        (:func:`check_budget`) before the payload is read.
 
     Returns
     -------
@@ -223,6 +262,9 @@ def read_idx(path: str, magic: int) -> tuple[tuple[int, ...], bytearray]:
             raise DataError(f"{path}: absurd IDX dimensions {'x'.join(map(str, dims))}")
         expected = int(np.prod(dims, dtype=np.int64))
         check_elements(expected, path, f"{'x'.join(map(str, dims))} values")
+        if count is not None and dims[0] != count:
+            raise DataError(f"{path}: {dims[0]} labels for {count} images")
+        check_budget(expected, dims[0] * out_per_item, path, f"{'x'.join(map(str, dims))} values")
         if not is_gzip:
             held = os.fstat(f.fileno()).st_size - 4 - 4 * ndim
             if held != expected:
@@ -281,19 +323,16 @@ def load_idx(path: str, image_size: int | None = None, spec: str | None = None) 
         See :func:`read_idx`; also a labels file whose count differs from the images'.
     """
     path = os.path.expanduser(path)
-    dims, data = read_idx(path, IDX_IMAGES)
+    dims, data = read_idx(path, IDX_IMAGES, out_per_item=(image_size or MAX_SIZE) ** 2)  # at most 64 x 64 each
     n, h, w = dims
     size = target_size(h, w, image_size)
     check_elements(n * size * size, path, f"{n} images of {size}x{size}")
-    x = np.frombuffer(data, np.uint8).reshape(n, 1, h, w).astype(np.float32) / np.float32(255.0)
+    x = to_float_images(np.frombuffer(data, np.uint8).reshape(n, 1, h, w), size, 255.0)  # chunk by chunk
     del data
-    x = resize_images(x, size)
     y = class_names = None
     label_path = labels_path_for(path)
     if label_path is not None:
-        (m,), raw = read_idx(label_path, IDX_LABELS)
-        if m != n:
-            raise DataError(f"{label_path}: {m} labels for {n} images in {path}")
+        (m,), raw = read_idx(label_path, IDX_LABELS, count=n)  # a wrong count is refused before its payload
         y, class_names = labels_to_classes(np.frombuffer(raw, np.uint8))
     return array_dataset(spec or f"idx:{path}", x, y, class_names)
 
@@ -424,6 +463,7 @@ def _npz_array(npz: np.lib.npyio.NpzFile, key: str, path: str) -> np.ndarray:
             raise DataError(f"{path}: array {key!r} holds Python objects (dtype {dtype}); only numeric arrays are read")
         if int(np.prod(shape, dtype=np.int64)) > 2 * MAX_ELEMENTS:
             raise DataError(f"{path}: array {key!r} of shape {shape} is too large")
+        check_budget(int(np.prod(shape, dtype=np.int64)) * dtype.itemsize, 0, path, f"array {key!r} of shape {shape}")
         return npz[key]
     except DataError:
         raise
@@ -431,8 +471,8 @@ def _npz_array(npz: np.lib.npyio.NpzFile, key: str, path: str) -> np.ndarray:
         raise DataError(f"{path}: array {key!r} cannot be read ({e})") from None
 
 
-def _npz_images(x: np.ndarray, path: str) -> np.ndarray:
-    """Validate ``x`` and bring it to (N, C, H, W) float32 in [0, 1]."""
+def _npz_images(x: np.ndarray, path: str, image_size: int | None) -> np.ndarray:
+    """Validate ``x`` and bring it to (N, C, S, S) float32 in [0, 1] (the module's size policy), chunk by chunk."""
     if x.ndim == 3:
         x = x[:, None]
     elif x.ndim == 4:
@@ -443,24 +483,26 @@ def _npz_images(x: np.ndarray, path: str) -> np.ndarray:
             x = np.moveaxis(x, 3, 1)  # (N, H, W, C) -> (N, C, H, W)
     else:
         raise DataError(f"{path}: x has shape {x.shape}; expected (N, H, W), (N, H, W, C) or (N, C, H, W)")
-    n, _, h, w = x.shape
+    n, c, h, w = x.shape
     if n == 0 or not (0 < h <= MAX_SIDE and 0 < w <= MAX_SIDE):
         raise DataError(f"{path}: x has absurd shape {x.shape}")
+    size = target_size(h, w, image_size)
+    check_elements(n * c * size * size, path, f"{n} images of {c}x{size}x{size}")
+    check_budget(x.nbytes, n * c * size * size, path, f"{n} images of {c}x{h}x{w} as {c}x{size}x{size}")
     if x.dtype == np.uint8 or x.dtype == np.bool_:
-        return x.astype(np.float32) / np.float32(255.0 if x.dtype == np.uint8 else 1.0)
+        return to_float_images(x, size, 255.0 if x.dtype == np.uint8 else 1.0)
     if np.issubdtype(x.dtype, np.integer):
         lo, hi = int(x.min()), int(x.max())
         if lo < 0 or hi > 255:
             raise DataError(f"{path}: integer x ({x.dtype}) has values in [{lo}, {hi}]; expected 0..255")
-        return x.astype(np.float32) / np.float32(255.0)
+        return to_float_images(x, size, 255.0)
     if np.issubdtype(x.dtype, np.floating):
-        x = x.astype(np.float32)
         if not np.isfinite(x).all():
             raise DataError(f"{path}: float x holds NaN or infinite values")
         lo, hi = float(x.min()), float(x.max())
         if lo < 0.0 or hi > 1.0:
             raise DataError(f"{path}: float x has values in [{lo:g}, {hi:g}]; expected [0, 1] (or uint8 0..255)")
-        return x
+        return to_float_images(x, size, 1.0)
     raise DataError(f"{path}: x has dtype {x.dtype}; expected uint8 0..255 or float in [0, 1]")
 
 
@@ -517,11 +559,8 @@ def load_npz(path: str, image_size: int | None = None, spec: str | None = None) 
     with npz:
         if "x" not in npz.files:
             raise DataError(f"{path}: has no array named x (found: {', '.join(npz.files) or 'nothing'})")
-        x = _npz_images(_npz_array(npz, "x", path), path)
-        n, c, h, w = x.shape
-        size = target_size(h, w, image_size)
-        check_elements(n * c * size * size, path, f"{n} images of {c}x{size}x{size}")
-        x = resize_images(x, size)
+        x = _npz_images(_npz_array(npz, "x", path), path, image_size)
+        n = x.shape[0]
         y = class_names = factors = factor_names = factor_sizes = None
         if "y" in npz.files:
             y = _int_array(_npz_array(npz, "y", path), "y", n, 1, path)

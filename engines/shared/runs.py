@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RunRecord", "comparable_groups", "find_runs", "home_dir", "new_run_name", "read_run", "register_run",
+__all__ = ["RunRecord", "claim_run_name", "comparable_groups", "find_runs", "home_dir", "new_run_name", "read_run", "register_run",
            "read_metrics_csv", "runs_dir", "write_metrics_csv"]
 
 #: Largest metrics.csv read, bytes (a run logged every step for a million steps is about 100 MB).
@@ -48,6 +48,21 @@ def new_run_name(engine: str, data_spec: str, when: float | None = None) -> str:
     data = Path(data_spec.split(":", 1)[-1]).name if ":" in data_spec and "/" in data_spec else data_spec
     slug = re.sub(r"[^A-Za-z0-9.-]+", "-", f"{engine}-{data}").strip("-")[:60]
     return f"{stamp}-{slug}"
+
+
+def claim_run_name(name: str, home: str | Path | None = None) -> str:
+    """``name``, or ``name-2``, ``name-3``, ... : the first whose folder under ``runs/`` this call creates, so two
+    windows that build the same model in the same second never share (and overwrite) a run folder."""
+    root = runs_dir() if home is None else Path(home) / "runs"
+    root.mkdir(parents=True, exist_ok=True)
+    for k in range(1, 10_000):
+        candidate = name if k == 1 else f"{name}-{k}"
+        try:
+            (root / candidate).mkdir()
+            return candidate
+        except FileExistsError:
+            continue
+    raise OSError(f"{root}: no free run folder for {name!r}")
 
 
 @dataclass

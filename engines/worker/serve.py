@@ -47,7 +47,7 @@ from engines.worker.pixels import pixel_surprise, run_draw
 from engines.worker.directions import run_directions, run_map, run_nearest
 from engines.worker.scoring import score
 from engines.shared.registry import create_engine, model_names
-from engines.shared.runs import new_run_name, runs_dir
+from engines.shared.runs import claim_run_name, new_run_name, runs_dir
 from engines.worker.trainer import Session, Trainer, autosave_path
 from engines.worker.trust import Trust
 
@@ -65,7 +65,7 @@ def _run_name_of(checkpoint: Path, engine: str, data_spec: str) -> str:
             return folder.name
     except OSError:
         pass
-    return new_run_name(engine, data_spec)
+    return claim_run_name(new_run_name(engine, data_spec))
 
 
 def history_events(session: Session, csv_path: Path) -> list[P.Event]:
@@ -422,7 +422,7 @@ class Worker:
         engine.to(self.device)
         session = Session(engine=engine, snapshot=Snapshot(engine, 0), dataset=dataset, data_spec=cmd.data,
                           image_size=cmd.image_size, seed=cmd.seed, batch_size=int(cmd.batch_size),
-                          run_name=new_run_name(cmd.model, cmd.data))
+                          run_name=claim_run_name(new_run_name(cmd.model, cmd.data)))
         self._progress(3, 3, "Ready")
         self._host_session(session, None, dataset.summary())
 

@@ -6,7 +6,7 @@ only (Lightning's split): the engine's ``training_step`` does the research. Per 
 attribute test, one clock read and one list append; everything else (StepMetrics every ~100 ms,
 snapshot refresh every ~0.2 s, the sample grid every ~1 s, the held-out log-likelihood of a fixed
 probe every ~5 s for a model that declares one (:class:`engines.metrics.likelihood.HeldOutProbe`,
-logged as the loss term ``held_out_nll`` or ``held_out_neg_elbo``), autosave every ~60 s) is checked when
+logged as the loss term ``held_out_nll`` or ``held_out_neg_elbo``), autosave 10 s in, then every ~60 s) is checked when
 the metrics are flushed. Commands that touch the live model (hyperparameters, checkpoints) run in
 this thread between two steps via :meth:`Trainer.call_soon`.
 """
@@ -33,6 +33,8 @@ METRICS_EVERY = 0.1
 SNAPSHOT_EVERY = 0.2
 GRID_EVERY = 1.0
 AUTOSAVE_EVERY = 60.0
+#: Seconds into a session before its first autosave (a crash in the first minute loses at most this much).
+FIRST_AUTOSAVE = 10.0
 #: Grids are spaced by at least this many times their own compute time (at most ~5% of a core).
 GRID_COST_FACTOR = 20.0
 #: Seconds between live held-out likelihood measurements (a term of the loss plot), and their cost bound.
@@ -322,7 +324,8 @@ class Trainer:
         reason = "finished"
         start = s.step
         now = time.monotonic()
-        t_flush = t_snap = t_grid = t_save = now
+        t_flush = t_snap = t_grid = now
+        t_save = now - AUTOSAVE_EVERY + FIRST_AUTOSAVE
         t_held = now - HELD_OUT_EVERY  # the first measurement at the first flush: the curve starts at step ~0
         self._rate.update(now, s.step, self._images)
         self._make_probe()
