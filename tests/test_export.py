@@ -128,9 +128,9 @@ def test_bad_sidecars_are_export_errors(tiny, tmp_path) -> None:
         (json.dumps({**good, "latents": {"seed": 1, "n": 0}}), "n must be an integer"),
         (json.dumps({**good, "settings": {"fps": -1}}), "fps"),
         (json.dumps({**good, "checkpoint": {"path": "m", "sha256": "xyz"}}), "sha256"),
-        # issue 12: 1,024 frames at 4,096 px would need 48 GiB in one array; refused before anything is decoded
+        # issue 12: 1,024 frames at 4,096 px would need 48 GiB as RGB, 16 GiB as a GIF keeps them; refused first
         (json.dumps({**good, "kind": "interpolation", "settings": {"size": 4096},
-                     "latents": {"keyframes": [[0.0] * D, [1.0] * D], "frames": 1024}}), "48.0 GiB"),
+                     "latents": {"keyframes": [[0.0] * D, [1.0] * D], "frames": 1024}}), "16.0 GiB"),  # GIF: a byte a pixel
     ]
     for text, message in cases:
         bad.write_text(text)

@@ -130,3 +130,18 @@ def test_bad_input_and_cancel(tmp_path) -> None:
         with pytest.raises(ExportCancelled):
             media.write_animation(_frames(3), tmp_path / name, fps=5, cancel=cancel)
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # no output, no partial file
+
+
+def test_an_mp4_is_streamed_a_few_frames_at_a_time(tmp_path) -> None:
+    """160 frames at 512 px are 126 MB as RGB pictures: the writer holds a chunk of them, not all (issue 12)."""
+    import tracemalloc
+
+    from engines.shared.media import read_frame_count, write_mp4
+
+    frames = np.random.default_rng(0).random((160, 1, 16, 16)).astype(np.float32)
+    tracemalloc.start()
+    write_mp4(frames, tmp_path / "long.mp4", fps=24, size=512)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert read_frame_count(tmp_path / "long.mp4") == 160
+    assert peak < 70 * 2**20, peak / 2**20  # about 40 MB: one chunk and the encoder's buffers

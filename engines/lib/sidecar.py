@@ -183,9 +183,12 @@ def _frame_count(kind: str, lat: dict) -> int:
 
 def _check_budget(kind: str, d: dict, where: str) -> None:
     """Refuse an export whose frames at the asked size would need more than :data:`MAX_EXPORT_BYTES` (issue 12:
-    1,024 frames at 4,096 px is 48 GiB)."""
+    1,024 frames at 4,096 px is 48 GiB). An MP4 is streamed to ffmpeg a few frames at a time and a GIF keeps one
+    byte a pixel; a PNG strip is one picture of them all, three bytes a pixel."""
     size = d["settings"]["size"] or 256
-    need = _frame_count(kind, d["latents"]) * size * size * 3
+    suffix = Path(str(d.get("output", ""))).suffix.lower()
+    per_pixel = {".mp4": 0, ".gif": 1}.get(suffix, 3)
+    need = _frame_count(kind, d["latents"]) * size * size * per_pixel
     if need > MAX_EXPORT_BYTES:
         raise ExportError(f"{where}: {_frame_count(kind, d['latents'])} pictures at {size} px would need "
                           f"{need / 2**30:.1f} GiB; the limit is {MAX_EXPORT_BYTES / 2**30:.0f} GiB (fewer frames or a "

@@ -14,6 +14,7 @@ ffmpeg allows (libx264, fixed CRF, bit-exact flags, one encoder thread, no metad
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import threading
@@ -187,6 +188,36 @@ def _fps(fps: float) -> float:
     return fps
 
 
+#: Image frames prepared (upscaled, labelled) at a time by the GIF and MP4 writers.
+PREPARE_CHUNK = 16
+
+
+def _prepared_chunks(frames: np.ndarray, size: int | None, resample: str, modes: np.ndarray | None,
+                     labels: list[str] | None):  # noqa: ANN202 - a generator of (K, H', W', 3) uint8
+    """:func:`prepare_frames` a chunk at a time for image frames (each frame is prepared alone anyway), so a long
+    export never holds all its upscaled pictures; point frames share one extent, so they are prepared at once."""
+    x = np.asarray(frames)
+    if x.ndim != 4 or x.dtype == np.uint8:
+        yield prepare_frames(frames, size, resample, modes, labels)
+        return
+    if labels is not None and len(labels) != len(x):
+        raise ExportError(f"{len(labels)} labels for {len(x)} frames")
+    if len(x) == 0:
+        raise ExportError("no frames to write")
+    for i in range(0, len(x), PREPARE_CHUNK):
+        yield prepare_frames(x[i: i + PREPARE_CHUNK], size, resample, modes,
+                             None if labels is None else labels[i: i + PREPARE_CHUNK])
+
+
+def _is_grey(frames: np.ndarray) -> bool | None:
+    """Whether image frames are grey (one channel, or three equal ones); None for frames that must be looked at
+    after preparing (points, prepared uint8)."""
+    x = np.asarray(frames)
+    if x.ndim != 4 or x.dtype == np.uint8:
+        return None
+    return x.shape[1] == 1 or bool((x[:, 0] == x[:, 1]).all() and (x[:, 0] == x[:, 2]).all())
+
+
 def write_gif(
     frames: np.ndarray,
     path: str | Path,
@@ -230,15 +261,17 @@ def write_gif(
         If ``cancel`` is set.
     """
     fps = _fps(fps)
-    pics = prepare_frames(frames, size, resample, modes, labels)
-    grey = bool((pics[..., 0] == pics[..., 1]).all() and (pics[..., 0] == pics[..., 2]).all())
-    images = []
-    for fr in pics:
-        _check_cancel(cancel)
-        im = Image.fromarray(np.ascontiguousarray(fr[..., 0]) if grey else fr)
-        if not grey:
-            im = im.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.FLOYDSTEINBERG)
-        images.append(im)
+    grey = _is_grey(frames)
+    images = []  # one byte a pixel (grey or a palette): a third of the RGB pictures, prepared a chunk at a time
+    for pics in _prepared_chunks(frames, size, resample, modes, labels):
+        if grey is None:
+            grey = bool((pics[..., 0] == pics[..., 1]).all() and (pics[..., 0] == pics[..., 2]).all())
+        for fr in pics:
+            _check_cancel(cancel)
+            im = Image.fromarray(np.ascontiguousarray(fr[..., 0]) if grey else fr)
+            if not grey:
+                im = im.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.FLOYDSTEINBERG)
+            images.append(im)
     duration = max(20, int(round(1000.0 / fps)))
     _check_cancel(cancel)
 
@@ -295,7 +328,8 @@ def write_mp4(
     import imageio.v2 as iio
 
     fps = _fps(fps)
-    pics = _even(prepare_frames(frames, size, resample, modes, labels))
+    chunks = _prepared_chunks(frames, size, resample, modes, labels)  # streamed: one chunk held at a time
+    first = _even(next(chunks))
 
     def write(tmp: Path) -> None:
         try:
@@ -308,9 +342,10 @@ def write_mp4(
         except Exception as exc:  # imageio raises plain RuntimeError/ValueError for a missing ffmpeg
             raise ExportError(f"{path}: cannot start ffmpeg ({exc})") from exc
         try:
-            for fr in pics:
-                _check_cancel(cancel)
-                writer.append_data(fr)
+            for pics in itertools.chain([first], (_even(c) for c in chunks)):
+                for fr in pics:
+                    _check_cancel(cancel)
+                    writer.append_data(fr)
         except (ExportCancelled, ExportError):
             raise
         except Exception as exc:
