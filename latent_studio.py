@@ -32,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "print a one-time token, and train and host models for the window that connects with it. "
                        "Reach it from another machine through an SSH tunnel: ssh -L PORT:127.0.0.1:PORT server.")
     p.add_argument("--listen", required=True, metavar="[HOST:]PORT", help="where to listen (port 0: any free port)")
+    p.add_argument("--nproc", type=int, default=1, metavar="N",
+                   help="train the window's model data-parallel in N processes (one GPU each), process 0 talking "
+                   "to the window")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: all cores but one on the CPU)")
     p.add_argument("--device", help="force a device: cpu, cuda, cuda:N or mps (default: cuda, then mps, then cpu)")
     p.set_defaults(func=_worker)
@@ -57,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _worker(args: argparse.Namespace) -> int:
     from engines.cli.worker import main as worker_main
 
-    extra = [flag for name in ("threads", "device") if getattr(args, name) is not None
+    extra = [flag for name in ("threads", "device", "nproc") if getattr(args, name) is not None
              for flag in (f"--{name}", str(getattr(args, name)))]
     return worker_main(["--listen", args.listen, *extra])
 

@@ -48,3 +48,48 @@ def test_nproc_is_checked_before_anything_starts(tmp_path: Path, capsys) -> None
     assert latent_studio.main(["train", "--data", "digits", "--model", "vae", "--nproc", "0",
                                "--out", str(tmp_path / "x")]) == 2
     assert "--nproc must be from 1" in capsys.readouterr().err
+
+
+def _made_losses(link, batch: int) -> list[float]:  # noqa: ANN001
+    from engines.shared import protocol as P
+    from workers import collect
+
+    link.wait_for(P.Started, timeout=60)
+    link.send(P.SetMetricSchedule(coverage_every=0, disentanglement_every=0))
+    link.send(P.Configure(data="binarized:digits", model="made", image_size=8, latent_dim=0, seed=3, batch_size=batch,
+                          options={"n_masks": 1}))
+    ready = collect(link, lambda e: isinstance(e, (P.Ready, P.Error)), timeout=60)[-1]
+    assert isinstance(ready, P.Ready), ready
+    link.send(P.Train(steps=10))
+    events = collect(link, lambda e: isinstance(e, (P.Stopped, P.Error)), timeout=120)
+    assert isinstance(events[-1], P.Stopped) and events[-1].step == 10, events[-1]
+    rows = {int(s): float(m.values[i, m.names.index("loss")])
+            for m in events if isinstance(m, P.StepMetrics) for i, s in enumerate(m.steps)}
+    return [rows[k] for k in sorted(rows)], ready.device
+
+
+def test_a_worker_of_two_processes_trains_the_windows_model_like_one_of_the_doubled_batch(tmp_path: Path) -> None:
+    """latent-studio worker --listen --nproc 2: process 0 talks to the window, both train data-parallel."""
+    from engines.shared.link import WorkerLink
+    from test_remote_worker import Listening
+
+    server = Listening(tmp_path / "server", "--nproc", "2")
+    try:
+        assert "cpu x 2 processes" in server.printed[0]
+        link = WorkerLink(remote=server.address, token=server.token, connect_timeout=30)
+        link.start()
+        try:
+            two, device = _made_losses(link, 16)
+        finally:
+            link.close()
+    finally:
+        server.close()
+    assert device == "cpu x 2 processes"
+    local = WorkerLink(threads=1, device="cpu", connect_timeout=90)
+    local.start()
+    try:
+        one, _ = _made_losses(local, 32)
+    finally:
+        local.close()
+    assert len(two) == len(one) == 10
+    np.testing.assert_allclose(two, one, rtol=1e-5)

@@ -24,11 +24,11 @@ from workers import collect
 class Listening:
     """``latent-studio worker --listen 127.0.0.1:0`` in a process of its own; its address, token and stderr lines."""
 
-    def __init__(self, home) -> None:  # noqa: ANN001
+    def __init__(self, home, *extra: str) -> None:  # noqa: ANN001
         env = dict(os.environ, LATENT_STUDIO_HOME=str(home))
         self.process = subprocess.Popen(
             [sys.executable, "-m", "latent_studio", "worker", "--listen", "127.0.0.1:0", "--threads", "1",
-             "--device", "cpu"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+             "--device", "cpu", *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
             stdin=subprocess.DEVNULL)
         self.printed: list[str] = []
         for line in self.process.stdout:  # the banner: address, token, the command to connect
@@ -54,8 +54,12 @@ class Listening:
         raise AssertionError(f"{text!r} not logged; stderr: {self.errors[-5:]}")
 
     def close(self) -> None:
-        self.process.kill()
-        self.process.wait(10)
+        self.process.terminate()  # torchrun passes it on to its processes
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
 
 
 @pytest.fixture(scope="module")

@@ -30,6 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--listen", metavar="[HOST:]PORT",
                        help="wait for windows on this address (127.0.0.1 unless a host is given) and print a token "
                        "they connect with: latent-studio studio --connect HOST:PORT --token TOKEN")
+    p.add_argument("--nproc", type=int, default=1, metavar="N",
+                   help="with --listen: train the window's model data-parallel in N processes (one GPU each, NCCL; "
+                   "or Gloo on CPUs), started by torchrun's launcher; process 0 talks to the window")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: all cores but one on the CPU)")
     p.add_argument("--device", help="force a device: cpu, cuda, cuda:N or mps (default: cuda, then mps, then cpu)")
     return p
@@ -50,7 +53,7 @@ def listen_address(text: str) -> tuple[str, int]:
 
 
 def serve_listening(address: tuple[str, int], device, threads: int, token: str | None = None,  # noqa: ANN001
-                    out=None) -> None:  # noqa: ANN001
+                    out=None, lockstep=None) -> None:  # noqa: ANN001
     """Listen on ``address`` and serve one window at a time, for ever (Ctrl+C ends it).
 
     A window proves it holds the token (``multiprocessing.connection``'s HMAC challenge: the token never
@@ -68,7 +71,8 @@ def serve_listening(address: tuple[str, int], device, threads: int, token: str |
     host, port = listener.address
     accepting = AuthListener(listener, token.encode("utf-8"), refused=lambda peer, why: print(
         f"latent-studio worker: refused a connection from {peer[0]}:{peer[1]}: {why}", file=sys.stderr, flush=True))
-    print(f"Latent Studio worker on {device} ({threads} threads), listening on {host}:{port}", file=out)
+    where = device if lockstep is None else lockstep.label
+    print(f"Latent Studio worker on {where} ({threads} threads), listening on {host}:{port}", file=out)
     if host not in ("127.0.0.1", "localhost", "::1"):
         print("  listening beyond this machine: the link is authenticated but not encrypted; prefer 127.0.0.1 "
               "and an SSH tunnel (ssh -L)", file=out)
@@ -82,10 +86,34 @@ def serve_listening(address: tuple[str, int], device, threads: int, token: str |
             set_nodelay(conn)
             peer = accepting.listener.last_accepted
             print(f"latent-studio worker: a window connected from {peer[0]}:{peer[1]}", file=sys.stderr, flush=True)
-            Worker(conn, device, threads).serve()
+            Worker(conn, device, threads, lockstep=lockstep).serve()
             print("latent-studio worker: the window left; listening again", file=sys.stderr, flush=True)
     finally:
         accepting.close()
+        if lockstep is not None:
+            lockstep.close()
+
+
+def _launch(args: argparse.Namespace, argv: list[str] | None) -> int:
+    """``--listen ... --nproc N``: this same command in N processes through torchrun's launcher (its exit code)."""
+    import subprocess
+
+    rest, skip = [], False
+    for a in list(sys.argv[1:] if argv is None else argv):
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            rest.append(a)
+    if args.threads is None:
+        rest += ["--threads", str(max(1, (os.cpu_count() or 2) // args.nproc))]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={args.nproc}",
+           "-m", "engines.cli.worker", *rest]
+    try:
+        return subprocess.call(cmd, stdin=subprocess.DEVNULL)
+    except KeyboardInterrupt:
+        return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,17 +121,32 @@ def main(argv: list[str] | None = None) -> int:
     from engines.lib.training import configure_threads, pick_device
 
     args = build_parser().parse_args(argv)
+    if args.nproc != 1 and (args.listen is None or not 1 <= args.nproc <= 1024):
+        print("latent-studio worker: --nproc goes with --listen and is from 1 to 1024", file=sys.stderr)
+        return 2
     if args.listen is not None:
+        from engines.lib import distributed as D
+
+        if args.nproc > 1 and not D.is_distributed():
+            return _launch(args, argv)
+        lockstep = None
         try:
             address = listen_address(args.listen)
-            device = pick_device(args.device)
+            device = D.init(args.device) if D.is_distributed() else pick_device(args.device)
             threads = configure_threads(device, args.threads)
         except LatentStudioError as exc:
             print(f"latent-studio worker: {exc}", file=sys.stderr)
             return 2
         sys.setswitchinterval(0.001)
+        if D.is_distributed():
+            from engines.worker.lockstep import Lockstep, follow
+
+            if D.world()[0] > 0:
+                follow(device)
+                return 0
+            lockstep = Lockstep(device)
         try:
-            serve_listening(address, device, threads, os.environ.pop("LATENT_STUDIO_TOKEN", None))
+            serve_listening(address, device, threads, os.environ.pop("LATENT_STUDIO_TOKEN", None), lockstep=lockstep)
         except OSError as exc:
             print(f"latent-studio worker: cannot listen on {args.listen} ({exc})", file=sys.stderr)
             return 1

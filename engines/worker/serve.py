@@ -145,10 +145,11 @@ class Worker:
     failed live measurement (a failure that repeats is reported once).
     """
 
-    def __init__(self, conn: Connection, device: torch.device, threads: int) -> None:
+    def __init__(self, conn: Connection, device: torch.device, threads: int, lockstep: Any = None) -> None:
         self.conn = conn
         self.device = device
         self.threads = threads
+        self.lockstep = lockstep  # other processes training data-parallel with this one (engines.worker.lockstep)
         self.session: Session | None = None
         self.trainer: Trainer | None = None
         self.connected = True
@@ -282,6 +283,8 @@ class Worker:
     def shutdown(self) -> None:
         """End training (autosaving), stop the host thread and close the connection."""
         self._end_training()
+        if self.lockstep is not None:
+            self.lockstep.pause()
         self.jobs.close()
         self.live.close()
         self.host.close()
@@ -395,7 +398,7 @@ class Worker:
         self.host.attach(Hosted(session.snapshot, session.dataset, fixed_z, session.seed))
         self.live.attach(session)
         self.send(P.Ready(
-            device=str(self.device), model=engine.name, family=engine.family, data=engine.data,
+            device=str(self.device) if self.lockstep is None else self.lockstep.label, model=engine.name, family=engine.family, data=engine.data,
             data_summary=summary, latent=engine.latent, hyper=list(engine.hyper.values()),
             capabilities=engine.capabilities, config=engine.config.to_json(), step=session.step,
             checkpoint=checkpoint,
@@ -482,15 +485,16 @@ class Worker:
             self.send(P.TrainingState(state="training", step=s.step))
             return
         self._end_training()
-        if s.batches is None:
+        if s.batches is None:  # with other processes: every step draws all their examples, this one takes its share
+            size = 1 if self.lockstep is None else self.lockstep.size
             s.batches = BatchStream(
-                s.dataset, s.batch_size, s.seed, self.device, with_labels=s.engine.capabilities.conditional
+                s.dataset, s.batch_size * size, s.seed, self.device, with_labels=s.engine.capabilities.conditional
             )
             warning = s.apply_resume()
             if warning:
                 self.send(P.Warned(category="resume", message=warning))
         self.trainer = Trainer(s, self.send, self.host, lambda path, auto: self._write_checkpoint(path, auto, s), end,
-                               live=self.live, trust=self.trust)
+                               live=self.live, trust=self.trust, lockstep=self.lockstep)
         self.send(P.TrainingState(state="training", step=s.step))
         self.trainer.start()
 

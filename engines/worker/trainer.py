@@ -25,6 +25,7 @@ import numpy as np
 
 from engines.metrics.likelihood import HeldOutProbe
 from engines.shared import protocol as P
+from engines.lib.distributed import shard
 from engines.worker.host import Host, Snapshot, error_event, to_numpy
 from engines.worker.watchdog import GOOD_EVERY
 
@@ -222,6 +223,8 @@ class Trainer:
         keeps good states in memory and rolls back to the last one when a check trips
         (:mod:`engines.worker.watchdog`); its timeline keeps a snapshot every N steps
         (:mod:`engines.worker.timeline`).
+    lockstep : Lockstep or None
+        Other worker processes that train data-parallel with this one (:mod:`engines.worker.lockstep`).
 
     Notes
     -----
@@ -234,8 +237,9 @@ class Trainer:
 
     def __init__(self, session: Session, send: Callable[[P.Event], None], host: Host,
                  save: Callable[[Path, bool], P.CheckpointSaved], end_step: int | None,
-                 live: Any = None, trust: Any = None, watchdog: Any = None) -> None:
+                 live: Any = None, trust: Any = None, watchdog: Any = None, lockstep: Any = None) -> None:
         self.session = session
+        self._lockstep = lockstep
         self._live = live
         self._trust = trust
         self._watchdog = watchdog if watchdog is not None or trust is None else trust.watchdog
@@ -342,8 +346,16 @@ class Trainer:
                     break
                 if self._end_step is not None and s.step >= self._end_step:
                     break
+                ls = self._lockstep
+                if ls is not None and not ls.active:
+                    ls.sync(s)  # the other processes take the model as it is now
                 batch = next(batches)
+                if ls is not None:
+                    ls.step()
+                    batch = shard(batch, 0, ls.size)
                 losses = engine.training_step(batch, s.step)
+                if ls is not None:
+                    losses = ls.mean_losses(losses)
                 if self._held_out is not None:
                     losses, self._held_out = {**losses, **self._held_out}, None
                 metrics.add(s.step, losses)
@@ -401,6 +413,8 @@ class Trainer:
         from engines.worker.watchdog import LR_NAMES, MAX_AUTO_TRIPS
 
         s = self.session
+        if self._lockstep is not None:
+            self._lockstep.pause()
         self._flush(time.monotonic())  # the bad steps are shown, then replaced from the rollback step on
         state = wd.ring.latest(before=trip.good_before)
         if state is None:
@@ -428,6 +442,8 @@ class Trainer:
 
     def _finish(self, reason: str, start: int) -> None:
         s = self.session
+        if self._lockstep is not None:
+            self._lockstep.pause()
         with self._cv:
             self._closed = True
             actions, self._actions = self._actions, []
@@ -453,6 +469,8 @@ class Trainer:
 
     def _control(self) -> bool:
         """Run queued actions and wait while paused; True when the session must stop."""
+        if self._lockstep is not None:
+            self._lockstep.pause()  # an action may change the model: the others take it again before the next step
         announced = False
         while True:
             with self._cv:
