@@ -8,9 +8,12 @@ from sending `Train` to receiving `Stopped`, so its start-up and final sample gr
 
     python benchmarks/throughput.py [--data shapes] [--steps 300] [--repeats 3]
     python benchmarks/throughput.py --data shapes:32 --model beta-tcvae --steps 1500 --disentanglement-every 10
+    python benchmarks/throughput.py --data digits --steps 400 --repeats 5 --no-live-metrics [--no-trust]
 
 The second form prices the live disentanglement measurements (coverage off): compare it with
-``--disentanglement-every 0``.
+``--disentanglement-every 0``. The third prices the watchdog (its checks every step and every flush, a
+good state copied every 2 s) and the timeline (a snapshot every 250 steps): run it with and without
+``--no-trust``.
 
 Prints images/s of each run, their medians and the ratio (goal >= 0.95).
 """
@@ -91,6 +94,9 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--no-live-metrics", action="store_true",
                     help="turn off the worker's live coverage and disentanglement measurements")
+    ap.add_argument("--no-trust", action="store_true",
+                    help="turn off the worker's watchdog and its timeline snapshots (to price them: run with and "
+                    "without)")
     ap.add_argument("--disentanglement-every", type=float, metavar="S",
                     help="seconds of training between the worker's disentanglement measurements (on data with "
                          "factors; default: the worker's own schedule)")
@@ -105,6 +111,9 @@ def main() -> int:
     link.start()
     started = link.wait_for(p.Started, timeout=120)
     threads = started.threads
+    if args.no_trust:
+        link.send(p.SetWatchdog(enabled=False))
+        link.send(p.SetTimeline(every=10**9, max_mb=512))
     if args.no_live_metrics:
         link.send(p.SetMetricSchedule(coverage_every=0, disentanglement_every=0))
     elif args.disentanglement_every is not None:

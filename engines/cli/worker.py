@@ -95,9 +95,7 @@ def serve_listening(address: tuple[str, int], device, threads: int, token: str |
 
 
 def _launch(args: argparse.Namespace, argv: list[str] | None) -> int:
-    """``--listen ... --nproc N``: this same command in N processes through torchrun's launcher (its exit code)."""
-    import subprocess
-
+    """``--listen ... --nproc N``: this same command in N processes, torchrun's launcher taking this process's place."""
     rest, skip = [], False
     for a in list(sys.argv[1:] if argv is None else argv):
         if skip:
@@ -110,10 +108,10 @@ def _launch(args: argparse.Namespace, argv: list[str] | None) -> int:
         rest += ["--threads", str(max(1, (os.cpu_count() or 2) // args.nproc))]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={args.nproc}",
            "-m", "engines.cli.worker", *rest]
-    try:
-        return subprocess.call(cmd, stdin=subprocess.DEVNULL)
-    except KeyboardInterrupt:
-        return 0
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, cmd)  # torchrun in this process's place: a signal to it reaches every worker
+    return 1  # not reached
 
 
 def main(argv: list[str] | None = None) -> int:
