@@ -39,6 +39,8 @@ def likelihood_space(engine: Any) -> str:
         return "continuous"
     if engine.family == "flow":
         return "8-bit"
+    if engine.family == "energy":  # binary visible units
+        return "binary" if data.binarized is not None else "bernoulli-pseudo"
     kind = getattr(engine.config, "likelihood", None)
     if kind == "bernoulli":
         return "binary" if data.binarized is not None else "bernoulli-pseudo"
@@ -48,12 +50,15 @@ def likelihood_space(engine: Any) -> str:
 
 
 def term_name(engine: Any) -> str:
-    """The loss-plot term of the live held-out measurement: ``held_out_nll`` (exact) or ``held_out_neg_elbo``."""
-    return "held_out_nll" if "exact" in engine.capabilities.likelihood else "held_out_neg_elbo"
+    """The loss-plot term of the live held-out measurement: ``held_out_nll`` (exact, or an AIS estimate) or
+    ``held_out_neg_elbo``."""
+    return "held_out_neg_elbo" if _kind(engine) == "elbo" else "held_out_nll"
 
 
 def _kind(engine: Any) -> str:
-    return "exact" if "exact" in engine.capabilities.likelihood else "elbo"
+    """"exact", "ais" (an estimate: Salakhutdinov & Murray 2008) or "elbo" (a bound)."""
+    declared = engine.capabilities.likelihood
+    return "exact" if "exact" in declared else "ais" if "ais" in declared else "elbo"
 
 
 def _log_prob(engine: Any, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

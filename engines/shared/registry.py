@@ -116,6 +116,10 @@ MODELS: dict[str, ModelEntry] = {e.name: e for e in [
     ModelEntry("gated-pixelcnn", "autoregressive", "engines.models.autoregressive.pixelcnn:PixelCNN",
                "Gated PixelCNN: vertical and horizontal stacks, no blind spot (van den Oord et al. 2016)",
                capabilities=_autoregressive(), defaults=(("gated", True),)),
+    ModelEntry("rbm", "energy", "engines.models.energy.rbm:RBM",
+               "Bernoulli-Bernoulli RBM, CD-k or persistent CD (Hinton 2002; Tieleman 2008)",
+               capabilities=Capabilities(latent=("binary",), encoder="amortised", likelihood=("ais",),
+                                         sampling="gibbs", hyper=("lr", "k", "momentum", "weight_decay"))),
 ]}
 
 

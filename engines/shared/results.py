@@ -217,8 +217,9 @@ class HeldOutLikelihood:
 
     Attributes
     ----------
-    kind : {"exact", "elbo"}
-        What ``nats`` is: the exact log-likelihood, or the ELBO (a lower bound; Kingma & Welling 2014).
+    kind : {"exact", "ais", "elbo"}
+        What ``nats`` is: the exact log-likelihood, an estimate with log Z by annealed importance sampling
+        (Salakhutdinov & Murray 2008), or the ELBO (a lower bound; Kingma & Welling 2014).
     nats : float
         Mean held-out log p(x) (or the bound) in nats per example (higher is better; <= 0 on discrete data).
     stderr : float
@@ -272,7 +273,7 @@ class HeldOutLikelihood:
 
     def summary(self) -> str:
         """One line, e.g. ``"held-out NLL 88.1 +- 0.9 nats (exact, binary image; 0.162 bits/dim), 1000 examples"``."""
-        what = "NLL" if self.kind == "exact" else "-ELBO"
+        what = {"exact": "NLL", "ais": "NLL (AIS estimate)"}.get(self.kind, "-ELBO")
         text = f"held-out {what} {self.nll:.2f} +- {self.stderr:.2f} nats ({self.kind}, {self.space}"
         if self.bits_per_dim is not None:
             text += f"; {self.bits_per_dim:.3f} bits/dim"

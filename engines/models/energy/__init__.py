@@ -1,0 +1,1 @@
+"""Energy-based models: restricted Boltzmann machines trained by contrastive divergence."""
