@@ -112,7 +112,8 @@ class TrainPanel(QWidget):
             control.valueChanged.connect(lambda v, n=p.name: self._send_hyper(n, float(v)))
         else:
             control = QDoubleSpinBox()
-            control.setDecimals(3)
+            # three significant decimals of the range's scale (weight decay up to 0.01 shows 0.00020, not 0.000)
+            control.setDecimals(3 if p.high >= 1 else min(8, 3 - math.floor(math.log10(p.high))) if p.high > 0 else 3)
             control.setRange(p.low, p.high)
             control.setStepType(QAbstractSpinBox.StepType.AdaptiveDecimalStepType)
             control.setValue(p.value)
