@@ -89,3 +89,40 @@ def test_the_temperature_anneals_to_its_floor(digits) -> None:
     assert vae.tau(0) == 2.0 and vae.tau(100) == pytest.approx(2.0 * np.exp(-1.0)) and vae.tau(10_000) == 0.5
     vae.set_hyper("temperature", 1.0)  # live: the schedule starts from the new value
     assert vae.tau(0) == 1.0
+
+
+def test_vq_straight_through_passes_the_decoders_gradient_to_the_encoder(digits) -> None:
+    torch.manual_seed(0)
+    vq = create_engine("vq-vae", digits.info, latent_dim=4, n_categories=8, width=16)
+    x = torch.as_tensor(digits.x[digits.train_indices[:8]])
+    z_e = vq.encoder(x)
+    z_q = vq.lookup(vq.codes(z_e)).detach().requires_grad_(True)
+    recon = F.binary_cross_entropy_with_logits(vq.decoder(z_q), x, reduction="sum")
+    (g_q,) = torch.autograd.grad(recon, z_q)
+    st = z_e + (z_q.detach() - z_e).detach()
+    recon_st = F.binary_cross_entropy_with_logits(vq.decoder(st), x, reduction="sum")
+    (g_e,) = torch.autograd.grad(recon_st, z_e)
+    torch.testing.assert_close(g_e, g_q)  # the quantisation is skipped backwards
+    assert torch.equal(vq.codes(z_e), vq.codes(z_e + 0 * z_e))
+
+
+def test_vq_ema_moves_each_code_to_the_mean_of_its_vectors_and_training_uses_the_codebook(digits) -> None:
+    torch.manual_seed(0)
+    vq = create_engine("vq-vae", digits.info, latent_dim=4, n_categories=8, width=16, ema=True, ema_decay=0.01)
+    assert not vq.codebook.requires_grad
+    x = torch.as_tensor(digits.x[digits.train_indices[:64]])
+    with torch.no_grad():
+        z_e = vq.encoder(x)
+        idx = vq.codes(z_e)
+    vq.training_step(x, 0)  # decay 0.01: the codebook is (almost) this batch's means
+    flat, assigned = z_e.permute(0, 2, 3, 1).reshape(-1, 4), idx.reshape(-1)
+    for k in assigned.unique().tolist():
+        torch.testing.assert_close(vq.codebook[k], flat[assigned == k].mean(0), atol=0.02, rtol=0.02)
+    trained = create_engine("vq-vae", digits.info, latent_dim=8, n_categories=16, width=32, lr=3e-3)
+    first = trained.training_step(x, 0)
+    for step in range(1, 80):
+        terms = trained.training_step(x, step)
+    assert terms["recon"] < first["recon"] and 1.0 < terms["perplexity"] <= 16.0
+    codes = trained.encode(x[:2])
+    assert codes.shape == (2, 4 * 16) and torch.equal(codes.view(2, 4, 16).sum(-1), torch.ones(2, 4))
+    assert trained.decode(codes).shape == (2, 1, 8, 8)

@@ -125,6 +125,10 @@ MODELS: dict[str, ModelEntry] = {e.name: e for e in [
                "(Jang et al. 2017; Maddison et al. 2017; Mnih & Gregor 2014)",
                capabilities=Capabilities(latent=("categorical",), encoder="amortised", likelihood=("elbo",),
                                          hyper=("lr", "beta", "temperature"), options=("arch",))),
+    ModelEntry("vq-vae", "vae", "engines.models.discrete.vq_vae:VQVAE",
+               "VQ-VAE: a grid of codes from a learnt codebook, commitment beta, EMA codebook selectable "
+               "(van den Oord et al. 2017)",
+               capabilities=Capabilities(latent=("categorical",), encoder="amortised", hyper=("lr", "beta"))),
 ]}
 
 

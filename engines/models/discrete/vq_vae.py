@@ -1,0 +1,186 @@
+"""VQ-VAE: a grid of discrete codes from a learnt codebook (van den Oord, Vinyals & Kavukcuoglu 2017).
+
+A conv encoder maps an image (C, S, S) to a grid of vectors z_e (D, S/4, S/4); each is replaced by its nearest
+codebook vector e_k (K of them, D-dimensional), and a conv decoder maps the quantised grid z_q back to Bernoulli
+logits of the pixels. The gradient passes the quantisation straight through (z_e + sg(z_q - z_e)). The loss is
+
+    -log p(x | z_q) + ||sg(z_e) - e||^2 + beta ||z_e - sg(e)||^2,
+
+the second term moving the codebook, the third (the commitment, weight ``beta``, live) keeping the encoder near
+it. With ``ema`` the codebook follows exponential moving averages of the vectors assigned to each code instead of
+the second term (the paper's appendix; decay ``ema_decay``, Laplace-smoothed counts). Logged: ``recon`` (nats
+per image), ``vq``, ``commit``, ``perplexity`` (exp of the entropy of the batch's code usage: K when every
+code is used equally) and ``dead_codes`` (codes unused for the last 1,000 batches or so, by an EMA of usage).
+
+The latent is the code grid: one categorical variable of K classes per position (a picker each in Explore);
+``decode`` maps one-hot codes (or mixtures, which blend codebook vectors) to images; the prior is uniform over
+codes (the paper fits a PixelCNN over the grid for sampling: not here yet).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engines.models.base import Engine, EngineConfig
+from engines.shared.datainfo import DataInfo
+from engines.shared.errors import ConfigError
+from engines.shared.spec import HyperParam, LatentDim, LatentSpec
+
+
+@dataclass
+class VQVAEConfig(EngineConfig):
+    """Settings of :class:`VQVAE`.
+
+    Attributes
+    ----------
+    latent_dim : int
+        D, the size of each code vector.
+    n_categories : int
+        K, the codebook's size.
+    width : int
+        Channels of the conv layers.
+    beta : float
+        Commitment weight, live in [0, 10] (the paper's 0.25).
+    ema : bool
+        Codebook by exponential moving averages instead of its loss term.
+    ema_decay : float
+    lr : float
+        Adam learning rate, live.
+    likelihood : {"bernoulli"}
+    """
+
+    latent_dim: int = 16
+    n_categories: int = 64
+    width: int = 64
+    beta: float = 0.25
+    ema: bool = False
+    ema_decay: float = 0.99
+    lr: float = 1e-3
+    likelihood: str = "bernoulli"
+
+
+class VQVAE(Engine):
+    """VQ-VAE on images (module docstring).
+
+    Parameters
+    ----------
+    config : VQVAEConfig
+    data : DataInfo
+        Images (C, S, S) with S divisible by 4 (the code grid is S/4 on a side).
+
+    Raises
+    ------
+    ConfigError
+        Non-image data, a side not divisible by 4, or a setting out of range.
+    """
+
+    family = "vae"
+    config_class = VQVAEConfig
+
+    def __init__(self, config: VQVAEConfig, data: DataInfo) -> None:
+        super().__init__(config, data)
+        if data.kind != "image":
+            raise ConfigError("a VQ-VAE models images; use an image data set")
+        c, s = data.shape[0], data.shape[-1]
+        if s % 4:
+            raise ConfigError(f"vq-vae: the image side must be divisible by 4 (the code grid is a quarter of it), "
+                              f"not {s}; pick --image-size 8, 16, 28 or 32")
+        if config.likelihood != "bernoulli":
+            raise ConfigError(f"vq-vae: the pixels are Bernoulli, not {config.likelihood!r}")
+        if not (1 <= config.latent_dim <= 512 and 2 <= config.n_categories <= 4096 and 0 < config.ema_decay < 1):
+            raise ConfigError("vq-vae: latent_dim in [1, 512], n_categories in [2, 4096], ema_decay in (0, 1)")
+        d, k, w = config.latent_dim, config.n_categories, config.width
+        self.k, self.d, self.grid, self.shape = k, d, s // 4, tuple(data.shape)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            self.encoder = nn.Sequential(
+                nn.Conv2d(c, w, 4, 2, 1), nn.ReLU(), nn.Conv2d(w, w, 4, 2, 1), nn.ReLU(), nn.Conv2d(w, d, 1))
+            self.decoder = nn.Sequential(
+                nn.Conv2d(d, w, 3, 1, 1), nn.ReLU(), nn.ConvTranspose2d(w, w, 4, 2, 1), nn.ReLU(),
+                nn.ConvTranspose2d(w, w, 4, 2, 1), nn.ReLU(), nn.Conv2d(w, c, 3, 1, 1))
+            self.codebook = nn.Parameter(torch.randn(k, d) / math.sqrt(d))
+        self.codebook.requires_grad_(not config.ema)
+        self.register_buffer("ema_count", torch.ones(k))
+        self.register_buffer("ema_sum", self.codebook.detach().clone())
+        self.register_buffer("usage", torch.full((k,), 1.0 / k))  # EMA of the share of positions on each code
+        positions = self.grid * self.grid
+        self.latent = LatentSpec(tuple(LatentDim(f"q{p}={j}", "categorical", 0.0, 1.0, f"q{p}")
+                                       for p in range(positions) for j in range(k)))
+        self.hyper = {
+            "lr": HyperParam("lr", 1e-3, 1e-6, 1e-1, log=True, doc="Adam learning rate").with_value(config.lr),
+            "beta": HyperParam("beta", 0.25, 0.0, 10.0, doc="commitment weight").with_value(config.beta),
+        }
+        self.opt = torch.optim.Adam([p for p in self.parameters() if p.requires_grad], lr=config.lr)
+
+    def on_hyper_changed(self, name: str, value: float) -> None:
+        if name == "lr":
+            for group in self.opt.param_groups:
+                group["lr"] = value
+
+    def optimizer_states(self) -> dict[str, torch.optim.Optimizer]:
+        return {"adam": self.opt}
+
+    # -- quantisation ---------------------------------------------------------------------------
+    def codes(self, z_e: torch.Tensor) -> torch.Tensor:
+        """Nearest codebook index of each grid vector: z_e (B, D, G, G) -> (B, G, G) int64."""
+        flat = z_e.permute(0, 2, 3, 1).reshape(-1, self.d)
+        dist = (flat.pow(2).sum(1, keepdim=True) - 2 * flat @ self.codebook.T + self.codebook.pow(2).sum(1))
+        return dist.argmin(1).view(z_e.shape[0], self.grid, self.grid)
+
+    def lookup(self, idx: torch.Tensor) -> torch.Tensor:
+        """Code vectors of indices (B, G, G): (B, D, G, G)."""
+        return self.codebook[idx].permute(0, 3, 1, 2)
+
+    # -- training -------------------------------------------------------------------------------
+    def training_step(self, batch: torch.Tensor, step: int) -> dict[str, float]:
+        """One step of the VQ-VAE loss (module docstring); the terms logged are named there."""
+        x = batch
+        z_e = self.encoder(x)
+        idx = self.codes(z_e)
+        z_q = self.lookup(idx)
+        commit = F.mse_loss(z_e, z_q.detach(), reduction="none").sum((1, 2, 3)).mean()
+        vq = F.mse_loss(z_q, z_e.detach(), reduction="none").sum((1, 2, 3)).mean()
+        out = self.decoder(z_e + (z_q - z_e).detach())  # straight through the quantisation
+        recon = F.binary_cross_entropy_with_logits(out, x, reduction="none").flatten(1).sum(1).mean()
+        loss = recon + self.h("beta") * commit + (0.0 if self.config.ema else vq)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        with torch.no_grad():
+            onehot = F.one_hot(idx.reshape(-1), self.k).float()
+            share = onehot.mean(0)
+            self.usage.mul_(0.999).add_(0.001 * share)
+            if self.config.ema:
+                g = self.config.ema_decay
+                flat = z_e.detach().permute(0, 2, 3, 1).reshape(-1, self.d)
+                self.ema_count.mul_(g).add_((1 - g) * onehot.sum(0))
+                self.ema_sum.mul_(g).add_((1 - g) * onehot.T @ flat)
+                n = self.ema_count.sum()
+                count = (self.ema_count + 1e-5) / (n + self.k * 1e-5) * n  # Laplace smoothing
+                self.codebook.copy_(self.ema_sum / count[:, None])
+            entropy = -(share * torch.log(share.clamp_min(1e-12))).sum()
+        return {"recon": float(recon.detach()), "vq": float(vq.detach()), "commit": float(commit.detach()),
+                "loss": float(loss.detach()), "perplexity": float(torch.exp(entropy)),
+                "dead_codes": float((self.usage < 1e-3 / self.k).sum())}
+
+    # -- the latent -----------------------------------------------------------------------------
+    def prior_sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """(n, G G K) one-hot codes drawn uniformly at each position."""
+        idx = torch.randint(0, self.k, (n, self.grid * self.grid), generator=generator, device=self.device)
+        return F.one_hot(idx, self.k).float().reshape(n, -1)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Pixel means (N, C, S, S) in [0, 1] of code grids z (N, G G K), one-hot (or mixtures blending codes)."""
+        w = z.to(self.device, torch.float32).view(-1, self.grid, self.grid, self.k)
+        z_q = (w @ self.codebook).permute(0, 3, 1, 2)
+        return torch.sigmoid(self.decoder(z_q))
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The code grid of images x, one-hot (N, G G K)."""
+        idx = self.codes(self.encoder(x.to(self.device)))
+        return F.one_hot(idx.reshape(len(x), -1), self.k).float().reshape(len(x), -1)
