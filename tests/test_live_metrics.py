@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import threading
 import time
 from types import SimpleNamespace
 
@@ -19,7 +18,7 @@ from engines.lib.checkpoint import save_checkpoint
 from engines.shared.errors import ConfigError
 from engines.worker.host import Snapshot
 from engines.shared.link import WorkerLink
-from workers import collect
+from workers import Inbox, collect
 from engines.worker.live_metrics import (
     LiveMetrics,
     check_schedule,
@@ -191,25 +190,6 @@ def test_check_schedule_rejects_bad_intervals(bad):
 
 
 # -- the thread, without the process -------------------------------------------------------------
-class Inbox:
-    def __init__(self) -> None:
-        self.events: list[P.Event] = []
-        self.cv = threading.Condition()
-
-    def __call__(self, event: P.Event) -> None:
-        with self.cv:
-            self.events.append(event)
-            self.cv.notify_all()
-
-    def wait(self, cls: type, n: int = 1, timeout: float = 10.0) -> list:
-        with self.cv:
-            self.cv.wait_for(lambda: len(self.of(cls)) >= n, timeout)
-            return self.of(cls)
-
-    def of(self, cls: type) -> list:
-        return [e for e in self.events if isinstance(e, cls)]
-
-
 def session_of(engine, dataset) -> Session:
     return Session(engine=engine, snapshot=Snapshot(engine, 5), dataset=dataset, data_spec=dataset.info.spec,
                    image_size=None, seed=0)

@@ -4,7 +4,6 @@ rate and trains on."""
 
 from __future__ import annotations
 
-import threading
 
 import numpy as np
 import pytest
@@ -17,25 +16,7 @@ from engines.shared.registry import create_engine
 from engines.worker.host import Snapshot
 from engines.worker.trainer import Session, Trainer
 from engines.worker.watchdog import MAX_AUTO_TRIPS, StateRing, TrainState, Watchdog, WatchdogSettings
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.events: list[P.Event] = []
-        self.cv = threading.Condition()
-
-    def __call__(self, event: P.Event) -> None:
-        with self.cv:
-            self.events.append(event)
-            self.cv.notify_all()
-
-    def wait(self, cls: type, n: int = 1, timeout: float = 30.0) -> list:
-        with self.cv:
-            assert self.cv.wait_for(lambda: len(self.of(cls)) >= n, timeout), (cls, self.events[-5:])
-            return self.of(cls)
-
-    def of(self, cls: type) -> list:
-        return [e for e in self.events if isinstance(e, cls)]
+from workers import Inbox
 
 
 class FakeHost:
@@ -153,8 +134,8 @@ def test_a_good_state_restored_replays_the_same_steps() -> None:
 def test_a_nan_in_a_batch_rolls_back_and_pauses() -> None:
     s = session(images(nan_at=5))  # in the first epoch's batches: the trip comes within ~13 steps
     trainer, inbox = run(s, Watchdog(), 200)
-    tripped = inbox.wait(P.WatchdogTripped)[0]
-    paused = inbox.wait(P.TrainingState)
+    tripped = inbox.wait(P.WatchdogTripped, timeout=30)[0]
+    paused = inbox.wait(P.TrainingState, timeout=30)
     assert paused[-1].state == "paused"
     assert tripped.cause == "nan" and not tripped.auto and tripped.rolled_back_to <= tripped.step
     assert {row[1] for row in tripped.suggestions} >= {"lr", "beta"}
@@ -171,7 +152,7 @@ def test_auto_resume_halves_the_learning_rate_and_gives_up_on_a_batch_that_alway
     s = session(images(nan_at=5))
     wd = Watchdog(WatchdogSettings(auto_resume=True))
     trainer, inbox = run(s, wd, 200)
-    inbox.wait(P.TrainingState)  # paused in the end: the same batch fails whatever the rate
+    inbox.wait(P.TrainingState, timeout=60)  # paused in the end: the same batch fails whatever the rate
     trips = inbox.of(P.WatchdogTripped)
     assert len(trips) == MAX_AUTO_TRIPS + 1 and all(t.auto for t in trips[:-1]) and not trips[-1].auto
     lrs = [e.value for e in inbox.of(P.HyperparameterChanged)]

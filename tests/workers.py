@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -100,3 +101,25 @@ def real_window(home: Path | str) -> Iterator:
             os.environ.pop("LATENT_STUDIO_HOME", None)
         else:
             os.environ["LATENT_STUDIO_HOME"] = old_home
+
+
+class Inbox:
+    """A ``send`` callable that keeps the events a worker thread sends, for tests without the process."""
+
+    def __init__(self) -> None:
+        self.events: list[P.Event] = []
+        self.cv = threading.Condition()
+
+    def __call__(self, event: P.Event) -> None:
+        with self.cv:
+            self.events.append(event)
+            self.cv.notify_all()
+
+    def wait(self, cls: type, n: int = 1, timeout: float = 10.0) -> list:
+        """The events of type ``cls`` once there are ``n`` of them (or whatever came within ``timeout`` s)."""
+        with self.cv:
+            self.cv.wait_for(lambda: len(self.of(cls)) >= n, timeout)
+            return self.of(cls)
+
+    def of(self, cls: type) -> list:
+        return [e for e in self.events if isinstance(e, cls)]

@@ -202,24 +202,11 @@ def _check_train_args(args: argparse.Namespace) -> None:
 
 def _launch(args: argparse.Namespace) -> int:
     """``train --nproc N``: run this same command in N processes through torchrun's launcher (its exit code)."""
-    import os
     import subprocess
 
-    argv = list(getattr(args, "argv", None) or sys.argv[1:])
-    child, skip = [], False
-    for i, a in enumerate(argv):  # the same arguments without --nproc
-        if skip:
-            skip = False
-            continue
-        if a == "--nproc":
-            skip = True
-            continue
-        if not a.startswith("--nproc="):
-            child.append(a)
-    if args.threads is None:
-        child += ["--threads", str(max(1, (os.cpu_count() or 2) // args.nproc))]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={args.nproc}",
-           "-m", "latent_studio", *child]
+    from engines.lib.distributed import launch_command
+
+    cmd = launch_command("latent_studio", list(getattr(args, "argv", None) or sys.argv[1:]), args.nproc, args.threads)
     print(f"latent-studio train: {args.nproc} processes (torchrun --standalone)", file=sys.stderr)
     return subprocess.call(cmd, stdin=subprocess.DEVNULL)
 

@@ -96,18 +96,9 @@ def serve_listening(address: tuple[str, int], device, threads: int, token: str |
 
 def _launch(args: argparse.Namespace, argv: list[str] | None) -> int:
     """``--listen ... --nproc N``: this same command in N processes, torchrun's launcher taking this process's place."""
-    rest, skip = [], False
-    for a in list(sys.argv[1:] if argv is None else argv):
-        if skip:
-            skip = False
-        elif a == "--nproc":
-            skip = True
-        elif not a.startswith("--nproc="):
-            rest.append(a)
-    if args.threads is None:
-        rest += ["--threads", str(max(1, (os.cpu_count() or 2) // args.nproc))]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={args.nproc}",
-           "-m", "engines.cli.worker", *rest]
+    from engines.lib.distributed import launch_command
+
+    cmd = launch_command("engines.cli.worker", list(sys.argv[1:] if argv is None else argv), args.nproc, args.threads)
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(sys.executable, cmd)  # torchrun in this process's place: a signal to it reaches every worker

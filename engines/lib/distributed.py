@@ -36,6 +36,26 @@ def is_distributed() -> bool:
     return world()[1] > 1
 
 
+def launch_command(module: str, argv: list[str], nproc: int, threads: int | None) -> list[str]:
+    """The command that runs ``python -m module argv`` in ``nproc`` processes through torchrun's launcher
+    (``--standalone``: a rendezvous on this machine), ``--nproc`` taken out of ``argv`` and each process given
+    ``--threads`` (its share of the cores) unless ``threads`` was asked for."""
+    import sys
+
+    rest, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            rest.append(a)
+    if threads is None:
+        rest += ["--threads", str(max(1, (os.cpu_count() or 2) // nproc))]
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+            "-m", module, *rest]
+
+
 def init(prefer: str | None = None) -> torch.device:
     """Join the process group (NCCL when CUDA is there and not refused, else Gloo); this process's device.
 
