@@ -432,8 +432,8 @@ class Trainer:
                                      suggestions=suggestions, auto=auto))
         if auto:
             for name in LR_NAMES:
-                if name in s.engine.hyper:
-                    value = s.engine.set_hyper(name, s.engine.h(name) / 2)
+                if name in s.engine.hyper:  # halved, never below the parameter's range
+                    value = s.engine.set_hyper(name, max(s.engine.hyper[name].low, s.engine.h(name) / 2))
                     s.hyper_history.append((s.step, name, float(value)))
                     self._send(P.HyperparameterChanged(name=name, value=value, step=s.step))
             s.snapshot.sync_hyper(s.engine)

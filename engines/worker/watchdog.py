@@ -262,8 +262,8 @@ class Watchdog:
         """What to change, as ``[label, hyperparameter name or "", value]`` rows for the window's buttons."""
         out: list[list] = []
         for name in LR_NAMES:
-            if name in engine.hyper:
-                value = engine.h(name) / 2
+            if name in engine.hyper and engine.h(name) > engine.hyper[name].low:
+                value = max(engine.hyper[name].low, engine.h(name) / 2)
                 out.append([f"halve {name} ({engine.h(name):.3g} -> {value:.3g})", name, value])
         if "beta" in engine.hyper and trip.kind != "collapse":
             out.append([f"a smaller beta ({engine.h('beta'):.3g} -> {engine.h('beta') / 2:.3g})", "beta",
