@@ -156,7 +156,6 @@ class Worker:
         self._send_lock = threading.Lock()
         self.host = Host(self.send)
         self.trust = Trust(self.send, device, self._in_trainer)
-        self.watchdog = self.trust.watchdog
         self.live = LiveMetrics(lambda event: self.send(self.trust.measured(event)))
         self.jobs = Jobs(self.send)
         self._copies = PrivateCopies()

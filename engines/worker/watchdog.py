@@ -175,6 +175,13 @@ class _Running:
         return high
 
 
+def _total_norm(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """The 2-norm of all ``tensors`` together, 0-d, fused per device (0 for none)."""
+    if not tensors:
+        return torch.zeros((), dtype=torch.float64)
+    return torch.nn.utils.get_total_norm(tensors, error_if_nonfinite=False).double().cpu()
+
+
 @dataclass
 class WatchdogSettings:
     """``enabled``; ``auto_resume`` (halve the learning rates and train on after a rollback); ``spike_factor``."""
@@ -225,13 +232,15 @@ class Watchdog:
         if not self.settings.enabled:
             return None
         params = [p for p in engine.parameters()]
-        if params and not bool(torch.stack([torch.isfinite(p).all() for p in params]).all()):
+        grads = [p.grad for p in params if p.grad is not None]
+        # one fused norm each (a NaN or inf anywhere makes it non-finite), read back together: one device sync
+        norms = torch.stack([_total_norm(params), _total_norm(grads)]).tolist()
+        if not math.isfinite(norms[0]):
             name = next(n for n, p in engine.named_parameters() if not bool(torch.isfinite(p).all()))
             return Trip("nan", step, f"the parameter {name!r} holds NaN or inf at step {step:,}")
-        grads = [p.grad for p in params if p.grad is not None]
         if not grads:
             return None
-        norm = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])))
+        norm = norms[1]
         if not math.isfinite(norm):
             name = next(n for n, p in engine.named_parameters()
                         if p.grad is not None and not bool(torch.isfinite(p.grad).all()))
