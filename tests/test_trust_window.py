@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtWidgets import QLineEdit
+from PySide6.QtWidgets import QLineEdit, QSpinBox
 
 from engines.shared import protocol
 from workers import real_window
@@ -75,7 +75,14 @@ def test_the_timeline_scrubs_back_through_the_run_and_branches_a_new_one(qtbot, 
         with qtbot.waitSignal(client.ready, timeout=60_000):
             w.configure(protocol.Configure(data="digits", model="vae", image_size=16, latent_dim=4, seed=1,
                                            batch_size=32))
-        assert t.configure(every=25, max_mb=64)
+        action = next(a for a in w.menuBar().actions()[1].menu().actions() if a.text() == "Timeline settings...")
+        action.trigger()  # Train > Timeline settings: a snapshot every 25 steps within 64 MB
+        every, budget = w.timeline_dialog.findChildren(QSpinBox)
+        every.setValue(25)
+        budget.setValue(64)
+        with qtbot.waitSignal(client.event_received, timeout=10_000,
+                              check_params_cb=lambda e: isinstance(e, protocol.TimelineChanged) and e.every == 25):
+            w.timeline_dialog.accept()
         with qtbot.waitSignal(client.stopped, timeout=120_000):
             w.train(160)
         qtbot.waitUntil(lambda: len(t.state.steps) >= 4, timeout=20_000)

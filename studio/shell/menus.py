@@ -79,6 +79,8 @@ def build_menus(w: MainWindow) -> dict[str, QAction]:
     auto.setCheckable(True)
     auto.setToolTip("After a rollback, halve every learning rate and train on instead of pausing")
     actions["watchdog"], actions["watchdog_auto"] = watch, auto
+    _action(w, train_menu, "Timeline settings...", lambda: ask_timeline_settings(w)).setToolTip(
+        "How often the timeline keeps a snapshot of the model, and how much disk it may use")
 
     worker_menu = bar.addMenu("&Worker")
     _action(w, worker_menu, "Restart worker", w.restart_worker)
@@ -253,4 +255,32 @@ def ask_remote_worker(w: MainWindow) -> None:
 
     dialog.accepted.connect(connect)
     w.remote_dialog = dialog
+    dialog.open()  # window-modal, never blocking the event loop
+
+
+def ask_timeline_settings(w: MainWindow) -> None:
+    """Train > Timeline settings: a snapshot every N steps, within M megabytes of the run's disk."""
+    from PySide6.QtWidgets import QDialog, QDialogButtonBox, QFormLayout, QSpinBox
+
+    state = w.timeline.state
+    dialog = QDialog(w)
+    dialog.setWindowTitle("Timeline settings")
+    every, budget = QSpinBox(), QSpinBox()
+    every.setRange(1, 10**9)
+    every.setValue(state.every or 250)
+    every.setSuffix(" steps")
+    every.setToolTip("Steps between two snapshots of the model (weights, optimisers, data order, generators)")
+    budget.setRange(1, 2**24)
+    budget.setValue(max(1, state.max_bytes // 2**20) if state.max_bytes else 512)
+    budget.setSuffix(" MB")
+    budget.setToolTip("Disk the run's snapshots may use; past it the snapshot closest to its neighbours goes")
+    form = QFormLayout(dialog)
+    form.addRow("A snapshot every", every)
+    form.addRow("Disk budget", budget)
+    buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+    buttons.accepted.connect(dialog.accept)
+    buttons.rejected.connect(dialog.reject)
+    form.addRow(buttons)
+    dialog.accepted.connect(lambda: w.timeline.configure(every.value(), budget.value()))
+    w.timeline_dialog = dialog
     dialog.open()  # window-modal, never blocking the event loop
