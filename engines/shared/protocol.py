@@ -36,6 +36,10 @@ from engines.shared.protocol_families import (  # noqa: F401 - re-exported
     FindDirections, FindNearest, LatentMapped, MapLatents, NearestFound, PixelFrame, PixelSurprise,
     PixelSurprised, Score, Scored,
 )
+from engines.shared.protocol_energy import (  # noqa: F401 - re-exported
+    MAX_CHAIN_FRAMES, MAX_CHAINS, MAX_SWEEPS_PER_FRAME, ChainFrame, EstimateLogZ, Filters, GetFilters, LogZEstimated,
+    RunChains,
+)
 from engines.shared.protocol_exports import Cancel, Export, Exported  # noqa: F401 - re-exported
 from engines.shared.protocol_trust import (  # noqa: F401 - re-exported
     ScrubTimeline, SetTimeline, SetWatchdog, TimelineChanged, TimelineFrame, WatchdogTripped,

@@ -119,7 +119,8 @@ MODELS: dict[str, ModelEntry] = {e.name: e for e in [
     ModelEntry("rbm", "energy", "engines.models.energy.rbm:RBM",
                "Bernoulli-Bernoulli RBM, CD-k or persistent CD (Hinton 2002; Tieleman 2008)",
                capabilities=Capabilities(latent=("binary",), encoder="amortised", likelihood=("ais",),
-                                         sampling="gibbs", hyper=("lr", "k", "momentum", "weight_decay"))),
+                                         sampling="gibbs", extras=("chains", "filters"),
+                                         hyper=("lr", "k", "momentum", "weight_decay"))),
     ModelEntry("gumbel-vae", "vae", "engines.models.discrete.gumbel_vae:GumbelVAE",
                "VAE with categorical latents by Gumbel-softmax, straight-through, REINFORCE or NVIL "
                "(Jang et al. 2017; Maddison et al. 2017; Mnih & Gregor 2014)",

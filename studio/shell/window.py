@@ -23,6 +23,7 @@ from studio.features.browser.controller import BrowserController
 from studio.features.coverage.controller import CoverageController
 from studio.features.data_model.controller import DataModelController
 from studio.features.directions.controller import DirectionsController
+from studio.features.energy.controller import EnergyController
 from studio.features.disentanglement.controller import DisentanglementController
 from studio.features.explore.controller import ExploreController
 from studio.features.interpolate.controller import InterpolateController
@@ -111,6 +112,7 @@ class MainWindow(QMainWindow):
         self.browser = BrowserController(s)
         self.directions = DirectionsController(s)
         self.latent_map = MapController(s)
+        self.energy = EnergyController(s)
         self.timelapse = TimeLapse(s)
         self.watchdog = WatchdogController(s)
         self.timeline = TimelineController(s)
@@ -139,7 +141,8 @@ class MainWindow(QMainWindow):
         for widget, title in ((self.samples.view, "Samples && decode"), (self.traversal_view, "Traversal"),
                               (self.interpolate_view, "Interpolate"), (self.morph.view, "Morph"),
                               (self.pixels.view, "Pixels"), (self.flow.view, "Flow"),
-                              (self.directions.view, "Directions"), (self.latent_map.view, "Map")):
+                              (self.directions.view, "Directions"), (self.latent_map.view, "Map"),
+                              (self.energy.view, "Energy")):
             self.central_tabs.addTab(widget, title)
         central = QWidget()
         layout = QVBoxLayout(central)

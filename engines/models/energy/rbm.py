@@ -158,6 +158,19 @@ class RBM(Engine):
             v = _bernoulli(self.visible_probs(h), generator)
         return v
 
+    def filters(self) -> torch.Tensor:
+        """Each hidden unit's weights as an image, (H, C, h, w), scaled to [0, 1] per unit (0.5 is a zero weight)."""
+        w = self.W.detach().T
+        scale = w.abs().amax(1, keepdim=True).clamp_min(1e-12)
+        return (0.5 + 0.5 * w / scale).reshape(-1, *self.shape)
+
+    def exact_log_z(self) -> float | None:
+        """log Z summed exactly (nats), or None beyond 20 hidden units."""
+        if self.W.shape[1] > MAX_EXACT_HIDDEN:
+            return None
+        with torch.no_grad():
+            return exact_log_z(self.W, self.b, self.c)
+
     def free_energy(self, v: torch.Tensor) -> torch.Tensor:
         """F(v) (N,) nats for v (N, V) or images (N, C, H, W)."""
         return free_energy(v.flatten(1), self.W, self.b, self.c)
