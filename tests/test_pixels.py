@@ -144,3 +144,15 @@ def test_surprise_map_is_drawn(tab):
                                                        log_probs=lp, nats=float(lp.sum()), bits_per_dim=0.5))
     assert controller.view.surprise.image() is not None
     assert "bits/dim" in controller.view.surprise.title.text()
+
+
+def test_draw_stays_off_for_a_model_that_cannot_draw_while_the_tab_is_hidden(qtbot) -> None:
+    """The tab's state is set while another tab is shown: Draw must follow the reason, not the tab's visibility."""
+    from studio.features.pixels.view import PixelsView
+
+    view = PixelsView()
+    qtbot.addWidget(view)  # never shown, as a tab behind another
+    view.set_enabled("This model has a latent: explore it with the sliders", 10)
+    assert not view.draw_button.isEnabled()
+    view.set_enabled("", 10)
+    assert view.draw_button.isEnabled()

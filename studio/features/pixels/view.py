@@ -122,7 +122,7 @@ class PixelsView(QWidget):
         """Pause while drawing; Continue for a paused single image."""
         self.pause_button.setEnabled(running)
         self.continue_button.setEnabled(can_continue and not running)
-        self.draw_button.setEnabled(not running and not self.note.isVisible())
+        self.draw_button.setEnabled(not running and self.note.isHidden())  # not isVisible(): the tab may be hidden
 
     def delay_notch(self) -> int:
         """The speed dial's notch (0: fastest)."""
