@@ -244,3 +244,27 @@ def factor_of(mi_row: np.ndarray) -> int | None:
     top = row[order[0]]
     second = row[order[1]] if row.size > 1 else 0.0
     return int(order[0]) if top >= FACTOR_MIN_MI and top > FACTOR_MARGIN * max(second, 0.0) else None
+
+
+#: The parts of an image a completion can keep: the rest is drawn (Pixels) or sampled (Energy) given them.
+COMPLETION_MASKS = ("top half kept", "left half kept", "top-left quarter kept", "nothing kept")
+
+
+def known_mask(kind: str, height: int, width: int) -> np.ndarray:
+    """The (H, W) bool mask of the pixels kept for completion mask ``kind`` (one of :data:`COMPLETION_MASKS`).
+
+    Raises
+    ------
+    ValueError
+        For an unknown kind.
+    """
+    known = np.zeros((height, width), bool)
+    if kind == "top half kept":
+        known[: height // 2] = True
+    elif kind == "left half kept":
+        known[:, : width // 2] = True
+    elif kind == "top-left quarter kept":
+        known[: height // 2, : width // 2] = True
+    elif kind != "nothing kept":
+        raise ValueError(f"unknown completion mask {kind!r}; one of {', '.join(COMPLETION_MASKS)}")
+    return known

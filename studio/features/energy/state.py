@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
+from studio.state import known_mask  # noqa: F401 - the controller takes it from here
 
 #: Which part of a held-out image a clamped chain keeps (the rest is sampled given it).
-MASKS = ("top half kept", "left half kept", "nothing kept")
+MASKS = ("top half kept", "left half kept", "top-left quarter kept", "nothing kept")
 
 
 def energy_reason(ready) -> str:  # noqa: ANN001 - a protocol.Ready or None
@@ -18,24 +18,6 @@ def energy_reason(ready) -> str:  # noqa: ANN001 - a protocol.Ready or None
         return ("This model has no Gibbs chains: the Energy tab is for energy models (rbm), whose samples come "
                 "from Markov chains")
     return ""
-
-
-def known_mask(kind: str, height: int, width: int) -> np.ndarray:
-    """(H, W) bool: True where a clamped chain keeps the held-out image (``kind`` one of :data:`MASKS`).
-
-    Raises
-    ------
-    ValueError
-        For an unknown kind.
-    """
-    known = np.zeros((height, width), bool)
-    if kind == "top half kept":
-        known[: height // 2] = True
-    elif kind == "left half kept":
-        known[:, : width // 2] = True
-    elif kind != "nothing kept":
-        raise ValueError(f"unknown mask {kind!r}; one of {', '.join(MASKS)}")
-    return known
 
 
 def log_z_text(event) -> str:  # noqa: ANN001 - a protocol.LogZEstimated

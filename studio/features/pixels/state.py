@@ -12,32 +12,14 @@ import math
 
 import numpy as np
 
+from studio.state import COMPLETION_MASKS, known_mask  # noqa: F401 - known_mask is part of this module's face
+
 #: The completion masks offered: name -> which part of the image is KEPT (the rest is drawn).
-MASKS = ("top half kept", "left half kept", "top-left quarter kept", "nothing kept")
+MASKS = COMPLETION_MASKS
 #: Delay after each streamed frame (ms) at each notch of the speed dial, fastest first.
 SPEED_DELAYS_MS = (0.0, 10.0, 30.0, 60.0, 120.0, 250.0)
 #: Frames streamed over a whole drawing.
 FRAMES = 64
-
-
-def known_mask(kind: str, height: int, width: int) -> np.ndarray:
-    """The (H, W) bool mask of the pixels kept for completion mask ``kind`` (one of :data:`MASKS`).
-
-    Raises
-    ------
-    ValueError
-        For an unknown kind.
-    """
-    known = np.zeros((height, width), bool)
-    if kind == "top half kept":
-        known[: height // 2] = True
-    elif kind == "left half kept":
-        known[:, : width // 2] = True
-    elif kind == "top-left quarter kept":
-        known[: height // 2, : width // 2] = True
-    elif kind != "nothing kept":
-        raise ValueError(f"unknown completion mask {kind!r}; one of {', '.join(MASKS)}")
-    return known
 
 
 def delay_for(notch: int) -> float:
