@@ -29,9 +29,20 @@ def test_an_rbms_chains_filters_and_partition_function_in_the_window(qtbot, tmp_
             w.configure(protocol.Configure(data="binarized:digits", model="rbm", image_size=16, latent_dim=64, seed=0,
                                            batch_size=32, options={"persistent": True}))
         assert ev.note.isHidden() and ev.run_button.isEnabled()
+        assert not ev.layer_spin.isEnabled() and ev.log_z_button.isEnabled()  # one hidden layer; log Z by AIS
         with qtbot.waitSignal(client.stopped, timeout=120_000):
-            w.train(600)
+            w.train(2500)
         w.central_tabs.setCurrentWidget(ev)
+
+        # the free energy of held-out and training images, measured while it trained
+        qtbot.waitUntil(lambda: ev.gap_label.text().startswith("Held-out minus training free energy"), timeout=20_000)
+        assert len(ev.history.values["free_energy_held_out"]) >= 1
+
+        # the hidden units of a held-out example
+        ev.index_spin.setValue(3)
+        ev.hidden_button.click()
+        qtbot.waitUntil(lambda: ev.hidden.title.text().startswith("Held-out #3 at step"), timeout=20_000)
+        assert "layer 1 (64 units)" in ev.hidden.title.text() and ev.example.image() is not None
 
         # chains from random pixels, watched mixing, then stopped
         ev.n_spin.setValue(16)

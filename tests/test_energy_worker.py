@@ -78,3 +78,33 @@ def test_log_z_by_ais_lies_within_its_error_of_the_exact_sum(rbm) -> None:
     assert any(isinstance(e, P.Progress) and e.task == "ais" for e in events)
     assert math.isfinite(est.exact) and est.stderr > 0 and est.step == 200
     assert abs(est.log_z - est.exact) < 4 * est.stderr + 0.05, (est.log_z, est.exact, est.stderr)
+
+
+def test_the_hidden_units_of_one_image_layer_by_layer_and_the_filters_layer(rbm) -> None:
+    image = np.zeros((1, 1, 8, 8), np.float32)
+    image[..., 2:6, 3:5] = 1.0
+    rbm.send(P.InspectHidden(request_id=41, image=image))
+    got = collect(rbm, lambda e: getattr(e, "request_id", None) == 41 and isinstance(e, (P.HiddenInspected, P.Error)))[-1]
+    assert isinstance(got, P.HiddenInspected), got
+    assert list(got.sizes) == [12] and got.probs.shape == (12,) and 0 <= got.probs.min() <= got.probs.max() <= 1
+    assert got.recon.shape == (1, 1, 8, 8) and got.step == 200
+    rbm.send(P.InspectHidden(request_id=42, image=np.zeros((1, 1, 4, 4), np.float32)))
+    err = collect(rbm, lambda e: isinstance(e, P.Error))[-1]
+    assert err.command == "InspectHidden" and "must be (1, 1, 8, 8)" in err.message
+    rbm.send(P.GetFilters(request_id=43, layer=1))  # an RBM has one hidden layer
+    err = collect(rbm, lambda e: isinstance(e, P.Error))[-1]
+    assert err.command == "GetFilters" and "GetFilters.layer" in err.message
+    rbm.send(P.GetCodebook(request_id=44))  # no codebook: refused by name
+    err = collect(rbm, lambda e: isinstance(e, P.Error))[-1]
+    assert err.command == "GetCodebook" and "codebook" in err.message
+
+
+def test_chains_run_while_training_follow_the_weights(rbm) -> None:
+    rbm.send(P.Train(steps=400))
+    rbm.send(P.RunChains(request_id=51, n=2, sweeps=1, frames=60, delay_ms=20, seed=3))
+    events = collect(rbm, ends(51), timeout=60)
+    if not any(isinstance(e, P.Stopped) for e in events):
+        events += collect(rbm, lambda e: isinstance(e, P.Stopped), timeout=60)
+    frames = [e for e in events if isinstance(e, P.ChainFrame) and e.request_id == 51]
+    steps = [f.step for f in frames]
+    assert steps == sorted(steps) and steps[-1] > steps[0] >= 200, steps  # later frames drawn by later weights

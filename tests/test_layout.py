@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SOURCES = sorted(p for pkg in ("engines", "studio") for p in (ROOT / pkg).rglob("*.py"))
 #: The house style's limits (STYLE.md, "Sizes to watch").
 MAX_LINES, MAX_METHODS = 600, 30
-FEATURES = ("browser", "coverage", "data_model", "directions", "disentanglement", "energy", "explore", "flows", "interpolate", "latent_map", "losses", "morph",
+FEATURES = ("browser", "codes", "coverage", "data_model", "directions", "disentanglement", "energy", "explore", "flows", "interpolate", "latent_map", "losses", "morph",
             "pixels", "runs", "samples", "timelapse", "timeline", "train", "traversal", "watchdog")
 #: Features without a widget of their own (the time-lapse is a File menu export over the sample grids).
 WITHOUT_VIEW = ("timelapse",)

@@ -305,7 +305,7 @@ def _write_run(args: argparse.Namespace, run: dict, engine: Any, dataset: Any, s
         "held_out": held_out,
     }
     record.pop("resume", None)  # generator states: in the checkpoint, not in the summary
-    if engine.capabilities.has("chains"):  # an energy model: the log Z its held-out figure used, with its error
+    if "ais" in engine.capabilities.likelihood:  # an energy model: the log Z its held-out figure used, with its error
         log_z, se = engine.log_z()
         record["log_z"] = {"nats": log_z, "stderr": se, "method": "exact" if se == 0 else "ais"}
     (out / "run.json").write_text(json.dumps(record, indent=2))

@@ -141,8 +141,9 @@ class HeldOutProbe:
     ----------
     name : str
         The loss-plot term (:func:`term_name`).
-    seconds : float
-        Wall time of the latest :meth:`measure`, seconds (the trainer spaces them by it).
+    seconds, terms_seconds : float
+        Wall time of the latest :meth:`measure` and of the latest extra terms, seconds (the trainer spaces each
+        by its own).
     """
 
     def __init__(self, engine: Any, dataset: Any, n: int = PROBE_EXAMPLES, seed: int = 0) -> None:
@@ -150,6 +151,7 @@ class HeldOutProbe:
         self.x = torch.as_tensor(dataset.get(idx), device=engine.device)
         self.name = term_name(engine)
         self.seconds = 0.0
+        self.terms_seconds = 0.0
         self._seed = seed
 
     @torch.no_grad()
@@ -165,3 +167,22 @@ class HeldOutProbe:
             engine.train(was_training)
         self.seconds = time.perf_counter() - t0
         return value
+
+    @torch.no_grad()
+    def measure_terms(self, engine: Any, likelihood: bool = True, extra: bool = True) -> dict[str, float]:
+        """:meth:`measure` under :attr:`name` (with ``likelihood``), and the engine's
+        :meth:`~engines.models.base.Engine.held_out_terms` of the same probe (with ``extra``; their wall time in
+        :attr:`terms_seconds`), nats per example; the engine's mode is restored. The two are asked apart because
+        the extra terms are cheap where the likelihood may not be (an RBM's log Z by AIS)."""
+        terms = {self.name: self.measure(engine)} if likelihood else {}
+        if extra:
+            t0 = time.perf_counter()
+            was_training = engine.training
+            engine.eval()
+            try:
+                gen = torch.Generator(device=engine.device).manual_seed(self._seed + 1)
+                terms.update({k: float(v) for k, v in engine.held_out_terms(self.x, gen).items()})
+            finally:
+                engine.train(was_training)
+            self.terms_seconds = time.perf_counter() - t0
+        return terms

@@ -164,6 +164,12 @@ class Engine(nn.Module):
         latents of encoded images are used instead)."""
         return None
 
+    def held_out_terms(self, x: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, float]:
+        """Extra curves measured on the trainer's fixed held-out probe (x: (N, C, H, W) in [0, 1]) beside the
+        held-out likelihood, e.g. an RBM's free energy of held-out and training data, or a second model's ELBO;
+        name -> value (nats per example). Called under ``torch.no_grad`` in eval mode; none by default."""
+        return {}
+
     def optimizer_states(self) -> dict[str, torch.optim.Optimizer]:
         """The engine's optimisers by name, for checkpoints. Subclasses return theirs."""
         return {}

@@ -20,9 +20,12 @@ The vocabulary (one tuple per question, the first entry the default where there 
 ``extras``                what else it can show: ``"latent_kl"`` (``latent_kl()``: KL per latent
                           dimension, nats), ``"critic_map"`` (``critic_score(x)``: a critic's score
                           over 2-D data, drawn as a heat map), ``"pack"`` (``pack_size()``: PacGAN's
-                          packing, Lin et al. 2018), ``"chains"`` (``gibbs(v, sweeps)`` and
-                          ``log_z()``: Gibbs chains to watch and clamp, log Z on demand), ``"filters"``
-                          (``filters()``: each hidden unit's weights as an image)
+                          packing, Lin et al. 2018), ``"chains"`` (``chain_start``, ``chain_step``,
+                          ``chain_images``, ``clamp_values``, ``hidden_layers``: Gibbs chains to watch
+                          and clamp, each layer's hidden units; with an ``"ais"`` likelihood also
+                          ``estimate_log_z``: log Z on demand), ``"filters"`` (``filters(layer)``: each
+                          hidden unit's weights as an image), ``"codebook"`` (``code_usage()``: a
+                          codebook's usage, dead codes flagged)
 ========================  ==========================================================================
 
 The latent itself is declared by kind (:data:`engines.shared.spec.LATENT_KINDS`): each engine
@@ -41,7 +44,7 @@ ENCODERS = ("none", "amortised", "exact")
 LIKELIHOODS = ("exact", "elbo", "iwae", "ais")
 SAMPLING = ("ancestral", "gibbs", "autoregressive")
 CONDITIONING = ("none", "labels")
-EXTRAS = ("latent_kl", "critic_map", "pack", "chains", "filters")
+EXTRAS = ("latent_kl", "critic_map", "pack", "chains", "filters", "codebook")
 OPTIONS = ("arch",)
 
 

@@ -37,8 +37,8 @@ from engines.shared.protocol_families import (  # noqa: F401 - re-exported
     PixelSurprised, Score, Scored,
 )
 from engines.shared.protocol_energy import (  # noqa: F401 - re-exported
-    MAX_CHAIN_FRAMES, MAX_CHAINS, MAX_SWEEPS_PER_FRAME, ChainFrame, EstimateLogZ, Filters, GetFilters, LogZEstimated,
-    RunChains,
+    MAX_CHAIN_FRAMES, MAX_CHAINS, MAX_SWEEPS_PER_FRAME, ChainFrame, Codebook, EstimateLogZ, Filters, GetCodebook,
+    GetFilters, HiddenInspected, InspectHidden, LogZEstimated, RunChains,
 )
 from engines.shared.protocol_exports import Cancel, Export, Exported  # noqa: F401 - re-exported
 from engines.shared.protocol_trust import (  # noqa: F401 - re-exported

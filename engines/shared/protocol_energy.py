@@ -1,6 +1,8 @@
-"""Messages of the energy models' views (re-exported by :mod:`engines.shared.protocol`): Gibbs chains to watch
-and clamp, each hidden unit's filter, and log Z on demand, for a model that declares the ``chains`` and
-``filters`` extras (the RBM). All three run as jobs on the worker's job thread (:class:`Cancel` stops them).
+"""Messages of the energy models' and discrete latents' views (re-exported by :mod:`engines.shared.protocol`):
+Gibbs chains to watch and clamp, each hidden unit's filter, the hidden units' probabilities for one image, and
+log Z on demand, for a model that declares the ``chains`` and ``filters`` extras (rbm, grbm, dbn); a codebook's
+usage for one that declares ``codebook`` (vq-vae). All run as jobs on the worker's job thread (:class:`Cancel`
+stops the long ones).
 
 numpy and the standard library only.
 """
@@ -58,18 +60,65 @@ class ChainFrame(Event):
 
 @dataclass(frozen=True)
 class GetFilters(Command):
-    """Each hidden unit's weights as an image; answered by :class:`Filters`."""
+    """Each hidden unit's weights (of hidden ``layer``, 0 the first; a deep belief net's higher layers projected
+    down to the pixels) as an image; answered by :class:`Filters`."""
+
+    request_id: int = 0
+    layer: int = 0
+
+
+@dataclass(frozen=True)
+class Filters(Event):
+    """``images`` (H, C, h, w) in [0, 1], 0.5 a zero weight, each unit scaled by its largest weight, at ``step``;
+    of hidden ``layer`` out of ``layers``."""
+
+    request_id: int = 0
+    step: int = 0
+    images: np.ndarray | None = _arr()
+    layer: int = 0
+    layers: int = 1
+
+
+@dataclass(frozen=True)
+class InspectHidden(Command):
+    """The hidden units' probabilities p(h = 1 | v) for one ``image`` (1, C, H, W) in [0, 1], layer by layer;
+    answered by :class:`HiddenInspected`."""
+
+    request_id: int = 0
+    image: np.ndarray | None = _arr()
+
+
+@dataclass(frozen=True)
+class HiddenInspected(Event):
+    """``probs`` (sum of ``sizes``,) float32 in [0, 1]: each hidden layer's p(h = 1 | v) one after another
+    (``sizes`` (L,) int64, the layers' widths, the first layer first); ``recon`` (1, C, H, W) in [0, 1], the image decoded
+    from the top layer's probabilities, at ``step``."""
+
+    request_id: int = 0
+    step: int = 0
+    probs: np.ndarray | None = _arr()
+    sizes: np.ndarray | None = _arr()
+    recon: np.ndarray | None = _arr()
+
+
+@dataclass(frozen=True)
+class GetCodebook(Command):
+    """A codebook's usage (a model with the ``codebook`` extra); answered by :class:`Codebook`."""
 
     request_id: int = 0
 
 
 @dataclass(frozen=True)
-class Filters(Event):
-    """``images`` (H, C, h, w) in [0, 1], 0.5 a zero weight, each unit scaled by its largest weight, at ``step``."""
+class Codebook(Event):
+    """``usage`` (K,) float32, each code's share of the grid positions (a running average over about the last
+    1,000 batches, summing to about 1); ``dead`` (K,) bool, codes used below 1/1000 of the even share;
+    ``perplexity`` exp(entropy of usage), K when every code is used evenly; at ``step``."""
 
     request_id: int = 0
     step: int = 0
-    images: np.ndarray | None = _arr()
+    usage: np.ndarray | None = _arr()
+    dead: np.ndarray | None = _arr()
+    perplexity: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """The energy models' jobs on the worker's job thread: Gibbs chains streamed frame by frame (free or clamped),
-the hidden units' filters, and log Z by annealed importance sampling on demand.
+the hidden units' filters and their probabilities for one image, log Z by annealed importance sampling on
+demand; and a VQ-VAE's codebook usage.
 
 Each runs on a private copy of the weight snapshot (:class:`~engines.worker.jobs.PrivateCopies`), never on
 the live model, with its own seeded generator, so watching chains or estimating log Z neither disturbs
@@ -36,7 +37,8 @@ def _int(value: object, what: str, lo: int, hi: int) -> int:
 
 def run_chains(job: Job, cmd: P.RunChains, hosted: Hosted, copies: PrivateCopies) -> P.ChainFrame | None:
     """Run ``cmd.n`` Gibbs chains, streaming a :class:`ChainFrame` after every ``cmd.sweeps`` sweeps; the last one,
-    or None if cancelled.
+    or None if cancelled. Each frame's sweeps use the latest weights, so chains run during training animate as
+    the model learns (each frame says the step its weights are from).
 
     Raises
     ------
@@ -54,7 +56,7 @@ def run_chains(job: Job, cmd: P.RunChains, hosted: Hosted, copies: PrivateCopies
         raise ConfigError(f"RunChains.delay_ms must be in [0, 5000], not {cmd.delay_ms!r}")
     shape = tuple(model.data.shape)
     gen = torch.Generator(device=model.device).manual_seed(int(cmd.seed))
-    v = (torch.rand((n, int(np.prod(shape))), generator=gen, device=model.device) < 0.5).float()
+    v = model.chain_start(n, gen)
     clamp = known = None
     if cmd.image is not None:
         image = np.asarray(cmd.image, np.float32)
@@ -64,40 +66,84 @@ def run_chains(job: Job, cmd: P.RunChains, hosted: Hosted, copies: PrivateCopies
         if mask.shape != shape[1:]:
             raise ConfigError(f"RunChains.known must be {shape[1:]}, not {mask.shape}")
         known = torch.from_numpy(np.broadcast_to(mask, shape).reshape(-1).copy()).to(model.device)
-        clamp = torch.from_numpy(image.reshape(1, -1)).to(model.device)
-        clamp = (torch.rand(clamp.shape, generator=gen, device=model.device) < clamp).float()  # a binary image
+        shown = torch.from_numpy(image.reshape(1, -1).copy()).to(model.device)
+        clamp = model.clamp_values(torch.from_numpy(image).to(model.device), gen)
         v = torch.where(known, clamp, v)
-    step = hosted.snapshot.step
 
-    def frame(sweep: int, final: bool) -> P.ChainFrame:
-        images = to_numpy(model.visible_probs(_bernoulli(model.hidden_probs(v), gen)).view(n, *shape))
+    def frame(model, sweep: int, final: bool) -> P.ChainFrame:  # noqa: ANN001 - an Engine
+        images = model.chain_images(v, gen).reshape(n, -1)
         if clamp is not None:
-            images = np.where(to_numpy(known.view(*shape)), to_numpy(clamp.view(*shape)), images)
-        return P.ChainFrame(request_id=cmd.request_id, step=step, sweep=sweep, images=images.astype(np.float32),
-                            final=final)
+            images = torch.where(known, shown, images)  # the clamped pixels as given
+        images = to_numpy(images.view(n, *shape))
+        return P.ChainFrame(request_id=cmd.request_id, step=hosted.snapshot.step, sweep=sweep,
+                            images=images.astype(np.float32), final=final)
 
     with torch.inference_mode():
         for f in range(frames):
             if job.cancel.is_set():
                 return None
+            model = _model(hosted, copies, "chains")  # the latest weights: the chains follow training
             for _ in range(sweeps):
-                v = model.gibbs(v, 1, gen)
+                v = model.chain_step(v, gen)
                 if clamp is not None:
                     v = torch.where(known, clamp, v)
             if f < frames - 1:
-                job.send(frame((f + 1) * sweeps, False))
+                job.send(frame(model, (f + 1) * sweeps, False))
                 if delay:
                     job.cancel.wait(delay / 1000.0)
         job.progress(frames, frames, f"{n} chains, {frames * sweeps} sweeps")
-        return frame(frames * sweeps, True)
+        return frame(model, frames * sweeps, True)
 
 
 def run_filters(job: Job, cmd: P.GetFilters, hosted: Hosted, copies: PrivateCopies) -> P.Filters:
-    """Each hidden unit's weights as an image (:meth:`engines.models.energy.rbm.RBM.filters`)."""
+    """Each hidden unit's weights of ``cmd.layer`` as an image (:meth:`engines.models.energy.rbm.RBM.filters`).
+
+    Raises
+    ------
+    ConfigError
+        A layer the model does not have.
+    """
     model = _model(hosted, copies, "filters")
+    layers = int(getattr(model, "n_layers", 1))
+    layer = _int(cmd.layer, "GetFilters.layer", 0, layers - 1)
     with torch.no_grad():
-        images = to_numpy(model.filters()).astype(np.float32)
-    return P.Filters(request_id=cmd.request_id, step=hosted.snapshot.step, images=images)
+        images = to_numpy(model.filters(layer) if layers > 1 else model.filters()).astype(np.float32)
+    return P.Filters(request_id=cmd.request_id, step=hosted.snapshot.step, images=images, layer=layer, layers=layers)
+
+
+def run_inspect_hidden(job: Job, cmd: P.InspectHidden, hosted: Hosted, copies: PrivateCopies) -> P.HiddenInspected:
+    """Each hidden layer's p(h = 1 | v) for one image, and the image decoded from the top layer's probabilities.
+
+    Raises
+    ------
+    CapabilityError
+        A model without Gibbs chains.
+    ConfigError
+        An image of the wrong shape, or not finite.
+    """
+    model = _model(hosted, copies, "chains")
+    shape = tuple(model.data.shape)
+    image = np.asarray(cmd.image if cmd.image is not None else np.zeros(0), np.float32)
+    if image.shape != (1, *shape) or not np.isfinite(image).all():
+        raise ConfigError(f"InspectHidden.image must be (1, {', '.join(map(str, shape))}) finite, not {image.shape}")
+    with torch.no_grad():
+        layers = model.hidden_layers(torch.from_numpy(np.clip(image, 0, 1)).to(model.device))
+        recon = to_numpy(model.decode(layers[-1])).astype(np.float32)
+    probs = np.concatenate([to_numpy(h).reshape(-1) for h in layers]).astype(np.float32)
+    return P.HiddenInspected(request_id=cmd.request_id, step=hosted.snapshot.step, probs=probs,
+                             sizes=np.array([h.shape[1] for h in layers], np.int64), recon=recon)
+
+
+def run_codebook(job: Job, cmd: P.GetCodebook, hosted: Hosted, copies: PrivateCopies) -> P.Codebook:
+    """A codebook's usage, dead codes flagged (:meth:`engines.models.discrete.vq_vae.VQVAE.code_usage`)."""
+    model = _model(hosted, copies, "codebook")
+    with torch.no_grad():
+        usage, dead = model.code_usage()
+    usage = to_numpy(usage).astype(np.float32)
+    share = usage / max(float(usage.sum()), 1e-12)
+    entropy = float(-(share * np.log(np.clip(share, 1e-12, None))).sum())
+    return P.Codebook(request_id=cmd.request_id, step=hosted.snapshot.step, usage=usage,
+                      dead=to_numpy(dead).astype(bool), perplexity=float(np.exp(entropy)))
 
 
 def run_log_z(job: Job, cmd: P.EstimateLogZ, hosted: Hosted, copies: PrivateCopies) -> P.LogZEstimated | None:
@@ -109,20 +155,18 @@ def run_log_z(job: Job, cmd: P.EstimateLogZ, hosted: Hosted, copies: PrivateCopi
     ConfigError
         Runs or temperatures out of range.
     """
-    from engines.lib.ais import ais_log_z, default_betas
-
     model = _model(hosted, copies, "chains")
+    if "ais" not in model.capabilities.likelihood:
+        raise CapabilityError(f"{model.name} has no partition function to estimate (it declares "
+                              f"{model.capabilities.summary()})")
     runs = _int(cmd.runs, "EstimateLogZ.runs", 2, 100_000)
     betas = _int(cmd.betas, "EstimateLogZ.betas", 10, 10**6)
     t0 = time.perf_counter()
     exact = model.exact_log_z()
-    p = model.pixel_mean.clamp(0.01, 0.99)
     gen = torch.Generator(device=model.device).manual_seed(int(cmd.seed))
-    with torch.no_grad():
-        log_z, se = ais_log_z(model.W, model.b, model.c, torch.log(p / (1 - p)), runs,
-                              default_betas(betas, model.device), gen,
-                              progress=lambda done, total: job.progress(done, total, "annealing"),
-                              cancel=job.cancel)
+    log_z, se = model.estimate_log_z(runs, betas, gen,
+                                     progress=lambda done, total: job.progress(done, total, "annealing"),
+                                     cancel=job.cancel)
     if job.cancel.is_set() or not math.isfinite(log_z):
         return None
     job.progress(betas, betas, f"log Z = {log_z:.2f} +- {se:.2f} nats")
@@ -130,6 +174,3 @@ def run_log_z(job: Job, cmd: P.EstimateLogZ, hosted: Hosted, copies: PrivateCopi
                            stderr=float(se), exact=float("nan") if exact is None else float(exact), runs=runs,
                            betas=betas, seconds=time.perf_counter() - t0)
 
-
-def _bernoulli(p: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    return (torch.rand(p.shape, generator=generator, device=p.device, dtype=p.dtype) < p).to(p.dtype)

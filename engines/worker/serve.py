@@ -45,7 +45,7 @@ from engines.worker.jobs import Jobs, PrivateCopies, deliver_export, run_export,
 from engines.worker.live_metrics import LiveMetrics
 from engines.worker.pixels import pixel_surprise, run_draw
 from engines.worker.directions import run_directions, run_map, run_nearest
-from engines.worker.energy import run_chains, run_filters, run_log_z
+from engines.worker.energy import run_chains, run_codebook, run_filters, run_inspect_hidden, run_log_z
 from engines.worker.scoring import score
 from engines.shared.registry import create_engine, model_names
 from engines.shared.runs import claim_run_name, new_run_name, runs_dir
@@ -138,7 +138,8 @@ class Worker:
     - FindDirections, MapLatents, FindNearest: Progress (tasks "directions", "map", "nearest"), then
       DirectionsFound, LatentMapped, NearestFound, from the job thread.
     - RunChains, GetFilters, EstimateLogZ (a model with the "chains" / "filters" extras): ChainFrame events
-      (the last with ``final``), Filters, and Progress (task "ais") then LogZEstimated, from the job thread.
+      (the last with ``final``), Filters, and Progress (task "ais") then LogZEstimated, from the job thread;
+      InspectHidden: HiddenInspected; GetCodebook (the "codebook" extra): Codebook.
     - Cancel: the job of that request id ends with Progress(message "cancelled") instead of its
       answer (no partial file is left); no reply when there is no such job.
 
@@ -190,6 +191,8 @@ class Worker:
             P.RunChains: lambda c: self._job(c, "chains", run_chains),
             P.GetFilters: lambda c: self._job(c, "filters", run_filters),
             P.EstimateLogZ: lambda c: self._job(c, "ais", run_log_z),
+            P.InspectHidden: lambda c: self._job(c, "hidden", run_inspect_hidden),
+            P.GetCodebook: lambda c: self._job(c, "codebook", run_codebook),
         }
         self.host.handlers.update({P.PixelSurprise: pixel_surprise, P.Score: score})
 

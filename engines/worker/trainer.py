@@ -330,7 +330,7 @@ class Trainer:
         now = time.monotonic()
         t_flush = t_snap = t_grid = now
         t_save = now - AUTOSAVE_EVERY + FIRST_AUTOSAVE
-        t_held = now - HELD_OUT_EVERY  # the first measurement at the first flush: the curve starts at step ~0
+        t_held = t_terms = now - HELD_OUT_EVERY  # the first measurement at the first flush: the curve starts at step ~0
         self._rate.update(now, s.step, self._images)
         self._make_probe()
         engine.train()
@@ -386,9 +386,12 @@ class Trainer:
                     if self._trust is not None:
                         self._trust.keep_snapshot(s)
                     probe = self._probe
-                    if probe is not None and now - t_held >= max(HELD_OUT_EVERY, HELD_OUT_COST_FACTOR * probe.seconds):
-                        t_held = now
-                        self._measure_held_out(probe)
+                    if probe is not None:
+                        nll = now - t_held >= max(HELD_OUT_EVERY, HELD_OUT_COST_FACTOR * probe.seconds)
+                        extra = now - t_terms >= max(HELD_OUT_EVERY, HELD_OUT_COST_FACTOR * probe.terms_seconds)
+                        if nll or extra:
+                            t_held, t_terms = (now if nll else t_held), (now if extra else t_terms)
+                            self._measure_held_out(probe, nll, extra)
         except Exception as exc:  # noqa: BLE001 - a failed step ends the session, not the worker
             reason = "error"
             send(error_event(exc, "Train"))
@@ -506,9 +509,9 @@ class Trainer:
         self._send(P.StepMetrics(steps=steps, names=names, values=values, steps_per_sec=steps_per_sec,
                                  images_per_sec=images_per_sec, latent_kl=self._latent_kl()))
 
-    def _measure_held_out(self, probe: HeldOutProbe) -> None:
+    def _measure_held_out(self, probe: HeldOutProbe, likelihood: bool = True, extra: bool = True) -> None:
         try:
-            self._held_out = {probe.name: probe.measure(self.session.engine)}
+            self._held_out = probe.measure_terms(self.session.engine, likelihood, extra)
         except Exception as exc:  # noqa: BLE001 - the curve stops, training goes on
             self._probe = None
             self._send(error_event(exc, "held-out likelihood"))

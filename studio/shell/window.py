@@ -23,6 +23,7 @@ from studio.features.browser.controller import BrowserController
 from studio.features.coverage.controller import CoverageController
 from studio.features.data_model.controller import DataModelController
 from studio.features.directions.controller import DirectionsController
+from studio.features.codes.controller import CodesController
 from studio.features.energy.controller import EnergyController
 from studio.features.disentanglement.controller import DisentanglementController
 from studio.features.explore.controller import ExploreController
@@ -113,6 +114,7 @@ class MainWindow(QMainWindow):
         self.directions = DirectionsController(s)
         self.latent_map = MapController(s)
         self.energy = EnergyController(s)
+        self.codes = CodesController(s)
         self.timelapse = TimeLapse(s)
         self.watchdog = WatchdogController(s)
         self.timeline = TimelineController(s)
@@ -142,7 +144,7 @@ class MainWindow(QMainWindow):
                               (self.interpolate_view, "Interpolate"), (self.morph.view, "Morph"),
                               (self.pixels.view, "Pixels"), (self.flow.view, "Flow"),
                               (self.directions.view, "Directions"), (self.latent_map.view, "Map"),
-                              (self.energy.view, "Energy")):
+                              (self.energy.view, "Energy"), (self.codes.view, "Codes")):
             self.central_tabs.addTab(widget, title)
         central = QWidget()
         layout = QVBoxLayout(central)

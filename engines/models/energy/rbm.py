@@ -32,6 +32,9 @@ from engines.shared.datainfo import DataInfo
 from engines.shared.errors import ConfigError
 from engines.shared.spec import HyperParam, LatentDim, LatentSpec
 
+#: Training images kept for the free energy of training data against held-out data (the overfitting gap).
+TRAIN_PROBE = 100
+
 
 @dataclass
 class RBMConfig(EngineConfig):
@@ -116,6 +119,9 @@ class RBM(Engine):
         self.register_buffer("persistent_v", (torch.rand(config.chains, V, generator=gen) < 0.5).float())
         self.register_buffer("pixel_mean", torch.full((V,), 0.5))
         self.register_buffer("batches_seen", torch.zeros(()))
+        # the first TRAIN_PROBE training images seen, for the free energy of training data against held-out data
+        self.register_buffer("train_probe", torch.zeros(TRAIN_PROBE, V))
+        self.register_buffer("train_probe_n", torch.zeros(()))
         self.latent = LatentSpec(tuple(LatentDim(f"h{j}", "binary", 0.0, 1.0) for j in range(H)))
         self.hyper = {
             "lr": HyperParam("lr", 0.05, 1e-5, 1.0, log=True, doc="SGD learning rate").with_value(config.lr),
@@ -158,8 +164,39 @@ class RBM(Engine):
             v = _bernoulli(self.visible_probs(h), generator)
         return v
 
-    def filters(self) -> torch.Tensor:
-        """Each hidden unit's weights as an image, (H, C, h, w), scaled to [0, 1] per unit (0.5 is a zero weight)."""
+    # -- the chains the Energy tab watches (the "chains" extra) ------------------------------------
+    # A chain's state lives in the model's visible space, (n, V); every energy model with Gibbs chains gives
+    # these five, so the worker's jobs never depend on the model's insides.
+    def chain_start(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Random visible states (n, V) to start ``n`` chains from (Bernoulli(1/2) pixels)."""
+        return _bernoulli(torch.full((int(n), self.W.shape[0]), 0.5, device=self.device), generator)
+
+    def clamp_values(self, image: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """An image (1, C, H, W) in [0, 1] as visible values (1, V) to clamp a chain to: a binary draw."""
+        return _bernoulli(image.reshape(1, -1).to(self.W), generator)
+
+    def chain_step(self, v: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """One Gibbs sweep of chains (n, V): h given v, then v given h."""
+        return self.gibbs(v, 1, generator)
+
+    def chain_images(self, v: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """What the chains show: p(v | h) for h drawn given the state v (n, V), as images (n, C, H, W) in [0, 1]."""
+        return self.visible_probs(_bernoulli(self.hidden_probs(v), generator)).view(-1, *self.shape)
+
+    def hidden_layers(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """p(h = 1 | v) of images x (N, C, H, W) in [0, 1], one (N, H) tensor per hidden layer (one here)."""
+        return [self.hidden_probs(x.flatten(1).to(self.W))]
+
+    def filters(self, layer: int = 0) -> torch.Tensor:
+        """Each hidden unit's weights as an image, (H, C, h, w), scaled to [0, 1] per unit (0.5 is a zero weight).
+
+        Raises
+        ------
+        ConfigError
+            A layer other than 0 (an RBM has one hidden layer).
+        """
+        if layer != 0:
+            raise ConfigError(f"an RBM has one hidden layer (0), not {layer}")
         w = self.W.detach().T
         scale = w.abs().amax(1, keepdim=True).clamp_min(1e-12)
         return (0.5 + 0.5 * w / scale).reshape(-1, *self.shape)
@@ -189,6 +226,11 @@ class RBM(Engine):
         with torch.no_grad():
             self.batches_seen += 1
             self.pixel_mean += (v0.mean(0) - self.pixel_mean) / torch.clamp(self.batches_seen, max=1000.0)
+            kept = int(self.train_probe_n)
+            if kept < TRAIN_PROBE:
+                take = min(TRAIN_PROBE - kept, n)
+                self.train_probe[kept:kept + take] = v0[:take]
+                self.train_probe_n += take
             ph0 = self.hidden_probs(v0)
             if self.config.persistent:
                 vk = self.gibbs(self.persistent_v, k)
@@ -211,6 +253,17 @@ class RBM(Engine):
             pseudo = -V * F.logsigmoid(self.free_energy(v_flip) - fe)
         return {"recon": float(((recon - v0) ** 2).sum(1).mean()), "free_energy": float(fe.mean()),
                 "pseudo_nll": float(pseudo.mean())}
+
+    def held_out_terms(self, x: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, float]:
+        """Mean free energy (nats) of the held-out probe x (N, C, H, W) and of the first training images seen:
+        ``free_energy_held_out``, ``free_energy_train`` and their difference ``free_energy_gap``. The gap
+        growing while training goes on is the sign of overfitting that needs no log Z (Hinton 2010, section 6)."""
+        kept = int(self.train_probe_n)
+        if kept == 0:
+            return {}
+        held = float(self.free_energy(x.to(self.W)).mean())
+        train = float(self.free_energy(self.train_probe[:kept]).mean())
+        return {"free_energy_held_out": held, "free_energy_train": train, "free_energy_gap": held - train}
 
     # -- the latent -----------------------------------------------------------------------------
     def prior_sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -238,14 +291,21 @@ class RBM(Engine):
             if self.W.shape[1] <= MAX_EXACT_HIDDEN:
                 value, se = exact_log_z(self.W, self.b, self.c), 0.0
             else:
-                p = self.pixel_mean.clamp(0.01, 0.99)
                 gen = generator if generator is not None else torch.Generator(device=self.device).manual_seed(0)
-                betas = default_betas(self.config.ais_betas, self.device)
-                value, se = ais_log_z(self.W, self.b, self.c, torch.log(p / (1 - p)), self.config.ais_runs, betas,
-                                      gen, progress, cancel)
+                value, se = self.estimate_log_z(self.config.ais_runs, self.config.ais_betas, gen, progress, cancel)
         if math.isfinite(value):
             self._log_z = (self._version, value, se)
         return value, se
+
+    def estimate_log_z(self, runs: int, betas: int, generator: torch.Generator, progress=None,  # noqa: ANN001
+                       cancel=None) -> tuple[float, float]:  # noqa: ANN001
+        """log Z by AIS (Salakhutdinov & Murray 2008) from the base-rate model of the data's mean pixels: ``runs``
+        runs over ``betas`` temperatures; (log Z, its standard error) in nats, NaN if cancelled.
+        ``progress(done, total)`` after each temperature; ``cancel`` a threading.Event."""
+        p = self.pixel_mean.clamp(0.01, 0.99)
+        with torch.no_grad():
+            return ais_log_z(self.W, self.b, self.c, torch.log(p / (1 - p)), int(runs),
+                             default_betas(int(betas), self.device), generator, progress, cancel)
 
     def log_prob(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """log p(x) = -F(x) - log Z: (N,) nats, log Z exact or estimated (:meth:`log_z`)."""

@@ -1,7 +1,8 @@
-"""The Energy tab's glue: RunChains, GetFilters and EstimateLogZ out; ChainFrame, Filters and LogZEstimated in.
+"""The Energy tab's glue: RunChains, GetFilters, InspectHidden and EstimateLogZ out; ChainFrame, Filters,
+HiddenInspected and LogZEstimated in; the free-energy terms and a deep belief net's stage from StepMetrics.
 
-Enabled from the declared capabilities (the ``chains`` extra, an RBM); held-out examples for a clamped chain
-come from the worker (``GetExamples``, view "energy").
+Enabled from the declared capabilities (the ``chains`` extra: rbm, grbm, dbn; log Z where the likelihood is
+"ais"); held-out examples for a clamped chain or the hidden units come from the worker (``GetExamples``).
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ import numpy as np
 from PySide6.QtCore import QObject
 
 from engines.shared import protocol
-from studio.features.energy.state import energy_reason, known_mask, log_z_text
+from studio.features.energy.state import (
+    energy_reason, hidden_picture, hidden_title, known_mask, layer_count, log_z_reason, log_z_text, stage_text,
+)
 from studio.features.energy.view import EnergyView
 from studio.services import Services
 from studio.widgets.images import grid
@@ -32,8 +35,12 @@ class EnergyController(QObject):
         self.enabled = False
         self.shape: tuple[int, ...] = ()
         self._complete: tuple[str, int, int] | None = None  # (mask, n, sweeps) waiting for its example
+        self._inspect: int | None = None  # the held-out index whose hidden units are asked for
+        self._example: np.ndarray | None = None
+        self.layers, self.layer_steps = 1, 0
         c = services.client
         c.ready.connect(self._on_ready)
+        c.metrics.connect(self._on_metrics)
         c.examples.connect(self._on_examples)
         c.progress.connect(self.view.job.update_progress)
         c.event_received.connect(self._on_event)
@@ -42,6 +49,7 @@ class EnergyController(QObject):
         v.stop_requested.connect(self.stop)
         v.complete_requested.connect(self.complete)
         v.filters_requested.connect(self.show_filters)
+        v.hidden_requested.connect(self.inspect_hidden)
         v.log_z_requested.connect(self.estimate_log_z)
         v.job.cancel_requested.connect(lambda rid: self.services.client.cancel(rid))
 
@@ -52,7 +60,22 @@ class EnergyController(QObject):
         self.requests.forget()
         self.view.job.finish()
         self.view.log_z_label.setText("")
-        self.view.set_enabled(reason, ready.data.n_test)
+        self.layers = layer_count(ready.config) if self.enabled else 1
+        self.layer_steps = int(ready.config.get("layer_steps", 0) or 0)
+        self.view.set_enabled(reason, ready.data.n_test, log_z_reason(ready), self.layers)
+        self.view.example.clear()
+        self.view.hidden.clear()
+
+    def _on_metrics(self, event: protocol.StepMetrics) -> None:
+        if not self.enabled or event.values is None or not len(event.steps):
+            return
+        if self.view.history.add(event.steps, event.names, event.values):
+            self.view.show_free_energy()
+        if self.layers > 1 and "layer" in event.names:
+            col = np.asarray(event.values)[:, list(event.names).index("layer")]
+            col = col[np.isfinite(col)]
+            if len(col):
+                self.view.set_stage(stage_text(float(col[-1]), self.layers, self.layer_steps))
 
     # -- chains ----------------------------------------------------------------------------------
     def run(self, n: int = 16, sweeps: int = 1, image: np.ndarray | None = None, known: np.ndarray | None = None) -> int:
@@ -83,7 +106,22 @@ class EnergyController(QObject):
         self.services.send(protocol.GetExamples(request_id=rid, split="test", indices=[int(index)]))
         return rid
 
+    def inspect_hidden(self, index: int) -> int:
+        """Ask for held-out example ``index``, then its hidden units' probabilities; the request id."""
+        if not self.enabled:
+            return 0
+        rid = self.requests.ask("hidden_example")
+        self._inspect = int(index)
+        self.services.send(protocol.GetExamples(request_id=rid, split="test", indices=[int(index)]))
+        return rid
+
     def _on_examples(self, event: protocol.Examples) -> None:
+        if self.requests.is_current("hidden_example", event.request_id) and self._inspect is not None:
+            self.requests.take("hidden_example", event.request_id)
+            self._example = np.asarray(event.images[:1], np.float32)
+            rid = self.requests.ask("hidden")
+            self.services.send(protocol.InspectHidden(request_id=rid, image=self._example))
+            return
         if not self.requests.is_current("example", event.request_id) or self._complete is None:
             return
         self.requests.take("example", event.request_id)
@@ -93,12 +131,12 @@ class EnergyController(QObject):
         self.run(n, sweeps, image, known_mask(mask, *self.shape[1:]))
 
     # -- filters and log Z -----------------------------------------------------------------------
-    def show_filters(self) -> int:
-        """Ask for the hidden units' filters; the request id."""
+    def show_filters(self, layer: int = 0) -> int:
+        """Ask for hidden ``layer``'s filters (0 the first); the request id."""
         if not self.enabled:
             return 0
         rid = self.requests.ask("filters")
-        self.services.send(protocol.GetFilters(request_id=rid))
+        self.services.send(protocol.GetFilters(request_id=rid, layer=int(layer)))
         return rid
 
     def estimate_log_z(self, runs: int = 100, betas: int = 1000) -> int:
@@ -122,11 +160,21 @@ class EnergyController(QObject):
             self.requests.take("filters", event.request_id)
             k = len(event.images)
             self.view.filters.set_image(grid(event.images, ncols=int(np.ceil(np.sqrt(k)))))
-            self.view.filters.set_title(f"{k} hidden units' filters (step {event.step:,}; grey 0, white +, black -)")
+            where = f"layer {event.layer + 1} of {event.layers}, " if event.layers > 1 else ""
+            self.view.filters.set_title(f"{k} hidden units' filters ({where}step {event.step:,}; grey 0, white +, "
+                                        f"black -)")
+        elif isinstance(event, protocol.HiddenInspected) and self.requests.is_current("hidden", event.request_id):
+            self.requests.take("hidden", event.request_id)
+            if self._example is not None:
+                self.view.example.set_image(grid(np.concatenate([self._example, event.recon]), ncols=2))
+                self.view.example.set_title("The example | decoded from its top hidden layer")
+            self.view.hidden.set_image(hidden_picture(event.probs, event.sizes))
+            self.view.hidden.set_title(hidden_title(self._inspect or 0, event.probs, event.sizes, event.step))
         elif isinstance(event, protocol.LogZEstimated) and self.requests.is_current("log_z", event.request_id):
             self.requests.take("log_z", event.request_id)
             self.view.job.finish()
             self.view.log_z_label.setText(log_z_text(event))
-        elif isinstance(event, protocol.Error) and event.command in ("RunChains", "GetFilters", "EstimateLogZ"):
+        elif isinstance(event, protocol.Error) and event.command in ("RunChains", "GetFilters", "EstimateLogZ",
+                                                                          "InspectHidden"):
             self.view.job.finish()
             self.view.set_running(False)
