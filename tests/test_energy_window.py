@@ -71,3 +71,25 @@ def test_an_rbms_chains_filters_and_partition_function_in_the_window(qtbot, tmp_
         folder = Path(os.environ.get("LATENT_STUDIO_SHOTS") or tmp_path)
         assert w.grab().save(str(folder / "energy.png"))
         ev.stop_button.click()
+
+        # a deep belief net: layers trained in turn, shown in the tab; filters and hidden units layer by layer
+        with qtbot.waitSignal(client.ready, timeout=60_000):
+            w.configure(protocol.Configure(data="binarized:digits", model="dbn", image_size=16, latent_dim=16, seed=0,
+                                           batch_size=32, options={"layers": 1, "hidden": 49, "layer_steps": 400}))
+        assert ev.note.isHidden() and ev.layer_spin.isEnabled() and ev.layer_spin.maximum() == 2
+        assert not ev.log_z_button.isEnabled() and "no partition function" in ev.log_z_button.toolTip()
+        with qtbot.waitSignal(client.stopped, timeout=120_000):
+            w.train(1000)
+        assert ev.stage_label.text().startswith("Greedy training: layer 2 of 2")
+        ev.layer_spin.setValue(2)
+        ev.filters_button.click()
+        qtbot.waitUntil(lambda: "16 hidden units' filters (layer 2 of 2" in ev.filters.title.text(), timeout=20_000)
+        ev.hidden_button.click()
+        qtbot.waitUntil(lambda: "layer 2 (16 units)" in ev.hidden.title.text(), timeout=20_000)
+        assert "layer 1 (49 units)" in ev.hidden.title.text()
+        ev.n_spin.setValue(16)
+        ev.run_button.click()
+        qtbot.waitUntil(lambda: "after" in ev.chains.title.text() and ev.stop_button.isEnabled(), timeout=20_000)
+        qtbot.wait(1500)
+        assert w.grab().save(str(folder / "energy-dbn.png"))
+        ev.stop_button.click()

@@ -39,7 +39,9 @@ def likelihood_space(engine: Any) -> str:
         return "continuous"
     if engine.family == "flow":
         return "8-bit"
-    if engine.family == "energy":  # binary visible units
+    if engine.family == "energy":  # binary visible units, or real-valued ones (a Gaussian-Bernoulli RBM)
+        if getattr(engine, "visible_units", "binary") == "gaussian":
+            return "continuous"
         return "binary" if data.binarized is not None else "bernoulli-pseudo"
     kind = getattr(engine.config, "likelihood", None)
     if kind == "bernoulli":

@@ -121,6 +121,17 @@ MODELS: dict[str, ModelEntry] = {e.name: e for e in [
                capabilities=Capabilities(latent=("binary",), encoder="amortised", likelihood=("ais",),
                                          sampling="gibbs", extras=("chains", "filters"),
                                          hyper=("lr", "k", "momentum", "weight_decay"))),
+    ModelEntry("grbm", "energy", "engines.models.energy.grbm:GRBM",
+               "Gaussian-Bernoulli RBM for grey-level images, learned variances optional "
+               "(Hinton & Salakhutdinov 2006; Cho et al. 2011)",
+               capabilities=Capabilities(latent=("binary",), encoder="amortised", likelihood=("ais",),
+                                         sampling="gibbs", extras=("chains", "filters"),
+                                         hyper=("lr", "k", "momentum", "weight_decay"))),
+    ModelEntry("dbn", "energy", "engines.models.energy.dbn:DBN",
+               "Deep belief net: RBMs trained greedily layer by layer, sampled by Gibbs in the top RBM then down "
+               "(Hinton, Osindero & Teh 2006)",
+               capabilities=Capabilities(latent=("binary",), encoder="amortised", sampling="gibbs",
+                                         extras=("chains", "filters"), hyper=("lr", "k", "momentum", "weight_decay"))),
     ModelEntry("gumbel-vae", "vae", "engines.models.discrete.gumbel_vae:GumbelVAE",
                "VAE with categorical latents by Gumbel-softmax, straight-through, REINFORCE or NVIL "
                "(Jang et al. 2017; Maddison et al. 2017; Mnih & Gregor 2014)",

@@ -261,8 +261,9 @@ class RBM(Engine):
         kept = int(self.train_probe_n)
         if kept == 0:
             return {}
-        held = float(self.free_energy(x.to(self.W)).mean())
-        train = float(self.free_energy(self.train_probe[:kept]).mean())
+        with torch.no_grad():
+            held = float(self.free_energy(x.to(self.W)).mean())
+            train = float(self.free_energy(self.train_probe[:kept]).mean())
         return {"free_energy_held_out": held, "free_energy_train": train, "free_energy_gap": held - train}
 
     # -- the latent -----------------------------------------------------------------------------

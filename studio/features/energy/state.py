@@ -42,18 +42,14 @@ def log_z_text(event) -> str:  # noqa: ANN001 - a protocol.LogZEstimated
 
 
 def layer_count(config: dict) -> int:
-    """Hidden layers of a model from its config: a deep belief net's ``hidden`` sizes (a comma-separated string,
-    a list or one int) plus its top layer; 1 for a model without them."""
+    """Hidden layers of a model from its config: a deep belief net's ``layers`` lower layers plus its top one
+    (it trains them in turn, ``layer_steps`` steps each); 1 for a model without them."""
     if "layer_steps" not in config:
         return 1
-    hidden = config.get("hidden", ())
-    if isinstance(hidden, str):
-        lower = [h for h in hidden.replace(" ", "").split(",") if h and h != "0"]
-    elif isinstance(hidden, (list, tuple)):
-        lower = [h for h in hidden if int(h) > 0]
-    else:
-        lower = [hidden] if int(hidden or 0) > 0 else []
-    return len(lower) + 1
+    try:
+        return max(0, int(config.get("layers", 0))) + 1
+    except (TypeError, ValueError):
+        return 1
 
 
 def stage_text(layer: float, layers: int, layer_steps: int) -> str:

@@ -158,6 +158,7 @@ class EnergyView(QWidget):
         held, train = "free_energy_held_out", "free_energy_train"
         self.held_curve.setData(h.steps[held], h.values[held])
         self.train_curve.setData(h.steps[train], h.values[train])
+        self.free_energy_plot.enableAutoRange()
         self.gap_label.setText(h.gap_text() or "The free energy of held-out and training images is measured "
                                "every few seconds while an RBM trains")
 
