@@ -137,6 +137,10 @@ MODELS: dict[str, ModelEntry] = {e.name: e for e in [
                "(Jang et al. 2017; Maddison et al. 2017; Mnih & Gregor 2014)",
                capabilities=Capabilities(latent=("categorical",), encoder="amortised", likelihood=("elbo",),
                                          hyper=("lr", "beta", "temperature"), options=("arch",))),
+    ModelEntry("helmholtz", "vae", "engines.models.discrete.helmholtz:Helmholtz",
+               "Helmholtz machine: a sigmoid belief net trained by wake-sleep beside an NVIL-trained twin "
+               "(Hinton et al. 1995; Mnih & Gregor 2014)",
+               capabilities=Capabilities(latent=("binary",), encoder="amortised", likelihood=("elbo",), hyper=("lr",))),
     ModelEntry("vq-vae", "vae", "engines.models.discrete.vq_vae:VQVAE",
                "VQ-VAE: a grid of codes from a learnt codebook, commitment beta, EMA codebook selectable "
                "(van den Oord et al. 2017)",
