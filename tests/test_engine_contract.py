@@ -121,6 +121,14 @@ def test_engine_honours_its_declaration(name, data, tmp_path):
         assert kl.shape == (engine.latent.dim,) and bool((kl >= -1e-6).all())
     if caps.has("pack"):
         assert engine.pack_size() >= 1
+    if caps.has("codebook"):
+        usage, dead = engine.code_usage()
+        assert usage.ndim == 1 and usage.shape == dead.shape and dead.dtype == torch.bool
+    if caps.has("chains"):  # what the Energy tab's jobs call
+        with torch.no_grad():
+            v = engine.chain_step(engine.chain_start(3, torch.Generator().manual_seed(0)))
+            assert engine.chain_images(v).shape == (3, 1, SIDE, SIDE)
+            assert [h.shape[0] for h in engine.hidden_layers(x)] and engine.clamp_values(x[:1]).shape[0] == 1
     if caps.has("critic_map") and not caps.conditional:
         m = engine.pack_size() if caps.has("pack") else 1
         assert engine.critic_score(x.repeat_interleave(m, 0)).shape == (8,)

@@ -110,15 +110,17 @@ class GetCodebook(Command):
 
 @dataclass(frozen=True)
 class Codebook(Event):
-    """``usage`` (K,) float32, each code's share of the grid positions (a running average over about the last
-    1,000 batches, summing to about 1); ``dead`` (K,) bool, codes used below 1/1000 of the even share;
-    ``perplexity`` exp(entropy of usage), K when every code is used evenly; at ``step``."""
+    """``usage`` (K,) float32, each code's share of the grid positions of ``images`` encoded images (summing to
+    1; with ``images`` 0, the model's running average over about the last 1,000 batches); ``dead`` (K,) bool,
+    codes none of them chose (or used below 1/1000 of the even share); ``perplexity`` exp(entropy of usage),
+    K when every code is used evenly; at ``step``."""
 
     request_id: int = 0
     step: int = 0
     usage: np.ndarray | None = _arr()
     dead: np.ndarray | None = _arr()
     perplexity: float = 0.0
+    images: int = 0
 
 
 @dataclass(frozen=True)

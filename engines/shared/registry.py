@@ -144,7 +144,8 @@ MODELS: dict[str, ModelEntry] = {e.name: e for e in [
     ModelEntry("vq-vae", "vae", "engines.models.discrete.vq_vae:VQVAE",
                "VQ-VAE: a grid of codes from a learnt codebook, commitment beta, EMA codebook selectable "
                "(van den Oord et al. 2017)",
-               capabilities=Capabilities(latent=("categorical",), encoder="amortised", hyper=("lr", "beta"))),
+               capabilities=Capabilities(latent=("categorical",), encoder="amortised", extras=("codebook",),
+                                         hyper=("lr", "beta"))),
 ]}
 
 

@@ -21,6 +21,9 @@ from engines.shared.errors import ConfigError
 from engines.worker.host import Hosted, to_numpy
 from engines.worker.jobs import Job, PrivateCopies
 
+#: Images encoded to measure a codebook's usage (GetCodebook).
+CODEBOOK_IMAGES = 512
+
 
 def _model(hosted: Hosted, copies: PrivateCopies, extra: str):  # noqa: ANN202 - an Engine
     model = copies.get(hosted.snapshot)
@@ -135,15 +138,28 @@ def run_inspect_hidden(job: Job, cmd: P.InspectHidden, hosted: Hosted, copies: P
 
 
 def run_codebook(job: Job, cmd: P.GetCodebook, hosted: Hosted, copies: PrivateCopies) -> P.Codebook:
-    """A codebook's usage, dead codes flagged (:meth:`engines.models.discrete.vq_vae.VQVAE.code_usage`)."""
+    """A codebook's usage now: the share of the code-grid positions on each code over up to
+    :data:`CODEBOOK_IMAGES` held-out images encoded by the latest weights (training images where there is no
+    held-out split), dead codes those none of them chose; without data, the model's running average
+    (:meth:`engines.models.discrete.vq_vae.VQVAE.code_usage`)."""
     model = _model(hosted, copies, "codebook")
+    data, images = hosted.dataset, 0
     with torch.no_grad():
         usage, dead = model.code_usage()
-    usage = to_numpy(usage).astype(np.float32)
+        usage = to_numpy(usage).astype(np.float64)
+        if data is not None:
+            pool = data.test_indices if len(data.test_indices) else data.train_indices
+            idx = np.asarray(pool[:CODEBOOK_IMAGES])
+            counts = np.zeros(len(usage))
+            for i in range(0, len(idx), 128):
+                x = torch.as_tensor(data.get(idx[i:i + 128]), device=model.device)
+                counts += np.bincount(model.codes(model.encoder(x)).reshape(-1).cpu().numpy(), minlength=len(usage))
+            if counts.sum() > 0:
+                usage, dead, images = counts / counts.sum(), torch.from_numpy(counts == 0), len(idx)
     share = usage / max(float(usage.sum()), 1e-12)
     entropy = float(-(share * np.log(np.clip(share, 1e-12, None))).sum())
-    return P.Codebook(request_id=cmd.request_id, step=hosted.snapshot.step, usage=usage,
-                      dead=to_numpy(dead).astype(bool), perplexity=float(np.exp(entropy)))
+    return P.Codebook(request_id=cmd.request_id, step=hosted.snapshot.step, usage=usage.astype(np.float32),
+                      dead=to_numpy(dead).astype(bool), perplexity=float(np.exp(entropy)), images=images)
 
 
 def run_log_z(job: Job, cmd: P.EstimateLogZ, hosted: Hosted, copies: PrivateCopies) -> P.LogZEstimated | None:

@@ -13,8 +13,17 @@ per image), ``vq``, ``commit``, ``perplexity`` (exp of the entropy of the batch'
 code is used equally) and ``dead_codes`` (codes unused for the last 1,000 batches or so, by an EMA of usage).
 
 The latent is the code grid: one categorical variable of K classes per position (a picker each in Explore);
-``decode`` maps one-hot codes (or mixtures, which blend codebook vectors) to images; the prior is uniform over
-codes (the paper fits a PixelCNN over the grid for sampling: not here yet).
+``decode`` maps one-hot codes (or mixtures, which blend codebook vectors) to images.
+
+The prior over the grid is learnt, as in the paper (section 3.3): with ``prior`` a small PixelCNN over the G x G
+code indices (:class:`~engines.lib.masked_conv.CategoricalPixelCNN`, K classes per position, raster order, a first
+kernel of side 2 G - 1 up to ``MAX_PRIOR_KERNEL`` so that no earlier position is out of sight) is trained at every
+step on the batch's codes, detached, by its own Adam (``prior_lr``), so the VQ-VAE's own gradients are those of the
+loss above. The paper fits it after the VQ-VAE has converged; fitted jointly it follows the codes as they move, and
+later steps refine it. Logged: ``prior_nll`` (nats per grid, -log p(codes) under the PixelCNN) and ``prior_gain``
+(its share below the uniform prior's G^2 log K nats: 0 for uniform, towards 1 as the codes get predictable).
+:meth:`VQVAE.prior_sample`, and so ``sample``, draws the grid position by position from it; without ``prior`` the
+draw is uniform over codes.
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engines.lib.masked_conv import CategoricalPixelCNN
 from engines.models.base import Engine, EngineConfig
 from engines.shared.datainfo import DataInfo
 from engines.shared.errors import ConfigError
@@ -52,6 +62,14 @@ class VQVAEConfig(EngineConfig):
     lr : float
         Adam learning rate, live.
     likelihood : {"bernoulli"}
+    prior : bool
+        Learn a PixelCNN prior over the code grid (module docstring); off, the prior is uniform.
+    prior_width : int
+        Channels of the prior's embedding and hidden layers.
+    prior_layers : int
+        Residual mask-B blocks of the prior after its first layer.
+    prior_lr : float
+        The prior's own Adam learning rate.
     """
 
     latent_dim: int = 16
@@ -62,6 +80,13 @@ class VQVAEConfig(EngineConfig):
     ema_decay: float = 0.99
     lr: float = 1e-3
     likelihood: str = "bernoulli"
+    prior: bool = True
+    prior_width: int = 32
+    prior_layers: int = 3
+    prior_lr: float = 3e-3
+
+#: Largest first-layer kernel of the prior: 2 G - 1 up to it (the whole grid, no blind spot), then capped.
+MAX_PRIOR_KERNEL = 15
 
 
 class VQVAE(Engine):
@@ -94,6 +119,9 @@ class VQVAE(Engine):
             raise ConfigError(f"vq-vae: the pixels are Bernoulli, not {config.likelihood!r}")
         if not (1 <= config.latent_dim <= 512 and 2 <= config.n_categories <= 4096 and 0 < config.ema_decay < 1):
             raise ConfigError("vq-vae: latent_dim in [1, 512], n_categories in [2, 4096], ema_decay in (0, 1)")
+        if config.prior and not (1 <= config.prior_width <= 1024 and 0 <= config.prior_layers <= 32
+                                 and config.prior_lr > 0):
+            raise ConfigError("vq-vae: prior_width in [1, 1024], prior_layers in [0, 32], prior_lr > 0")
         d, k, w = config.latent_dim, config.n_categories, config.width
         self.k, self.d, self.grid, self.shape = k, d, s // 4, tuple(data.shape)
         with torch.random.fork_rng(devices=[]):
@@ -104,6 +132,8 @@ class VQVAE(Engine):
                 nn.Conv2d(d, w, 3, 1, 1), nn.ReLU(), nn.ConvTranspose2d(w, w, 4, 2, 1), nn.ReLU(),
                 nn.ConvTranspose2d(w, w, 4, 2, 1), nn.ReLU(), nn.Conv2d(w, c, 3, 1, 1))
             self.codebook = nn.Parameter(torch.randn(k, d) / math.sqrt(d))
+            self.prior = (CategoricalPixelCNN(k, config.prior_width, config.prior_layers,
+                                              min(2 * self.grid - 1, MAX_PRIOR_KERNEL)) if config.prior else None)
         self.codebook.requires_grad_(not config.ema)
         self.register_buffer("ema_count", torch.ones(k))
         self.register_buffer("ema_sum", self.codebook.detach().clone())
@@ -115,7 +145,10 @@ class VQVAE(Engine):
             "lr": HyperParam("lr", 1e-3, 1e-6, 1e-1, log=True, doc="Adam learning rate").with_value(config.lr),
             "beta": HyperParam("beta", 0.25, 0.0, 10.0, doc="commitment weight").with_value(config.beta),
         }
-        self.opt = torch.optim.Adam([p for p in self.parameters() if p.requires_grad], lr=config.lr)
+        own = [p for name, p in self.named_parameters() if p.requires_grad and not name.startswith("prior.")]
+        self.opt = torch.optim.Adam(own, lr=config.lr)
+        self.prior_opt = (torch.optim.Adam(self.prior.parameters(), lr=config.prior_lr)
+                          if self.prior is not None else None)
 
     def on_hyper_changed(self, name: str, value: float) -> None:
         if name == "lr":
@@ -123,7 +156,7 @@ class VQVAE(Engine):
                 group["lr"] = value
 
     def optimizer_states(self) -> dict[str, torch.optim.Optimizer]:
-        return {"adam": self.opt}
+        return {"adam": self.opt, **({"prior_adam": self.prior_opt} if self.prior_opt is not None else {})}
 
     # -- quantisation ---------------------------------------------------------------------------
     def codes(self, z_e: torch.Tensor) -> torch.Tensor:
@@ -164,14 +197,61 @@ class VQVAE(Engine):
                 count = (self.ema_count + 1e-5) / (n + self.k * 1e-5) * n  # Laplace smoothing
                 self.codebook.copy_(self.ema_sum / count[:, None])
             entropy = -(share * torch.log(share.clamp_min(1e-12))).sum()
-        return {"recon": float(recon.detach()), "vq": float(vq.detach()), "commit": float(commit.detach()),
-                "loss": float(loss.detach()), "perplexity": float(torch.exp(entropy)),
-                "dead_codes": float((self.usage < 1e-3 / self.k).sum())}
+        terms = {"recon": float(recon.detach()), "vq": float(vq.detach()), "commit": float(commit.detach()),
+                 "loss": float(loss.detach()), "perplexity": float(torch.exp(entropy)),
+                 "dead_codes": float((self.usage < 1e-3 / self.k).sum())}
+        if self.prior is not None:
+            terms.update(self.fit_prior(idx))
+        return terms
+
+    def fit_prior(self, idx: torch.Tensor) -> dict[str, float]:
+        """One Adam step of the PixelCNN prior on code grids idx (B, G, G) int64 (detached: nothing reaches the
+        encoder or the codebook); returns ``prior_nll`` (nats per grid) and ``prior_gain`` (module docstring).
+
+        Raises
+        ------
+        ConfigError
+            Built with ``prior=False``: there is no prior to fit.
+        """
+        if self.prior is None:
+            raise ConfigError("vq-vae: built with prior=False, there is no learnt prior to fit")
+        nll = self.code_prior_nll(idx.detach()).mean()
+        self.prior_opt.zero_grad(set_to_none=True)
+        nll.backward()
+        self.prior_opt.step()
+        value = float(nll.detach())
+        return {"prior_nll": value, "prior_gain": 1.0 - value / self.uniform_nll}
+
+    @property
+    def uniform_nll(self) -> float:
+        """-log p of any grid under the uniform prior: G^2 log K nats."""
+        return self.grid * self.grid * math.log(self.k)
+
+    def code_prior_nll(self, idx: torch.Tensor) -> torch.Tensor:
+        """-log p(idx) under the prior: (B,) nats per grid of code indices idx (B, G, G) int64 in [0, K); the
+        uniform prior's G^2 log K for each grid when ``prior`` is off."""
+        idx = idx.to(self.device)
+        if self.prior is None:
+            return torch.full((len(idx),), self.uniform_nll, device=self.device)
+        return self.prior.nll(idx)
+
+    def code_usage(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each code's share of the grid positions, (K,) in [0, 1] summing to about 1 (a running average over
+        about the last 1,000 batches), and which codes are dead, (K,) bool: used below 1/1000 of the even share
+        (the ``dead_codes`` term counts them)."""
+        usage = self.usage.detach().clone()
+        return usage, usage < 1e-3 / self.k
 
     # -- the latent -----------------------------------------------------------------------------
+    @torch.no_grad()
     def prior_sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """(n, G G K) one-hot codes drawn uniformly at each position."""
-        idx = torch.randint(0, self.k, (n, self.grid * self.grid), generator=generator, device=self.device)
+        """(n, G G K) one-hot code grids drawn from the prior: position by position from the PixelCNN in raster
+        order (one uniform (n,) draw per position from ``generator``, so seeded draws repeat), or uniformly at
+        each position without ``prior``."""
+        if self.prior is None:
+            idx = torch.randint(0, self.k, (n, self.grid * self.grid), generator=generator, device=self.device)
+        else:
+            idx = self.prior.sample(n, self.grid, self.grid, generator).reshape(n, -1)
         return F.one_hot(idx, self.k).float().reshape(n, -1)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:

@@ -139,6 +139,7 @@ class CodesController(QObject):
         if isinstance(event, protocol.Codebook) and self.requests.is_current("usage", event.request_id):
             self.requests.take("usage", event.request_id)
             self.view.show_usage(event.usage, event.dead,
-                                 usage_text(event.usage, event.dead, event.perplexity, event.step))
+                                 usage_text(event.usage, event.dead, event.perplexity, event.step,
+                                            event.images))
         elif isinstance(event, protocol.Error) and event.command == "GetCodebook":
             self.requests.forget("usage")

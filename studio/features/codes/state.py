@@ -66,13 +66,14 @@ def swap_region(a: np.ndarray, b: np.ndarray, cells: list[tuple[int, int]]) -> t
     return a2, b2
 
 
-def usage_text(usage: np.ndarray, dead: np.ndarray, perplexity: float, step: int) -> str:
-    """``"Perplexity 24.4 of 64 codes; 3 dead (never chosen lately): 5, 17, 40; at step 1,700"``."""
+def usage_text(usage: np.ndarray, dead: np.ndarray, perplexity: float, step: int, images: int = 0) -> str:
+    """``"Perplexity 24.4 of 64 codes over 180 held-out images; 3 dead (not chosen): 5, 17, 40; at step 1,700"``."""
     k = len(usage)
     gone = np.flatnonzero(np.asarray(dead, bool))
     listed = ", ".join(str(int(i)) for i in gone[:12]) + (", ..." if len(gone) > 12 else "")
-    dead_text = f"{len(gone)} dead (not chosen lately): {listed}" if len(gone) else "no dead codes"
-    return f"Perplexity {perplexity:.1f} of {k} codes; {dead_text}; at step {step:,}"
+    dead_text = f"{len(gone)} dead (not chosen): {listed}" if len(gone) else "no dead codes"
+    over = f" over {images:,} held-out images" if images else " (running average of training)"
+    return f"Perplexity {perplexity:.1f} of {k} codes{over}; {dead_text}; at step {step:,}"
 
 
 class VarianceHistory:

@@ -46,6 +46,7 @@ class CodeGrid(QTableWidget):
             for i in range(g):
                 self.setRowHeight(i, 24)
                 self.setColumnWidth(i, 30)
+            self.setFixedSize(30 * g + 4, 24 * g + 4)
         for r in range(g):
             for c in range(g):
                 code = int(codes[r, c])
@@ -97,7 +98,7 @@ class CodesView(QWidget):
         self.usage_plot = pg.PlotWidget(background=BACKGROUND)
         self.usage_plot.setLabel("bottom", "code")
         self.usage_plot.setLabel("left", "share of grid positions")
-        self.usage_plot.setTitle("Codebook usage (red: dead codes)")
+        self.usage_plot.setTitle("Usage (red: dead codes)")
         self.usage_bars: pg.BarGraphItem | None = None
         self.usage_label = QLabel("")
         self.usage_label.setWordWrap(True)
@@ -133,7 +134,7 @@ class CodesView(QWidget):
             head.addWidget(button)
             head.addStretch(1)
             gl.addLayout(head, 0, col)
-            gl.addWidget(grid, 1, col)
+            gl.addWidget(grid, 1, col, Qt.AlignmentFlag.AlignCenter)
             gl.addWidget(image, 2, col)
             button.clicked.connect(lambda _=False, s=slot: self.encode_requested.emit(s, self.index_spins[s].value()))
             grid.clicked_cell.connect(lambda r, c, s=slot: self.paint_requested.emit(s, r, c))
@@ -153,7 +154,7 @@ class CodesView(QWidget):
         self.variance_plot.setLogMode(y=True)
         self.variance_plot.setLabel("bottom", "step")
         self.variance_plot.setLabel("left", "gradient variance per logit (log scale)")
-        self.variance_plot.setTitle("Gradient estimators' variance, measured on a fixed batch")
+        self.variance_plot.setTitle("Variance on a fixed batch")
         self.variance_plot.addLegend(offset=(5, 5))
         self.variance_curves: dict[str, pg.PlotDataItem] = {}
         self.variance_label = QLabel("")
@@ -165,13 +166,15 @@ class CodesView(QWidget):
         vb.addWidget(self.variance_label)
         self.codebook_box, self.grids_box = usage_box, grids_box
 
-        layout = QGridLayout(self)
-        layout.addWidget(self.note, 0, 0, 1, 2)
-        layout.addWidget(grids_box, 1, 0, 2, 1)
-        layout.addWidget(usage_box, 1, 1)
-        layout.addWidget(self.variance_box, 2, 1)
-        layout.setColumnStretch(0, 3)
-        layout.setColumnStretch(1, 2)
+        right = QVBoxLayout()
+        right.addWidget(usage_box, 1)
+        right.addWidget(self.variance_box, 1)
+        body = QHBoxLayout()
+        body.addWidget(grids_box, 3)
+        body.addLayout(right, 2)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.note)
+        layout.addLayout(body, 1)
         self.refresh_button.clicked.connect(self.usage_requested)
         self.swap_button.clicked.connect(self.swap_requested)
         self.set_enabled("Build a model first", codebook=False, n_test=0, k=1)
@@ -186,6 +189,7 @@ class CodesView(QWidget):
         self.grids_box.setEnabled(on and codebook)
         self.codebook_box.setVisible(codebook or not on)
         self.grids_box.setVisible(codebook or not on)
+        self.variance_box.setVisible(not codebook)  # a VQ-VAE has no gradient estimator to compare
         for slot in ("A", "B"):
             self.index_spins[slot].setRange(0, max(0, n_test - 1))
             self.index_spins[slot].setValue(0 if slot == "A" else min(1, max(0, n_test - 1)))
@@ -211,9 +215,11 @@ class CodesView(QWidget):
         """Bars of each code's share, dead ones red."""
         if self.usage_bars is not None:
             self.usage_plot.removeItem(self.usage_bars)
-        brushes = [pg.mkBrush(230, 80, 70) if d else pg.mkBrush(90, 160, 240) for d in np.asarray(dead, bool)]
-        x = np.arange(len(usage))
-        self.usage_bars = pg.BarGraphItem(x=x, height=np.asarray(usage, float), width=0.8, brushes=brushes)
+        dead = np.asarray(dead, bool)
+        brushes = [pg.mkBrush(230, 80, 70) if d else pg.mkBrush(90, 160, 240) for d in dead]
+        heights = np.asarray(usage, float)
+        heights = np.where(dead, 0.04 * max(float(heights.max(initial=0.0)), 1e-6), heights)  # a red stub: unused
+        self.usage_bars = pg.BarGraphItem(x=np.arange(len(usage)), height=heights, width=0.8, brushes=brushes)
         self.usage_plot.addItem(self.usage_bars)
         self.usage_label.setText(text)
 
