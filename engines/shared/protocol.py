@@ -296,6 +296,10 @@ class StepMetrics(Event):
         Training speed over the last second.
     latent_kl : ndarray or None
         (D,) float32 KL per latent dimension in nats (averaged over the batch), where the family has it.
+    unit_effect : ndarray or None
+        (D,) float32: how much each binary unit changes the decoded image, pixels summed (the mean over a few
+        reference states of sum |p(v | h, h_j = 1) - p(v | h, h_j = 0)|); for models whose latent is binary
+        units, in the messages where it was measured (every few seconds), else None.
     """
 
     steps: np.ndarray | None = _arr()
@@ -304,6 +308,7 @@ class StepMetrics(Event):
     steps_per_sec: float = 0.0
     images_per_sec: float = 0.0
     latent_kl: np.ndarray | None = _arr()
+    unit_effect: np.ndarray | None = _arr()
 
 
 @dataclass(frozen=True)

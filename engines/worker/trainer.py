@@ -6,9 +6,11 @@ only (Lightning's split): the engine's ``training_step`` does the research. Per 
 attribute test, one clock read and one list append; everything else (StepMetrics every ~100 ms,
 snapshot refresh every ~0.2 s, the sample grid every ~1 s, the held-out log-likelihood of a fixed
 probe every ~5 s for a model that declares one (:class:`engines.metrics.likelihood.HeldOutProbe`,
-logged as the loss term ``held_out_nll`` or ``held_out_neg_elbo``), autosave 10 s in, then every ~60 s) is checked when
-the metrics are flushed. Commands that touch the live model (hyperparameters, checkpoints) run in
-this thread between two steps via :meth:`Trainer.call_soon`.
+logged as the loss term ``held_out_nll`` or ``held_out_neg_elbo``), the effect of each binary unit on the decoded
+image every ~5 s for a model whose latent is binary units (:class:`engines.metrics.unit_effect.UnitEffectProbe`,
+sent as ``StepMetrics.unit_effect``), autosave 10 s in, then every ~60 s) is checked when the metrics are
+flushed. Commands that touch the live model (hyperparameters, checkpoints) run in this thread between two
+steps via :meth:`Trainer.call_soon`.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from engines.metrics.likelihood import HeldOutProbe
+from engines.metrics.unit_effect import UnitEffectProbe
 from engines.shared import protocol as P
 from engines.lib.distributed import shard
 from engines.worker.host import Host, Snapshot, error_event, to_numpy
@@ -260,6 +263,7 @@ class Trainer:
         self._images = 0
         self._probe: HeldOutProbe | None = None
         self._held_out: dict[str, float] | None = None  # a measurement waiting for the next step's row
+        self._effect: UnitEffectProbe | None = None  # binary units' effect on the image, measured at a flush when due
 
     # -- control, from the main thread ---------------------------------------------------------
     def start(self) -> None:
@@ -454,7 +458,7 @@ class Trainer:
         try:
             for action in actions:
                 action()
-            self._flush(time.monotonic())
+            self._flush(time.monotonic(), final=True)
             if s.step > start and reason != "error":
                 s.snapshot.refresh(s.engine, s.step, blocking=True)
                 final = True
@@ -501,13 +505,15 @@ class Trainer:
             self._send(P.TrainingState(state="training", step=self.session.step))
         return False
 
-    def _flush(self, now: float) -> None:
+    def _flush(self, now: float, final: bool = False) -> None:
+        """Send the buffered steps as one StepMetrics (with the binary units' effect when due, or ``final``)."""
         if not len(self._metrics):
             return
         steps, names, values = self._metrics.take()
         steps_per_sec, images_per_sec = self._rate.update(now, self.session.step, self._images)
+        effect = None if self._effect is None else self._effect.poll(self.session.engine, now, force=final)
         self._send(P.StepMetrics(steps=steps, names=names, values=values, steps_per_sec=steps_per_sec,
-                                 images_per_sec=images_per_sec, latent_kl=self._latent_kl()))
+                                 images_per_sec=images_per_sec, latent_kl=self._latent_kl(), unit_effect=effect))
 
     def _measure_held_out(self, probe: HeldOutProbe, likelihood: bool = True, extra: bool = True) -> None:
         try:
@@ -517,8 +523,10 @@ class Trainer:
             self._send(error_event(exc, "held-out likelihood"))
 
     def _make_probe(self) -> None:
-        """The fixed held-out batch measured live, for a model with a likelihood and data with a held-out split."""
+        """The fixed held-out batch measured live, for a model with a likelihood and data with a held-out split;
+        the reference images of the binary units' effect, for a model whose latent is binary units."""
         s = self.session
+        self._effect = self._effect or UnitEffectProbe.create(s.engine, s.dataset, seed=s.seed)
         if self._probe is not None or not s.engine.capabilities.has_likelihood or s.dataset is None:
             return
         if len(s.dataset.test_indices) == 0:

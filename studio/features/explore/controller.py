@@ -3,7 +3,8 @@
 Every slider move asks the worker to decode the new z (the client keeps one decode in flight per
 view, the newest pending one replacing older ones); "Set from image" encodes a held-out example and
 moves the sliders to its posterior mean. The panel's rows follow the per-dimension KL the trainer
-streams and the factor labels the disentanglement measurements give.
+streams (or, for a model whose latent is binary units, each unit's effect on the decoded image) and the
+factor labels the disentanglement measurements give.
 
 Signals tell the shell what other features follow: :attr:`ExploreController.point_changed` (the
 current z), :attr:`rows_changed` (the continuous dimensions in display order, with their labels)
@@ -111,6 +112,8 @@ class ExploreController(QObject):
     def _on_metrics(self, event: protocol.StepMetrics) -> None:
         if event.latent_kl is not None:
             self.view.set_latent_kl(event.latent_kl)  # re-sorts on a timer, then order_changed
+        elif event.unit_effect is not None:
+            self.view.set_unit_effect(event.unit_effect)  # binary units: by how much flipping each changes the image
 
     def _on_disentanglement(self, event: protocol.DisentanglementMeasured) -> None:
         if event.mi_matrix is not None:

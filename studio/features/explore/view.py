@@ -1,5 +1,6 @@
 """The Explore panel: a control per latent variable as its kind says (:data:`~engines.shared.spec.LATENT_KINDS`),
-ordered by KL, labelled by the factor it captures, plus random, reset and encode.
+ordered by a measure (KL per dimension; for binary units, how much flipping each changes the image: see
+:mod:`studio.features.explore.state`), labelled by the factor it captures, plus random, reset and encode.
 
 A slider per continuous (Gaussian, uniform) dimension, a toggle (0 or 1) per binary unit, a picker per
 categorical code; an image-shaped z (a flow) and no latent (autoregressive) get no per-dimension
@@ -18,13 +19,13 @@ from superqt import QLabeledDoubleSlider
 
 from engines.shared.latent_np import prior_centre, prior_draw
 from engines.shared.spec import LATENT_KINDS, LatentDim, LatentSpec
-from studio.features.explore.state import COLLAPSED_KL, kl_order
+from studio.features.explore.state import EFFECT, KL, Measure, measure_order
 from studio.state import factor_of
 from studio.widgets import BACKGROUND
 
 #: Seconds between re-orderings of the sliders (rows never jump while one is dragged).
 REORDER_INTERVAL_MS = 1500
-#: Milliseconds between redraws of the KL bar chart.
+#: Milliseconds between redraws of the bar chart (KL or effect per dimension).
 BARS_INTERVAL_MS = 400
 #: What the panel says for a latent explored without per-dimension controls, by the kind's control.
 NOTES = {
@@ -34,7 +35,7 @@ NOTES = {
 
 
 class LatentRow(QWidget):
-    """One latent dimension: its name, its control and its KL.
+    """One latent dimension: its name, its control and its measure (KL, or a binary unit's effect).
 
     The control follows the kind's entry in :data:`LATENT_KINDS`: a toggle (a checkable button, value
     0 or 1) for a ``"toggle"`` kind (binary units), else a labelled slider over the dimension's range
@@ -73,7 +74,8 @@ class LatentRow(QWidget):
         self.factor: str | None = None
         self.factor_mi = 0.0
         self._factor_tip = ""
-        self.kl = QLabel("")
+        self.measure: Measure = KL
+        self.kl = QLabel("")  # the measure's value (KL or effect), whichever the panel shows
         self.kl.setMinimumWidth(62)
         self.kl.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         layout = QHBoxLayout(self)
@@ -110,7 +112,7 @@ class LatentRow(QWidget):
     def set_factor(self, factor: str | None, mi: float = 0.0, tooltip: str = "") -> None:
         """Label the row by the factor it captures: ``"z3 · x (0.71)"`` (MI in nats), or just the name.
 
-        A collapsed row (see :meth:`set_kl`) keeps its factor but shows no label: its posterior mean
+        A collapsed row (see :meth:`set_measure`) keeps its factor but shows no label: its posterior mean
         can still follow a factor (MIG's histograms see any variation, however small) while the
         decoder ignores it, so moving it changes nothing.
         """
@@ -127,7 +129,7 @@ class LatentRow(QWidget):
         self.name.setText(self.dim.name if f is None else f"{self.dim.name} \u00b7 {f} ({self.factor_mi:.2f})")
         tip = self._factor_tip
         if self.collapsed and self.factor is not None:
-            tip += f"\nNot labelled {self.factor}: collapsed (KL < {COLLAPSED_KL} nats), the decoder ignores it"
+            tip += "\n" + self.measure.unlabelled(self.factor)
         self.name.setToolTip(tip)
 
     def label(self) -> str:
@@ -135,17 +137,16 @@ class LatentRow(QWidget):
         f = self.shown_factor
         return self.dim.name if f is None else f"{self.dim.name}: {f} (MI {self.factor_mi:.2f})"
 
-    def set_kl(self, kl: float | None) -> None:
-        """Show the dimension's KL in nats; grey the row out when it is collapsed."""
-        if kl is None or not np.isfinite(kl):
+    def set_measure(self, value: float | None, measure: Measure = KL) -> None:
+        """Show the dimension's ``measure`` (KL in nats, effect in pixels); grey the row out below its threshold."""
+        self.measure = measure
+        if value is None or not np.isfinite(value):
             self.kl.setText("")
             self.collapsed = False
         else:
-            self.collapsed = kl < COLLAPSED_KL
-            self.kl.setText(f"{kl:.2f}" + (" \u2715" if self.collapsed else ""))
-        tip = "" if kl is None else f"KL {kl:.3f} nats" + (
-            " - collapsed: the decoder ignores this dimension" if self.collapsed else ""
-        )
+            self.collapsed = value < measure.threshold
+            self.kl.setText(f"{value:.2f}" + (" \u2715" if self.collapsed else ""))
+        tip = "" if value is None else measure.describe(value)
         grey = "color: #707070" if self.collapsed else ""
         self.name.setStyleSheet(grey)
         self.kl.setStyleSheet(grey)
@@ -198,10 +199,13 @@ class ExplorePanel(QWidget):
     categorical code above them. An image-shaped z or no latent has no rows: the header says how it
     is explored (:data:`NOTES`) and :meth:`z` is held whole (reset, random and encode still set it).
 
-    Rows show and are sorted by the KL per dimension in nats (``StepMetrics.latent_kl``), updated
-    at most every :data:`REORDER_INTERVAL_MS` and never while a slider is held; the bar chart below
-    them follows every :data:`BARS_INTERVAL_MS`. Dimensions with KL below
-    :data:`studio.features.explore.state.COLLAPSED_KL` nats are greyed and marked with a cross.
+    Rows show and are sorted by a :class:`~studio.features.explore.state.Measure`, largest first: the KL
+    per dimension in nats (``StepMetrics.latent_kl``, :data:`~studio.features.explore.state.KL`) or, for
+    binary units, how many pixels flipping each changes (``StepMetrics.unit_effect``,
+    :data:`~studio.features.explore.state.EFFECT`). Updated at most every :data:`REORDER_INTERVAL_MS` and
+    never while a slider is held; the bar chart below them follows every :data:`BARS_INTERVAL_MS`.
+    Dimensions below the measure's threshold are greyed and marked with a cross. The column label, the
+    chart's axis, the tooltips and the header follow the measure; none is shown until one arrives.
 
     Signals
     -------
@@ -210,7 +214,7 @@ class ExplorePanel(QWidget):
     encode_requested(int)
         "Set from image" pressed: the held-out example index to encode.
     order_changed()
-        The rows were re-sorted or relabelled by a new KL (their order and labels are new).
+        The rows were re-sorted or relabelled by a new measurement (their order and labels are new).
     """
 
     z_changed = Signal(object)
@@ -225,9 +229,10 @@ class ExplorePanel(QWidget):
         self._held = np.zeros(0, np.float32)  # z where there are no rows (image-shaped z, no latent)
         self._built = False  # set_latent has run
         self.order = np.zeros(0, np.int64)
-        self.latent_kl: np.ndarray | None = None
+        self.values: np.ndarray | None = None  # the measure per dimension, (D,)
+        self.measure: Measure | None = None  # which one the rows show (None: none reported yet)
+        self._about = ""  # the header without the order's clause
         self._ordered_once = False
-        self._kl_shown = False
         self._rng = np.random.default_rng()
         self.header = QLabel("Build a model to explore its latent space.")
         self.header.setWordWrap(True)
@@ -237,24 +242,23 @@ class ExplorePanel(QWidget):
         self.rows_layout.setContentsMargins(0, 0, 0, 0)
         self.rows_layout.setSpacing(2)
         self.rows_layout.addStretch(1)
-        self.columns = QLabel("<small>dimension &nbsp;&middot;&nbsp; value &nbsp;&middot;&nbsp; KL (nats)</small>")
+        self.columns = QLabel()
         self.columns.setStyleSheet("color: #8a8a8a")
-        self.kl_plot = pg.PlotWidget(background=BACKGROUND)
+        self.kl_plot = pg.PlotWidget(background=BACKGROUND)  # the measure's bar chart (KL or effect)
         self.kl_plot.setFixedHeight(120)
         self.kl_plot.setMouseEnabled(False, False)
         self.kl_plot.setMenuEnabled(False)
         self.kl_plot.hideButtons()
-        self.kl_plot.setLabel("left", "KL (nats)")
         self.kl_plot.getAxis("left").enableAutoSIPrefix(False)  # no "(x0.001)" on an empty plot
         self.kl_plot.showGrid(y=True, alpha=0.15)
-        self.kl_plot.setYRange(0.0, 1.0, padding=0.0)  # until KL arrives: not the line's -200..400
+        self.kl_plot.setYRange(0.0, 1.0, padding=0.0)  # until a measure arrives: not the line's -200..400
         self.kl_plot.enableAutoRange(axis="y", enable=False)
         self.kl_bars = pg.BarGraphItem(x=[], height=[], width=0.7)
         self.kl_plot.addItem(self.kl_bars)
-        self.kl_plot.addItem(pg.InfiniteLine(
-            pos=COLLAPSED_KL, angle=0, pen=pg.mkPen("#9e9e9e", style=Qt.PenStyle.DashLine),
-        ))
-        self.kl_plot.setToolTip(f"KL per latent dimension (nats); grey bars are below {COLLAPSED_KL} nats: collapsed")
+        self._threshold_line = pg.InfiniteLine(pos=KL.threshold, angle=0,
+                                               pen=pg.mkPen("#9e9e9e", style=Qt.PenStyle.DashLine))
+        self.kl_plot.addItem(self._threshold_line)
+        self._label_measure(KL)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(self.rows_widget)
@@ -312,7 +316,7 @@ class ExplorePanel(QWidget):
         for cat in self.categories:
             self.codes_layout.removeWidget(cat)
             cat.deleteLater()
-        self.spec, self.latent_kl, self._ordered_once, self._built = spec, None, False, True
+        self.spec, self.values, self._ordered_once, self._built = spec, None, False, True
         self.rows = [LatentRow(i, d) for i, d in enumerate(spec.dims)]
         self.categories = []
         for kind, name, idx in spec.groups():
@@ -327,10 +331,10 @@ class ExplorePanel(QWidget):
             self.codes_layout.addWidget(cat)
             cat.changed.connect(lambda: self.z_changed.emit(self.z()))
         self.order = np.arange(len(self.rows), dtype=np.int64)
-        self.header.setText(self._describe(spec))
+        self._about = self._describe(spec)
         for button in (self.random_button, self.reset_button):
             button.setEnabled(spec.dim > 0)
-        self._show_kl(False)  # until the model reports KL per dimension (VAEs do; GANs do not)
+        self._show_measure(None)  # until the model reports a measure per dimension (VAEs, binary units; not GANs)
         self.kl_bars.setOpts(x=np.arange(len(self.rows)), height=np.zeros(len(self.rows)), brushes=None)
         ticks = [(i, d.name) for i, d in enumerate(spec.dims)]
         step = max(1, len(ticks) // 12)
@@ -350,37 +354,60 @@ class ExplorePanel(QWidget):
         parts = [f"{n} {word}{'s' * (n != 1)}" for n, word in counts if n]
         return ", ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1]
 
+    @property
+    def latent_kl(self) -> np.ndarray | None:
+        """The latest KL per dimension (D,) in nats, or None (none yet, or the rows show another measure)."""
+        return self.values if self.measure == KL else None
+
     def set_latent_kl(self, latent_kl: np.ndarray | None) -> None:
         """Update each row's KL (nats) and schedule a re-ordering by decreasing KL."""
-        if latent_kl is None or not self.rows or len(latent_kl) != self.dim:
+        self.set_measure(latent_kl, KL)
+
+    def set_unit_effect(self, effect: np.ndarray | None) -> None:
+        """Update each binary unit's effect on the image (pixels) and schedule a re-ordering by it."""
+        self.set_measure(effect, EFFECT)
+
+    def set_measure(self, values: np.ndarray | None, measure: Measure) -> None:
+        """Update each row's ``measure`` (D,) and schedule a re-ordering by decreasing value.
+
+        Ignored when ``values`` is None or does not have D values.
+        """
+        if values is None or not self.rows or len(values) != self.dim:
             return
-        self.latent_kl = np.asarray(latent_kl, np.float64)
-        if not self._kl_shown:
-            self._show_kl(True)
+        self.values = np.asarray(values, np.float64)
+        if measure != self.measure:
+            self._show_measure(measure)
         if not self._bars_timer.isActive():
             self._bars_timer.start()
         if not self._reorder_timer.isActive():
             self._reorder_timer.start(REORDER_INTERVAL_MS if self._ordered_once else 0)
 
-    def _show_kl(self, on: bool) -> None:
-        """Show the KL column, the bar chart and the KL ordering only for models that report KL per dimension."""
-        self._kl_shown = on
-        self.kl_plot.setVisible(on)
-        self.columns.setVisible(on)
-        if on:
-            self.header.setText(self.header.text() + ", most informative (highest KL) first")
+    def _show_measure(self, measure: Measure | None) -> None:
+        """Show the measure's column, bar chart and order only for models that report one (None: hide them)."""
+        self.measure = measure
+        self.kl_plot.setVisible(measure is not None)
+        self.columns.setVisible(measure is not None)
+        self.header.setText(self._about if measure is None else f"{self._about}, {measure.first}")
+        if measure is not None:
+            self._label_measure(measure)
+
+    def _label_measure(self, measure: Measure) -> None:
+        self.columns.setText(f"<small>dimension &nbsp;&middot;&nbsp; value &nbsp;&middot;&nbsp; {measure.label}</small>")
+        self.kl_plot.setLabel("left", measure.label)
+        self.kl_plot.setToolTip(measure.bars_tip())
+        self._threshold_line.setPos(measure.threshold)
 
     def _update_bars(self) -> None:
-        if self.latent_kl is None or len(self.latent_kl) != self.dim:
+        if self.values is None or self.measure is None or len(self.values) != self.dim:
             return
-        _, collapsed = kl_order(self.latent_kl, self.dim)
+        _, collapsed = measure_order(self.values, self.dim, self.measure.threshold)
         brushes = [pg.mkBrush("#6b6b6b" if c else "#4fc3f7") for c in collapsed]
-        heights = np.nan_to_num(self.latent_kl)
+        heights = np.nan_to_num(self.values)
         self.kl_bars.setOpts(x=np.arange(self.dim), height=heights, brushes=brushes)
         self.kl_plot.setYRange(0.0, max(1.0, float(heights.max(initial=0.0)) * 1.1), padding=0.0)
 
     def apply_order(self) -> None:
-        """Show the latest KL per row and sort the rows by it now (normally done on a timer)."""
+        """Show the latest measure per row and sort the rows by it now (normally done on a timer)."""
         self._reorder_timer.stop()
         self._bars_timer.stop()
         self._update_bars()
@@ -390,11 +417,11 @@ class ExplorePanel(QWidget):
         if any(row.held() for row in self.rows):
             self._reorder_timer.start(REORDER_INTERVAL_MS)
             return
-        if self.latent_kl is None:
+        if self.values is None or self.measure is None:
             return
-        for row, kl in zip(self.rows, self.latent_kl):  # labels change with the order, so they always agree
-            row.set_kl(float(kl))
-        order, _ = kl_order(self.latent_kl, self.dim)
+        for row, v in zip(self.rows, self.values):  # labels change with the order, so they always agree
+            row.set_measure(float(v), self.measure)
+        order, _ = measure_order(self.values, self.dim, self.measure.threshold)
         self._ordered_once = True
         if not np.array_equal(order, self.order):
             self.order = order
@@ -420,7 +447,7 @@ class ExplorePanel(QWidget):
         -------
         list of (str or None)
             The factor name given to each dimension (None: unlabelled, or collapsed). Each name
-            label's tooltip lists the dimension's whole MI row. The KL column and the order are left as they are.
+            label's tooltip lists the dimension's whole MI row. The measure's column and the order are left as they are.
         """
         m = None if mi is None else np.asarray(mi, np.float64)
         if m is None or not self.rows or m.ndim != 2 or m.shape != (self.dim, len(factor_names)):
