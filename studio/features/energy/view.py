@@ -80,12 +80,12 @@ class EnergyView(QWidget):
 
         row1 = QHBoxLayout()
         for w in (QLabel("Chains"), self.n_spin, QLabel("Sweeps a frame"), self.sweeps_spin, self.run_button,
-                  self.stop_button):
+                  self.stop_button, QLabel("Layer"), self.layer_spin, self.filters_button):
             row1.addWidget(w)
         row1.addStretch(1)
         row2 = QHBoxLayout()
         for w in (QLabel("Held-out example"), self.index_spin, self.mask_combo, self.complete_button,
-                  self.hidden_button, QLabel("Layer"), self.layer_spin, self.filters_button):
+                  self.hidden_button):
             row2.addWidget(w)
         row2.addStretch(1)
         row3 = QHBoxLayout()
