@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PySide6.QtCore import QItemSelection, QItemSelectionModel, Qt
+from PySide6.QtWidgets import QMessageBox
 
 from engines.shared import protocol
 from workers import real_window
@@ -66,10 +67,26 @@ def test_codes_of_a_vq_vae_and_the_variance_of_a_categorical_vaes_estimators(qtb
         qtbot.wait(1000)
         assert w.grab().save(str(folder / "codes.png"))
 
-        # a categorical VAE: its four estimators' variance, one curve each
-        with qtbot.waitSignal(client.ready, timeout=60_000):
-            w.configure(protocol.Configure(data="binarized:digits", model="gumbel-vae", image_size=16, latent_dim=6,
-                                           seed=0, batch_size=32, options={"variance_every": 20, "variance_draws": 4}))
+        # a categorical VAE trained by NVIL, built from the form with its settings typed in: the four
+        # estimators' variance, one curve each
+        dm = w.data_model.view
+        dm.set_data_spec("digits")
+        dm.binarize_check.setChecked(True)
+        dm.set_model("gumbel-vae")
+        dm.size_spin.setValue(16)
+        dm.latent_spin.setValue(6)
+        dm.batch_spin.setValue(32)
+        dm.settings_edit.setText("estimator")  # not KEY=VALUE: said under the form, nothing built
+        dm.build_button.click()
+        assert "KEY=VALUE" in dm.summary.text() and w.data_model.confirm is None
+        dm.settings_edit.setText("estimator=nvil variance_every=20, variance_draws=4")
+        with qtbot.waitSignal(client.ready, timeout=60_000) as built:
+            dm.build_button.click()
+            qtbot.waitUntil(lambda: w.data_model.confirm is not None, timeout=5_000)  # the VQ-VAE has trained
+            w.data_model.confirm.button(QMessageBox.StandardButton.Discard).click()
+        config = built.args[0].config
+        assert (config["estimator"], config["variance_every"], config["variance_draws"]) == ("nvil", 20, 4)
+        assert "estimator=nvil" in dm.settings_edit.toolTip()
         assert cv.note.isHidden() and not cv.grids_box.isVisible()
         with qtbot.waitSignal(client.stopped, timeout=120_000):
             w.train(300)

@@ -169,3 +169,16 @@ def test_train_progress_text():
     progress.set_progress(12346)  # no new speed: the last one stays
     assert progress.step_text() == "12,346" and progress.speed_text() == "12.3 steps/s, 790 images/s"
     assert speed_text(3.0) == "3.0 steps/s" and speed_text(3.0, 0.0) == "3.0 steps/s"
+
+
+def test_model_settings_typed_as_the_command_lines_set() -> None:
+    from studio.features.data_model.state import BuildForm, parse_settings, settings_help
+
+    assert parse_settings("estimator=nvil persistent=TRUE, tau_min=0.3 layers=2 name=a=b") == {
+        "estimator": "nvil", "persistent": True, "tau_min": 0.3, "layers": 2, "name": "a=b"}
+    assert parse_settings("  ") == {}
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        parse_settings("layers 2")
+    cmd = BuildForm(data="digits", model="dbn", arch="conv", settings="layers=1 layer_steps=300").command()
+    assert cmd.options == {"arch": "conv", "layers": 1, "layer_steps": 300}
+    assert "layer_steps=300" in settings_help({"layer_steps": 300, "seed": 0}) and "seed=" not in settings_help({"seed": 0})

@@ -71,14 +71,68 @@ class BuildForm:
     batch_size: int = IMAGE_DEFAULTS[1]
     seed: int = 0
     binarize: bool = False
+    settings: str = ""
 
     def command(self) -> protocol.Configure:
-        """The :class:`Configure` these values describe."""
+        """The :class:`Configure` these values describe.
+
+        Raises
+        ------
+        ValueError
+            ``settings`` that do not read as KEY=VALUE pairs (:func:`parse_settings`).
+        """
         options = {"arch": self.arch} if self.arch_enabled and self.arch != "auto" else {}
+        options.update(parse_settings(self.settings))
         return protocol.Configure(
             data=with_binarized(self.data, self.binarize and self.data not in POINT_SPECS), model=self.model, image_size=None if self.image_size == NATIVE_SIZE else self.image_size,
             latent_dim=self.latent_dim, seed=self.seed, batch_size=self.batch_size, options=options,
         )
+
+
+#: Settings the form shows in their own controls (left out of the settings' list).
+FORM_SETTINGS = ("latent_dim", "seed", "arch")
+
+
+def parse_settings(text: str) -> dict[str, object]:
+    """A model's other settings typed as ``KEY=VALUE`` pairs, separated by spaces or commas (the command line's
+    ``--set``): ``"estimator=nvil persistent=true tau_min=0.3"`` -> ``{"estimator": "nvil", "persistent": True,
+    "tau_min": 0.3}``. Values read as true/false, an integer, a number, or else text; the worker checks the
+    keys against the model's settings and names the ones it has.
+
+    Raises
+    ------
+    ValueError
+        A pair without "=", or an empty key.
+    """
+    out: dict[str, object] = {}
+    for item in text.replace(",", " ").split():
+        key, sep, value = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key:
+            raise ValueError(f"model settings are KEY=VALUE pairs (e.g. estimator=nvil), not {item!r}")
+        low = value.lower()
+        if low in ("true", "false", "yes", "no"):
+            out[key] = low in ("true", "yes")
+            continue
+        try:
+            out[key] = int(value)
+        except ValueError:
+            try:
+                out[key] = float(value)
+            except ValueError:
+                out[key] = value
+    return out
+
+
+def settings_help(config: dict | None = None) -> str:
+    """The settings box's tooltip: how to write them, and a built model's settings with their values."""
+    text = ("Other model settings as KEY=VALUE pairs, as the command line's --set: e.g. estimator=nvil "
+            "(gumbel-vae), persistent=true (rbm), layers=2 layer_steps=2000 (dbn), learn_sigma=true (grbm), "
+            "ema=true (vq-vae)")
+    if config:
+        pairs = [f"{k}={v}" for k, v in config.items() if k not in FORM_SETTINGS]
+        text += ".\nThis model's settings now: " + ", ".join(pairs)
+    return text
 
 
 def ready_summary(ready: protocol.Ready) -> str:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget,
+    QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSpinBox, QVBoxLayout,
+    QWidget,
 )
 
 from engines.shared import protocol
@@ -13,7 +14,7 @@ from engines.shared.datainfo import split_binarized
 from engines.shared.registry import MODELS
 from studio.features.data_model.state import (
     ARCHS, IMAGE_DEFAULTS, NATIVE_SIZE, POINT_DEFAULTS, POINT_SPECS, BuildForm, builtin_specs, image_size_value,
-    latent_width_applies, ready_summary, spec_for_file, spec_label, suggest_defaults, suggests_binarized,
+    latent_width_applies, ready_summary, settings_help, spec_for_file, spec_label, suggest_defaults, suggests_binarized,
 )
 
 TOOLTIP = Qt.ItemDataRole.ToolTipRole
@@ -72,6 +73,9 @@ class DataModelPanel(QWidget):
         self.batch_spin.setValue(IMAGE_DEFAULTS[1])
         self.seed_spin = QSpinBox()
         self.seed_spin.setRange(0, 2**31 - 1)
+        self.settings_edit = QLineEdit()
+        self.settings_edit.setPlaceholderText("e.g. estimator=nvil")
+        self.settings_edit.setToolTip(settings_help())
         self.build_button = QPushButton("Build model")
         self.build_button.setToolTip("Load the data set and build a fresh model in the worker")
         self.summary = QLabel("No model yet.")
@@ -91,6 +95,7 @@ class DataModelPanel(QWidget):
         form.addRow("Image size", self.size_spin)
         form.addRow("Batch size", self.batch_spin)
         form.addRow("Seed", self.seed_spin)
+        form.addRow("Settings", self.settings_edit)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.build_button)
@@ -101,7 +106,7 @@ class DataModelPanel(QWidget):
         self.open_folder_button.clicked.connect(self.open_folder_dialog)
         self.model_combo.currentIndexChanged.connect(self._model_changed)
         self.data_combo.currentIndexChanged.connect(self._data_changed)
-        self.build_button.clicked.connect(lambda: self.build_requested.emit(self.configure_command()))
+        self.build_button.clicked.connect(self._build_clicked)
         self._model_changed()
 
     def _data_changed(self, _index: int = 0) -> None:
@@ -167,7 +172,16 @@ class DataModelPanel(QWidget):
             arch_enabled=self.arch_combo.isEnabled(), latent_dim=self.latent_spin.value(),
             image_size=self.size_spin.value(), batch_size=self.batch_spin.value(), seed=self.seed_spin.value(),
             binarize=self.binarize_check.isChecked() and self.binarize_check.isEnabled(),
+            settings=self.settings_edit.text(),
         )
+
+    def _build_clicked(self) -> None:
+        try:
+            command = self.configure_command()
+        except ValueError as exc:
+            self.summary.setText(f"<span style='color:#e57373'>{exc}</span>")
+            return
+        self.build_requested.emit(command)
 
     def configure_command(self) -> protocol.Configure:
         """The :class:`Configure` these controls describe."""
@@ -182,6 +196,7 @@ class DataModelPanel(QWidget):
     def set_ready(self, ready: protocol.Ready) -> None:
         """Show the data summary and the model of a :class:`Ready`."""
         self.summary.setText(ready_summary(ready))
+        self.settings_edit.setToolTip(settings_help(ready.config))
         if self.model_combo.findData(ready.model) >= 0:
             self.model_combo.blockSignals(True)
             self.model_combo.setCurrentIndex(self.model_combo.findData(ready.model))
@@ -189,6 +204,8 @@ class DataModelPanel(QWidget):
 
     def _model_changed(self) -> None:
         entry = MODELS.get(str(self.model_combo.currentData()))
+        self.settings_edit.clear()  # another model's settings would not apply
+        self.settings_edit.setToolTip(settings_help())
         self.arch_combo.setEnabled(entry is not None and "arch" in entry.capabilities.options)
         self.model_combo.setToolTip(entry.description if entry else "")
         if entry is None:
