@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from engines.shared import protocol
@@ -93,3 +94,16 @@ def test_an_rbms_chains_filters_and_partition_function_in_the_window(qtbot, tmp_
         qtbot.wait(1500)
         assert w.grab().save(str(folder / "energy-dbn.png"))
         ev.stop_button.click()
+
+        # a Helmholtz machine: wake-sleep and its ELBO-trained twin as two held-out curves on the loss plot
+        with qtbot.waitSignal(client.ready, timeout=60_000):
+            w.configure(protocol.Configure(data="binarized:digits", model="helmholtz", image_size=16, latent_dim=16,
+                                           seed=0, batch_size=32))
+        assert not ev.note.isHidden()  # no Gibbs chains: the Energy tab says so
+        with qtbot.waitSignal(client.stopped, timeout=120_000):
+            w.train(1200)
+        qtbot.waitUntil(lambda: {"held_out_neg_elbo", "held_out_neg_elbo_vae"} <= set(w.history.names), timeout=20_000)
+        for name in ("held_out_neg_elbo", "held_out_neg_elbo_vae", "wake", "sleep"):
+            _, values = w.history.series(name)
+            assert np.isfinite(values).sum() >= 1, name  # held-out curves: a point every few seconds
+        assert w.grab().save(str(folder / "helmholtz.png"))

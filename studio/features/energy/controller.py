@@ -63,8 +63,11 @@ class EnergyController(QObject):
         self.layers = layer_count(ready.config) if self.enabled else 1
         self.layer_steps = int(ready.config.get("layer_steps", 0) or 0)
         self.view.set_enabled(reason, ready.data.n_test, log_z_reason(ready), self.layers)
-        self.view.example.clear()
-        self.view.hidden.clear()
+        for picture, title in ((self.view.example, "No example inspected"), (self.view.chains, "No chains yet"),
+                               (self.view.filters, "No filters shown"),
+                               (self.view.hidden, "Hidden units: pick a held-out example and press Hidden units")):
+            picture.clear()  # another model's pictures would mislead
+            picture.set_title(title)
 
     def _on_metrics(self, event: protocol.StepMetrics) -> None:
         if not self.enabled or event.values is None or not len(event.steps):
