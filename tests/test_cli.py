@@ -105,3 +105,15 @@ def test_an_export_with_the_wrong_suffix_is_named_as_typed(tmp_path) -> None:
         proc = subprocess.run([sys.executable, "-m", "latent_studio", command, "--run", str(tmp_path / "nowhere"),
                                "--out", str(tmp_path / "t.webm"), *extra], capture_output=True, text=True, timeout=120)
         assert proc.returncode == 2 and "t.webm:" in proc.stderr and ".json" not in proc.stderr
+
+
+def test_an_energy_models_run_records_its_held_out_free_energies_and_a_twins_elbo(tmp_path) -> None:
+    import json
+
+    for model, extra in (("rbm", {"free_energy_held_out", "free_energy_train", "free_energy_gap"}),
+                         ("helmholtz", {"held_out_neg_elbo_vae"})):
+        out = tmp_path / model
+        assert latent_studio.main(["train", "--data", "binarized:digits", "--model", model, "--image-size", "8",
+                                   "--latent-dim", "8", "--steps", "40", "--threads", "1", "--out", str(out)]) == 0
+        run = json.loads((out / "run.json").read_text())
+        assert set(run["held_out_terms"]) == extra and all(np.isfinite(v) for v in run["held_out_terms"].values())

@@ -112,6 +112,32 @@ def _held_out(engine: Any, dataset: Any, iwae_k: int) -> dict[str, Any]:
     return {} if result is None else result.to_json()
 
 
+def _held_out_terms(engine: Any, dataset: Any, limit: int = 1000) -> dict[str, float]:
+    """The engine's extra held-out curves (:meth:`~engines.models.base.Engine.held_out_terms`) over up to
+    ``limit`` held-out images, means of batches of 250 weighted by their size; {} for none."""
+    import torch
+
+    from engines.metrics.likelihood import held_out_indices
+
+    idx = held_out_indices(dataset, limit)
+    if len(idx) == 0:
+        return {}
+    sums: dict[str, float] = {}
+    gen = torch.Generator(device=engine.device).manual_seed(0)
+    was_training = engine.training
+    engine.eval()
+    try:
+        with torch.no_grad():
+            for i in range(0, len(idx), 250):
+                part = idx[i:i + 250]
+                x = torch.as_tensor(dataset.get(part), device=engine.device)
+                for k, v in engine.held_out_terms(x, gen).items():
+                    sums[k] = sums.get(k, 0.0) + float(v) * len(part)
+    finally:
+        engine.train(was_training)
+    return {k: v / len(idx) for k, v in sums.items()}
+
+
 def _config_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The model settings given on the command line; ``--lr`` sets both learning rates of a GAN."""
     from dataclasses import fields
@@ -305,6 +331,9 @@ def _write_run(args: argparse.Namespace, run: dict, engine: Any, dataset: Any, s
         "held_out": held_out,
     }
     record.pop("resume", None)  # generator states: in the checkpoint, not in the summary
+    extra = _held_out_terms(engine, dataset)
+    if extra:  # e.g. an RBM's free energy of held-out and training images, a Helmholtz machine's twin's -ELBO
+        record["held_out_terms"] = extra
     if "ais" in engine.capabilities.likelihood:  # an energy model: the log Z its held-out figure used, with its error
         log_z, se = engine.log_z()
         record["log_z"] = {"nats": log_z, "stderr": se, "method": "exact" if se == 0 else "ais"}
