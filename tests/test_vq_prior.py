@@ -151,3 +151,26 @@ def test_a_checkpoint_keeps_the_prior_and_its_optimiser(info, tmp_path) -> None:
     vq.fit_prior(codes)
     again.fit_prior(codes)
     assert all(torch.equal(a, b) for a, b in zip(vq.prior.parameters(), again.prior.parameters()))
+
+
+def test_a_checkpoint_from_before_the_prior_loads_without_one(tmp_path) -> None:
+    """A VQ-VAE checkpoint whose manifest has no "prior" setting was written before the prior existed."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    rng = np.random.default_rng(0)
+    data = array_dataset("old", (rng.random((16, 1, 8, 8)) > 0.5).astype(np.float32))
+    old = create_engine("vq-vae", data.info, latent_dim=4, n_categories=8, width=8, prior=False)
+    path = save_checkpoint(old, tmp_path / "old.safetensors", step=3, data_spec="old")
+    tensors = load_file(str(path))
+    with safe_open(str(path), "pt") as f:
+        meta = dict(f.metadata())
+    key = next(k for k, v in meta.items() if '"prior"' in v)
+    manifest = json.loads(meta[key])
+    manifest["config"].pop("prior")
+    meta[key] = json.dumps(manifest)
+    save_file(tensors, str(path), metadata=meta)
+    again, _ = load_checkpoint(path)
+    assert again.config.prior is False and torch.equal(again.codebook, old.codebook)

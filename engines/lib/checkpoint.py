@@ -289,6 +289,22 @@ def read_manifest(path: str | os.PathLike) -> dict:
     return _parse_manifest(p, meta.get(METADATA_KEY))
 
 
+def config_from_manifest(name: str, config: dict) -> dict:
+    """A manifest's config, with the settings a model gained since the checkpoint was written filled in as the
+    older model behaved (its config class's ``absent_means``, e.g. a VQ-VAE saved before it had a prior:
+    ``prior=False``), so that older checkpoints still load.
+
+    Raises
+    ------
+    ConfigError
+        An unknown model name.
+    """
+    legacy = getattr(registry.engine_class(name).config_class, "absent_means", {})
+    if not isinstance(config, dict):
+        return config
+    return {**{k: v for k, v in legacy.items() if k not in config}, **config}
+
+
 def load_checkpoint(
     path: str | os.PathLike, device: torch.device | str = "cpu", with_optimizer: bool = True
 ) -> tuple[Any, dict]:
@@ -327,7 +343,7 @@ def load_checkpoint(
     if not isinstance(name, str) or name not in registry.MODELS:
         raise CheckpointError(f"{p}: unknown engine {name!r}; known models: {', '.join(registry.MODELS)}")
     try:
-        engine = registry.create_engine(name, data, **manifest["config"])
+        engine = registry.create_engine(name, data, **config_from_manifest(name, manifest["config"]))
     except (LatentStudioError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{p}: cannot build engine {name!r} from the manifest: {exc}") from exc
     try:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -80,6 +81,9 @@ class VQVAEConfig(EngineConfig):
     ema_decay: float = 0.99
     lr: float = 1e-3
     likelihood: str = "bernoulli"
+
+    #: What a checkpoint written before a setting existed meant by its absence (it had no prior).
+    absent_means: ClassVar[dict] = {"prior": False}
     prior: bool = True
     prior_width: int = 32
     prior_layers: int = 3

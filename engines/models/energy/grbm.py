@@ -150,8 +150,8 @@ class GRBM(Engine):
         self.register_buffer("pixel_sq", torch.full((V,), 0.5 ** 2 + 0.25 ** 2))  # s = 0.25 until data is seen
         self.register_buffer("batches_seen", torch.zeros(()))
         # the first TRAIN_PROBE training images seen (pixels), for the free energy of training against held-out data
-        self.register_buffer("train_probe", torch.zeros(TRAIN_PROBE, V))
-        self.register_buffer("train_probe_n", torch.zeros(()))
+        self.register_buffer("train_probe", torch.zeros(TRAIN_PROBE, V), persistent=False)  # not in checkpoints:
+        self.register_buffer("train_probe_n", torch.zeros(()), persistent=False)  # a loaded model refills it
         self.latent = LatentSpec(tuple(LatentDim(f"h{j}", "binary", 0.0, 1.0) for j in range(H)))
         self.hyper = {
             "lr": HyperParam("lr", GRBMConfig.lr, 1e-5, 1.0, log=True, doc="SGD learning rate").with_value(config.lr),
