@@ -35,9 +35,10 @@ from torch import nn
 
 from engines.lib.ais import free_energy
 from engines.models.base import Engine, EngineConfig
+from engines.models.energy.common import apply_cd_hyper, bernoulli, cd_hypers, cd_sgd
 from engines.shared.datainfo import DataInfo
 from engines.shared.errors import ConfigError
-from engines.shared.spec import HyperParam, LatentDim, LatentSpec
+from engines.shared.spec import LatentDim, LatentSpec
 
 
 @dataclass
@@ -85,11 +86,6 @@ class DBNConfig(EngineConfig):
     sample_sweeps: int = 500
 
 
-def _bernoulli(p: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """A binary draw of means p, same shape and dtype."""
-    return (torch.rand(p.shape, generator=generator, device=p.device, dtype=p.dtype) < p).to(p.dtype)
-
-
 class StackedRBM(nn.Module):
     """One RBM of the stack: W (V, H) drawn N(0, 0.01) from ``generator``, b (V,) and c (H,) zero, and PCD's
     chains ``persistent_v`` (chains, V), Bernoulli(1/2), drawn after W (the draws an :class:`RBM` makes)."""
@@ -112,8 +108,8 @@ class StackedRBM(nn.Module):
     def gibbs(self, v: torch.Tensor, sweeps: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """``sweeps`` Gibbs sweeps (h | v, then v | h) from binary v (N, V); the last binary v."""
         for _ in range(int(sweeps)):
-            h = _bernoulli(self.hidden_probs(v), generator)
-            v = _bernoulli(self.visible_probs(h), generator)
+            h = bernoulli(self.hidden_probs(v), generator)
+            v = bernoulli(self.visible_probs(h), generator)
         return v
 
     def free_energy(self, v: torch.Tensor) -> torch.Tensor:
@@ -168,18 +164,8 @@ class DBN(Engine):
         self.rbms = nn.ModuleList(StackedRBM(self.sizes[i], self.sizes[i + 1], int(config.chains), gen)
                                   for i in range(self.n_layers))
         self.latent = LatentSpec(tuple(LatentDim(f"h{j}", "binary", 0.0, 1.0) for j in range(self.sizes[-1])))
-        self.hyper = {
-            "lr": HyperParam("lr", 0.05, 1e-5, 1.0, log=True, doc="SGD learning rate of the layer in training")
-            .with_value(config.lr),
-            "k": HyperParam("k", 1, 1, 100, integer=True, doc="Gibbs sweeps per negative phase (CD-k / PCD-k)")
-            .with_value(config.k),
-            "momentum": HyperParam("momentum", 0.5, 0.0, 0.99, doc="SGD momentum").with_value(config.momentum),
-            "weight_decay": HyperParam("weight_decay", 2e-4, 0.0, 0.01, doc="L2 penalty on the weights")
-            .with_value(config.weight_decay),
-        }
-        self.opts = [torch.optim.SGD([{"params": [r.W], "weight_decay": config.weight_decay},
-                                      {"params": [r.b, r.c], "weight_decay": 0.0}],
-                                     lr=config.lr, momentum=config.momentum) for r in self.rbms]
+        self.hyper = cd_hypers(config, lr_doc="SGD learning rate of the layer in training")
+        self.opts = [cd_sgd(r.W, [r.b, r.c], config) for r in self.rbms]
 
     # -- the schedule, hyperparameters and optimisers --------------------------------------------
     def current_layer(self, step: int) -> int:
@@ -190,11 +176,7 @@ class DBN(Engine):
         """lr, momentum and weight decay go to every RBM's optimiser: the frozen ones never step again, so the
         value acts on the layer in training and on those still to come."""
         for opt in self.opts:
-            for i, group in enumerate(opt.param_groups):
-                if name in ("lr", "momentum"):
-                    group[name] = value
-                elif name == "weight_decay" and i == 0:
-                    group["weight_decay"] = value
+            apply_cd_hyper(opt, name, value)
 
     def optimizer_states(self) -> dict[str, torch.optim.Optimizer]:
         """One SGD optimiser per RBM: ``sgd1`` (the bottom) to ``sgdL`` (the top)."""
@@ -206,7 +188,7 @@ class DBN(Engine):
         ``sample``; the visible layer of RBM ``to``, (N, sizes[to]). ``to`` = 0 returns v."""
         for rbm in self.rbms[:to]:
             p = rbm.hidden_probs(v)
-            v = _bernoulli(p, generator) if sample else p
+            v = bernoulli(p, generator) if sample else p
         return v
 
     def down(self, h: torch.Tensor, start: int, sample: bool,
@@ -217,7 +199,7 @@ class DBN(Engine):
         p = h
         for rbm in reversed(self.rbms[:start]):
             p = rbm.visible_probs(h)
-            h = _bernoulli(p, generator) if sample else p
+            h = bernoulli(p, generator) if sample else p
         return p, h
 
     # -- training -------------------------------------------------------------------------------
@@ -240,7 +222,7 @@ class DBN(Engine):
                 vk = rbm.gibbs(rbm.persistent_v, k)
                 rbm.persistent_v.copy_(vk)
             else:
-                vk = rbm.gibbs(_bernoulli(v0), k)  # CD-k from the input (binarised by sampling)
+                vk = rbm.gibbs(bernoulli(v0), k)  # CD-k from the input (binarised by sampling)
             phk = rbm.hidden_probs(vk)
             m = vk.shape[0]
             rbm.W.grad = -(v0.T @ ph0 / n - vk.T @ phk / m)
@@ -248,7 +230,7 @@ class DBN(Engine):
             rbm.c.grad = -(ph0.mean(0) - phk.mean(0))
         self.opts[layer].step()
         with torch.no_grad():
-            recon = rbm.visible_probs(_bernoulli(rbm.hidden_probs(v0)))
+            recon = rbm.visible_probs(bernoulli(rbm.hidden_probs(v0)))
             fe = rbm.free_energy(v0)
             rows = torch.arange(n, device=v0.device)
             flip = torch.randint(0, V, (n,), device=v0.device)
@@ -264,9 +246,9 @@ class DBN(Engine):
         visible states) after ``sample_sweeps`` sweeps, then h drawn given the last visible state."""
         top = self.rbms[-1]
         with torch.no_grad():
-            v = _bernoulli(torch.full((int(n), self.sizes[-2]), 0.5, device=self.device), generator)
+            v = bernoulli(torch.full((int(n), self.sizes[-2]), 0.5, device=self.device), generator)
             v = top.gibbs(v, self.config.sample_sweeps, generator)
-            return _bernoulli(top.hidden_probs(v), generator)
+            return bernoulli(top.hidden_probs(v), generator)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """The top RBM's visible means p(v | z), then down through each lower RBM's p(v | h) by means: pixel means
@@ -296,11 +278,11 @@ class DBN(Engine):
     # DBN, but it is how the stack is watched (with no lower layers it is exactly the RBM's chain).
     def chain_start(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Random pixel states (n, V) to start ``n`` chains from (Bernoulli(1/2))."""
-        return _bernoulli(torch.full((int(n), self.sizes[0]), 0.5, device=self.device), generator)
+        return bernoulli(torch.full((int(n), self.sizes[0]), 0.5, device=self.device), generator)
 
     def clamp_values(self, image: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """An image (1, C, H, W) in [0, 1] as pixel values (1, V) to clamp a chain to: a binary draw."""
-        return _bernoulli(image.reshape(1, -1).to(self.rbms[0].W), generator)
+        return bernoulli(image.reshape(1, -1).to(self.rbms[0].W), generator)
 
     def chain_step(self, v: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """One up-down step of chains with pixel states v (n, V): up by draws, one Gibbs sweep in the top RBM, down
@@ -314,7 +296,7 @@ class DBN(Engine):
         the top hidden layer, h drawn there, then :meth:`decode`: images (n, C, H, W) in [0, 1]."""
         top = self.rbms[-1]
         t = self.up(v, self.n_layers - 1, sample=True, generator=generator)
-        return self.decode(_bernoulli(top.hidden_probs(t), generator))
+        return self.decode(bernoulli(top.hidden_probs(t), generator))
 
     def filters(self, layer: int = 0) -> torch.Tensor:
         """Each unit of hidden layer ``layer`` (0-based RBM index) as a receptive field in pixel space, (H_l, C, h,

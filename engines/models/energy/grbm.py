@@ -41,10 +41,11 @@ from torch import nn
 from engines.lib.ais import MAX_EXACT_HIDDEN, default_betas
 from engines.lib.ais_gaussian import ais_log_z_gaussian, exact_log_z_gaussian, free_energy_gaussian
 from engines.models.base import Engine, EngineConfig
+from engines.models.energy.common import apply_cd_hyper, bernoulli, cd_hypers, cd_sgd
 from engines.models.energy.rbm import TRAIN_PROBE
 from engines.shared.datainfo import DataInfo
 from engines.shared.errors import ConfigError
-from engines.shared.spec import HyperParam, LatentDim, LatentSpec
+from engines.shared.spec import LatentDim, LatentSpec
 
 #: Bounds on a learnt log sigma^2 (standardised units): sigma in about [0.08, 7.4].
 LOG_VAR_MIN, LOG_VAR_MAX = -5.0, 4.0
@@ -153,27 +154,14 @@ class GRBM(Engine):
         self.register_buffer("train_probe", torch.zeros(TRAIN_PROBE, V), persistent=False)  # not in checkpoints:
         self.register_buffer("train_probe_n", torch.zeros(()), persistent=False)  # a loaded model refills it
         self.latent = LatentSpec(tuple(LatentDim(f"h{j}", "binary", 0.0, 1.0) for j in range(H)))
-        self.hyper = {
-            "lr": HyperParam("lr", GRBMConfig.lr, 1e-5, 1.0, log=True, doc="SGD learning rate").with_value(config.lr),
-            "k": HyperParam("k", 1, 1, 100, integer=True, doc="Gibbs sweeps per negative phase (CD-k / PCD-k)")
-            .with_value(config.k),
-            "momentum": HyperParam("momentum", 0.5, 0.0, 0.99, doc="SGD momentum").with_value(config.momentum),
-            "weight_decay": HyperParam("weight_decay", 2e-4, 0.0, 0.01, doc="L2 penalty on the weights")
-            .with_value(config.weight_decay),
-        }
-        self.opt = torch.optim.SGD([{"params": [self.W], "weight_decay": config.weight_decay},
-                                    {"params": [self.b, self.c, self.log_var], "weight_decay": 0.0}],
-                                   lr=config.lr, momentum=config.momentum)
+        self.hyper = cd_hypers(config, lr_default=GRBMConfig.lr)
+        self.opt = cd_sgd(self.W, [self.b, self.c, self.log_var], config)
         self._log_z: tuple[int, float, float] | None = None  # (version, log Z, its standard error)
         self._version = 0
 
     # -- hyperparameters and optimiser ----------------------------------------------------------
     def on_hyper_changed(self, name: str, value: float) -> None:
-        for i, group in enumerate(self.opt.param_groups):
-            if name in ("lr", "momentum"):
-                group[name] = value
-            elif name == "weight_decay" and i == 0:
-                group["weight_decay"] = value
+        apply_cd_hyper(self.opt, name, value)
 
     def optimizer_states(self) -> dict[str, torch.optim.Optimizer]:
         return {"sgd": self.opt}
@@ -204,7 +192,7 @@ class GRBM(Engine):
         """``sweeps`` Gibbs sweeps (h | v, then v | h) from standardised v (N, V); the last v drawn."""
         std = torch.exp(0.5 * self.log_var)
         for _ in range(int(sweeps)):
-            h = _bernoulli(self.hidden_probs(v), generator)
+            h = bernoulli(self.hidden_probs(v), generator)
             mean = self.visible_means(h)
             v = mean + std * torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
         return v
@@ -231,7 +219,7 @@ class GRBM(Engine):
     def chain_images(self, v: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """What the chains show: the means b + W h for h drawn given the state v (n, V), as images (n, C, H, W)
         in [0, 1]."""
-        return self.to_pixels(self.visible_means(_bernoulli(self.hidden_probs(v), generator)))
+        return self.to_pixels(self.visible_means(bernoulli(self.hidden_probs(v), generator)))
 
     @torch.no_grad()
     def hidden_layers(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -319,7 +307,7 @@ class GRBM(Engine):
             self.log_var.clamp_(LOG_VAR_MIN, LOG_VAR_MAX)
         self._version += 1
         with torch.no_grad():
-            recon = self.to_pixels(self.visible_means(_bernoulli(self.hidden_probs(v0)))).flatten(1)
+            recon = self.to_pixels(self.visible_means(bernoulli(self.hidden_probs(v0)))).flatten(1)
             fe = self.free_energy(v0)
         return {"recon": float(((recon - x) ** 2).sum(1).mean()), "free_energy": float(fe.mean())}
 
@@ -328,7 +316,7 @@ class GRBM(Engine):
         """Hidden states (n, H) of fresh Gibbs chains after ``sample_sweeps`` sweeps (the model's marginal of h)."""
         with torch.no_grad():
             v = self.gibbs(self.chain_start(n, generator), self.config.sample_sweeps, generator)
-            return _bernoulli(self.hidden_probs(v), generator)
+            return bernoulli(self.hidden_probs(v), generator)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """The visible means b + W h in pixel space, clipped: (N, C, H, W) in [0, 1] for hidden states z (N, H)
@@ -370,6 +358,3 @@ class GRBM(Engine):
         with torch.no_grad():
             return -self.free_energy(self.standardise(x)) - value - torch.log(self.pixel_std()).sum()
 
-
-def _bernoulli(p: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    return (torch.rand(p.shape, generator=generator, device=p.device, dtype=p.dtype) < p).to(p.dtype)

@@ -28,9 +28,10 @@ from torch import nn
 
 from engines.lib.ais import MAX_EXACT_HIDDEN, ais_log_z, default_betas, exact_log_z, free_energy
 from engines.models.base import Engine, EngineConfig
+from engines.models.energy.common import apply_cd_hyper, bernoulli, cd_hypers, cd_sgd
 from engines.shared.datainfo import DataInfo
 from engines.shared.errors import ConfigError
-from engines.shared.spec import HyperParam, LatentDim, LatentSpec
+from engines.shared.spec import LatentDim, LatentSpec
 
 #: Training images kept for the free energy of training data against held-out data (the overfitting gap).
 TRAIN_PROBE = 100
@@ -123,27 +124,14 @@ class RBM(Engine):
         self.register_buffer("train_probe", torch.zeros(TRAIN_PROBE, V), persistent=False)  # not in checkpoints:
         self.register_buffer("train_probe_n", torch.zeros(()), persistent=False)  # a loaded model refills it
         self.latent = LatentSpec(tuple(LatentDim(f"h{j}", "binary", 0.0, 1.0) for j in range(H)))
-        self.hyper = {
-            "lr": HyperParam("lr", 0.05, 1e-5, 1.0, log=True, doc="SGD learning rate").with_value(config.lr),
-            "k": HyperParam("k", 1, 1, 100, integer=True, doc="Gibbs sweeps per negative phase (CD-k / PCD-k)")
-            .with_value(config.k),
-            "momentum": HyperParam("momentum", 0.5, 0.0, 0.99, doc="SGD momentum").with_value(config.momentum),
-            "weight_decay": HyperParam("weight_decay", 2e-4, 0.0, 0.01, doc="L2 penalty on the weights")
-            .with_value(config.weight_decay),
-        }
-        self.opt = torch.optim.SGD([{"params": [self.W], "weight_decay": config.weight_decay},
-                                    {"params": [self.b, self.c], "weight_decay": 0.0}],
-                                   lr=config.lr, momentum=config.momentum)
+        self.hyper = cd_hypers(config)
+        self.opt = cd_sgd(self.W, [self.b, self.c], config)
         self._log_z: tuple[int, float, float] | None = None  # (version, log Z, its standard error)
         self._version = 0
 
     # -- hyperparameters and optimiser ----------------------------------------------------------
     def on_hyper_changed(self, name: str, value: float) -> None:
-        for i, group in enumerate(self.opt.param_groups):
-            if name in ("lr", "momentum"):
-                group[name] = value
-            elif name == "weight_decay" and i == 0:
-                group["weight_decay"] = value
+        apply_cd_hyper(self.opt, name, value)
 
     def optimizer_states(self) -> dict[str, torch.optim.Optimizer]:
         return {"sgd": self.opt}
@@ -160,8 +148,8 @@ class RBM(Engine):
     def gibbs(self, v: torch.Tensor, sweeps: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """``sweeps`` Gibbs sweeps (h | v, then v | h) from binary v (N, V); the last binary v."""
         for _ in range(int(sweeps)):
-            h = _bernoulli(self.hidden_probs(v), generator)
-            v = _bernoulli(self.visible_probs(h), generator)
+            h = bernoulli(self.hidden_probs(v), generator)
+            v = bernoulli(self.visible_probs(h), generator)
         return v
 
     # -- the chains the Energy tab watches (the "chains" extra) ------------------------------------
@@ -169,11 +157,11 @@ class RBM(Engine):
     # these five, so the worker's jobs never depend on the model's insides.
     def chain_start(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Random visible states (n, V) to start ``n`` chains from (Bernoulli(1/2) pixels)."""
-        return _bernoulli(torch.full((int(n), self.W.shape[0]), 0.5, device=self.device), generator)
+        return bernoulli(torch.full((int(n), self.W.shape[0]), 0.5, device=self.device), generator)
 
     def clamp_values(self, image: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """An image (1, C, H, W) in [0, 1] as visible values (1, V) to clamp a chain to: a binary draw."""
-        return _bernoulli(image.reshape(1, -1).to(self.W), generator)
+        return bernoulli(image.reshape(1, -1).to(self.W), generator)
 
     def chain_step(self, v: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """One Gibbs sweep of chains (n, V): h given v, then v given h."""
@@ -181,7 +169,7 @@ class RBM(Engine):
 
     def chain_images(self, v: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """What the chains show: p(v | h) for h drawn given the state v (n, V), as images (n, C, H, W) in [0, 1]."""
-        return self.visible_probs(_bernoulli(self.hidden_probs(v), generator)).view(-1, *self.shape)
+        return self.visible_probs(bernoulli(self.hidden_probs(v), generator)).view(-1, *self.shape)
 
     def hidden_layers(self, x: torch.Tensor) -> list[torch.Tensor]:
         """p(h = 1 | v) of images x (N, C, H, W) in [0, 1], one (N, H) tensor per hidden layer (one here)."""
@@ -236,7 +224,7 @@ class RBM(Engine):
                 vk = self.gibbs(self.persistent_v, k)
                 self.persistent_v.copy_(vk)
             else:
-                vk = self.gibbs(_bernoulli(v0), k)  # CD-k from the data (binarised by sampling)
+                vk = self.gibbs(bernoulli(v0), k)  # CD-k from the data (binarised by sampling)
             phk = self.hidden_probs(vk)
             m = vk.shape[0]
             self.W.grad = -(v0.T @ ph0 / n - vk.T @ phk / m)
@@ -245,7 +233,7 @@ class RBM(Engine):
         self.opt.step()
         self._version += 1
         with torch.no_grad():
-            recon = self.visible_probs(_bernoulli(self.hidden_probs(v0)))
+            recon = self.visible_probs(bernoulli(self.hidden_probs(v0)))
             fe = self.free_energy(v0)
             flip = torch.randint(0, V, (n,), device=v0.device)
             v_flip = v0.clone()
@@ -270,9 +258,9 @@ class RBM(Engine):
     def prior_sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Hidden states (n, H) of fresh Gibbs chains after ``sample_sweeps`` sweeps (the model's marginal of h)."""
         with torch.no_grad():
-            v = self.gibbs(_bernoulli(torch.full((n, self.W.shape[0]), 0.5, device=self.device), generator),
+            v = self.gibbs(bernoulli(torch.full((n, self.W.shape[0]), 0.5, device=self.device), generator),
                            self.config.sample_sweeps, generator)
-            return _bernoulli(self.hidden_probs(v), generator)
+            return bernoulli(self.hidden_probs(v), generator)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """p(v = 1 | h): the visible means (N, C, H, W) in [0, 1] for hidden states z (N, H) in [0, 1]."""
@@ -314,6 +302,3 @@ class RBM(Engine):
         with torch.no_grad():
             return -self.free_energy(x.to(self.W)) - value
 
-
-def _bernoulli(p: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    return (torch.rand(p.shape, generator=generator, device=p.device, dtype=p.dtype) < p).to(p.dtype)
