@@ -10,6 +10,7 @@ import argparse
 import csv
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -288,7 +289,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     if rank > 0:  # rank 0 writes the run (the weights are the same everywhere)
         D.barrier()
         D.close()
-        return 0
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # Leave without the interpreter's teardown: a c10d (Gloo) thread still joinable there aborts the process
+        # now and then ("terminate called without an active exception"), failing a run that is complete.
+        os._exit(0)
     try:
         return _write_run(args, run, engine, dataset, stream, device, out, rows, names, done, first, seconds, state,
                           settings)

@@ -376,6 +376,8 @@ class Trainer:
                     self._rollback(wd, trip)
                     t_flush = t_good = time.monotonic()
                     continue
+                if self._trust is not None:  # every step: a snapshot every N steps, not at the next flush after
+                    self._trust.keep_snapshot(s)
                 if now - t_flush >= METRICS_EVERY:
                     t_flush = now
                     self._flush(now)
@@ -387,8 +389,6 @@ class Trainer:
                     if now - t_save >= AUTOSAVE_EVERY:
                         t_save = now
                         self._autosave()
-                    if self._trust is not None:
-                        self._trust.keep_snapshot(s)
                     probe = self._probe
                     if probe is not None:
                         nll = now - t_held >= max(HELD_OUT_EVERY, HELD_OUT_COST_FACTOR * probe.seconds)
