@@ -110,7 +110,7 @@ def run_filters(job: Job, cmd: P.GetFilters, hosted: Hosted, copies: PrivateCopi
     layers = int(getattr(model, "n_layers", 1))
     layer = _int(cmd.layer, "GetFilters.layer", 0, layers - 1)
     with torch.no_grad():
-        images = to_numpy(model.filters(layer) if layers > 1 else model.filters()).astype(np.float32)
+        images = to_numpy(model.filters(layer)).astype(np.float32)
     return P.Filters(request_id=cmd.request_id, step=hosted.snapshot.step, images=images, layer=layer, layers=layers)
 
 

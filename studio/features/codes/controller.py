@@ -35,6 +35,7 @@ class CodesController(QObject):
         self.codes: dict[str, np.ndarray | None] = {"A": None, "B": None}
         self.originals: dict[str, np.ndarray | None] = {"A": None, "B": None}
         self._encoding: dict[int, str] = {}
+        self._usage_step = -1  # the step of the usage on screen
         c = services.client
         c.ready.connect(self._on_ready)
         c.metrics.connect(self._on_metrics)
@@ -60,6 +61,7 @@ class CodesController(QObject):
         self.codes = {"A": None, "B": None}
         self.originals = {"A": None, "B": None}
         self._encoding.clear()
+        self._usage_step = -1
         self.requests.forget()
         self.view.set_enabled(reason, self.codebook, ready.data.n_test, self.k)
         if self.codebook:
@@ -80,7 +82,9 @@ class CodesController(QObject):
         return rid
 
     def _tick(self) -> None:
-        if self.codebook and self.view.live_check.isChecked() and self.view.isVisible():
+        """While the tab is shown: the usage again, once the weights have moved on from the last answer's."""
+        if (self.codebook and self.view.live_check.isChecked() and self.view.isVisible()
+                and self.services.client.step != self._usage_step):
             self.request_usage()
 
     # -- the code grids --------------------------------------------------------------------------
@@ -138,6 +142,7 @@ class CodesController(QObject):
     def _on_event(self, event: protocol.Event) -> None:
         if isinstance(event, protocol.Codebook) and self.requests.is_current("usage", event.request_id):
             self.requests.take("usage", event.request_id)
+            self._usage_step = event.step
             self.view.show_usage(event.usage, event.dead,
                                  usage_text(event.usage, event.dead, event.perplexity, event.step,
                                             event.images))
